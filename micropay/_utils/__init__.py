@@ -1,0 +1,1 @@
+"""Private helpers; nothing here is part of the public API."""

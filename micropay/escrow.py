@@ -1,0 +1,47 @@
+"""The MicropayEscrow contract: its shipped artifact and a proxy to call it."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any, TypedDict
+
+from micropay.errors import ArtifactError
+
+ARTIFACT_NAME = "MicropayEscrow.json"
+
+
+class CompilerInfo(TypedDict):
+    version: str
+    settings: dict[str, Any]
+
+
+class EscrowArtifact(TypedDict):
+    contractName: str
+    sourceName: str
+    sourceSha256: str
+    compiler: CompilerInfo
+    abi: list[dict[str, Any]]
+    bytecode: str
+    deployedBytecode: str
+
+
+@functools.cache
+def _artifact_text() -> str:
+    try:
+        return (resources.files("micropay") / "artifacts" / ARTIFACT_NAME).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ArtifactError(f"contract artifact {ARTIFACT_NAME} is missing from the micropay package") from exc
+
+
+def load_artifact() -> EscrowArtifact:
+    """ABI, bytecode and compiler settings of the shipped escrow (a fresh copy each call)."""
+    try:
+        artifact: EscrowArtifact = json.loads(_artifact_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"contract artifact {ARTIFACT_NAME} is corrupt: {exc}") from exc
+    missing = {"abi", "bytecode", "deployedBytecode"} - artifact.keys()
+    if missing:
+        raise ArtifactError(f"contract artifact {ARTIFACT_NAME} lacks {sorted(missing)}")
+    return artifact

@@ -1,0 +1,202 @@
+"""Fixtures: one in-process eth-tester chain per session, snapshot/revert around every test."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.backends.pyevm.main import get_default_account_keys
+from web3 import EthereumTesterProvider, Web3
+
+import compile_contracts
+from helpers import DAY, ETH, HOUR, Key, sign_voucher, transact
+from micropay.escrow import load_artifact
+
+HELPER_SOURCES = sorted((Path(__file__).parent / "contracts").glob("*.sol"))
+MINT = 10**30
+
+
+@pytest.fixture(scope="session")
+def helper_contracts(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    """ABI + bytecode of tests/contracts/*.sol, compiled once and cached by source hash."""
+    digest = hashlib.sha256()
+    for path in HELPER_SOURCES:
+        digest.update(path.read_bytes())
+    digest.update(repr(compile_contracts.SETTINGS).encode())
+    cache_key = f"micropay/helpers/{digest.hexdigest()}"
+    cached = request.config.cache.get(cache_key, None)
+    if cached is not None:
+        return cached
+    output = compile_contracts.compile_files(HELPER_SOURCES)
+    contracts = {
+        name: {"abi": data["abi"], "bytecode": "0x" + data["evm"]["bytecode"]["object"]}
+        for unit in output["contracts"].values()
+        for name, data in unit.items()
+        if data["evm"]["bytecode"]["object"]
+    }
+    request.config.cache.set(cache_key, contracts)
+    return contracts
+
+
+@pytest.fixture(scope="session")
+def tester() -> EthereumTester:
+    return EthereumTester(PyEVMBackend())
+
+
+@pytest.fixture(scope="session")
+def w3(tester: EthereumTester) -> Web3:
+    return Web3(EthereumTesterProvider(tester))
+
+
+@pytest.fixture(scope="session")
+def keys() -> list[Any]:
+    return list(get_default_account_keys())
+
+
+@pytest.fixture(scope="session")
+def accounts(w3: Web3) -> list[str]:
+    return list(w3.eth.accounts)
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts: list[str]) -> str:
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def payer(accounts: list[str]) -> str:
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def payee(accounts: list[str]) -> str:
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def relayer(accounts: list[str]) -> str:
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts: list[str]) -> str:
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def key_of(accounts: list[str], keys: list[Any]) -> Callable[[str], bytes]:
+    by_address = {address: key.to_bytes() for address, key in zip(accounts, keys)}
+    return lambda address: by_address[address]
+
+
+def deploy(w3: Web3, abi: Any, bytecode: str, sender: str, *args: Any) -> Any:
+    contract = w3.eth.contract(abi=abi, bytecode=bytecode)
+    receipt = w3.eth.wait_for_transaction_receipt(contract.constructor(*args).transact({"from": sender}))
+    return w3.eth.contract(address=receipt.contractAddress, abi=abi)
+
+
+@pytest.fixture(scope="session")
+def deploy_helper(w3: Web3, helper_contracts: dict, deployer: str) -> Callable[..., Any]:
+    def _deploy(name: str, *args: Any) -> Any:
+        return deploy(w3, helper_contracts[name]["abi"], helper_contracts[name]["bytecode"], deployer, *args)
+
+    return _deploy
+
+
+@pytest.fixture(scope="session")
+def escrow(w3: Web3, deployer: str) -> Any:
+    """The escrow from the artifact shipped in the package, exactly as users deploy it."""
+    artifact = load_artifact()
+    return deploy(w3, artifact["abi"], artifact["bytecode"], deployer)
+
+
+@pytest.fixture(scope="session")
+def other_escrow(w3: Web3, deployer: str) -> Any:
+    artifact = load_artifact()
+    return deploy(w3, artifact["abi"], artifact["bytecode"], deployer)
+
+
+@pytest.fixture(scope="session")
+def token(deploy_helper: Callable[..., Any], escrow: Any, accounts: list[str]) -> Any:
+    """A 6-decimals ERC-20 with permit; every account holds plenty and approved the escrow."""
+    erc20 = deploy_helper("TestToken")
+    for account in accounts[:5]:
+        transact(erc20.functions.mint(account, MINT), account)
+        transact(erc20.functions.approve(escrow.address, 2**256 - 1), account)
+    return erc20
+
+
+@pytest.fixture(autouse=True)
+def _isolated_chain(tester: EthereumTester, request: pytest.FixtureRequest) -> Iterator[None]:
+    # Session fixtures (deployments) are set up before this runs, so they survive the revert.
+    snapshot = tester.take_snapshot()
+    yield
+    tester.revert_to_snapshot(snapshot)
+
+
+class Chain:
+    def __init__(self, w3: Web3, tester: EthereumTester) -> None:
+        self.w3, self.tester = w3, tester
+
+    def now(self) -> int:
+        return self.w3.eth.get_block("latest").timestamp
+
+    def next_tx_at(self, timestamp: int) -> None:
+        """The next transaction executes in a block with exactly this timestamp."""
+        self.tester.time_travel(timestamp)
+
+
+@pytest.fixture
+def chain(w3: Web3, tester: EthereumTester) -> Chain:
+    return Chain(w3, tester)
+
+
+class Channels:
+    """Open channels and sign vouchers for them with the shared test accounts."""
+
+    def __init__(self, w3: Web3, escrow: Any, chain: Chain, key_of: Callable[[str], bytes]) -> None:
+        self.w3, self.escrow, self.chain, self.key_of = w3, escrow, chain, key_of
+        self._salt = 0
+
+    def open(
+        self,
+        payer: str,
+        payee: str,
+        deposit: int,
+        *,
+        token: str = ETH,
+        salt: int | None = None,
+        expiry: int | None = None,
+        window: int = HOUR,
+    ) -> tuple[Key, Any]:
+        if salt is None:
+            self._salt += 1
+            salt = self._salt
+        expiry = expiry if expiry is not None else self.chain.now() + 30 * DAY
+        key = Key(payer, payee, token, salt)
+        value = deposit if token == ETH else 0
+        receipt = transact(self.escrow.functions.open(payee, token, salt, deposit, expiry, window), payer, value)
+        return key, receipt
+
+    def sign(self, key: Key, amount: int, root: bytes = b"\x11" * 32, *, signer: str | None = None,
+             escrow: str | None = None, chain_id: int | None = None) -> bytes:
+        return sign_voucher(
+            self.key_of(signer or key.payer),
+            chain_id=chain_id if chain_id is not None else self.w3.eth.chain_id,
+            escrow=escrow or self.escrow.address,
+            channel_id=key.id(),
+            amount=amount,
+            ledger_root=root,
+        )
+
+    def state(self, key: Key) -> Any:
+        return self.escrow.functions.channel(key.id()).call()
+
+
+@pytest.fixture
+def channels(w3: Web3, escrow: Any, chain: Chain, key_of: Callable[[str], bytes]) -> Channels:
+    return Channels(w3, escrow, chain, key_of)

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// Test-only contract accounts that act as payer or payee and misbehave on receiving ETH.
+pragma solidity 0.8.30;
+
+/// A contract wallet: forwards any call, and receives ETH according to `mode`.
+contract Actor {
+    enum Mode {
+        Accept,
+        Revert,
+        Reenter,
+        BurnGas
+    }
+
+    Mode public mode;
+    address public hookTarget;
+    bytes public hookData;
+    bool public reentered;
+    bool public reentrySucceeded;
+    bytes public reentryRevertData;
+
+    function setMode(Mode newMode) external {
+        mode = newMode;
+    }
+
+    function setHook(address target, bytes calldata data) external {
+        hookTarget = target;
+        hookData = data;
+    }
+
+    function execute(address target, uint256 value, bytes calldata data) external payable returns (bytes memory) {
+        (bool ok, bytes memory ret) = target.call{value: value}(data);
+        if (!ok) {
+            assembly {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
+        return ret;
+    }
+
+    receive() external payable {
+        if (mode == Mode.Revert) revert("no ETH please");
+        if (mode == Mode.BurnGas) {
+            while (true) {}
+        }
+        if (mode == Mode.Reenter && !reentered) {
+            reentered = true;
+            (bool ok, bytes memory ret) = hookTarget.call(hookData);
+            reentrySucceeded = ok;
+            reentryRevertData = ret;
+        }
+    }
+}

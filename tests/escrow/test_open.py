@@ -1,0 +1,96 @@
+"""MicropayEscrow.open: ETH and ERC-20 deposits, state, events, balances, every revert."""
+
+from helpers import DAY, ETH, HOUR, events, gas_cost, reverts, transact
+
+
+def test_open_eth_records_channel_and_emits(w3, escrow, channels, chain, payer, payee):
+    expiry = chain.now() + 7 * DAY
+    before_payer, before_escrow = w3.eth.get_balance(payer), w3.eth.get_balance(escrow.address)
+
+    key, receipt = channels.open(payer, payee, 10**18, expiry=expiry, window=2 * HOUR)
+
+    assert escrow.functions.channelId(key.tuple()).call() == key.id()
+    assert channels.state(key) == (10**18, 0, expiry, 2 * HOUR, False)
+    assert w3.eth.get_balance(escrow.address) - before_escrow == 10**18
+    assert before_payer - w3.eth.get_balance(payer) == 10**18 + gas_cost(receipt)
+    (event,) = events(escrow, receipt, "ChannelOpened")
+    assert event.args == {
+        "channelId": key.id(), "payer": payer, "payee": payee, "token": ETH, "salt": key.salt,
+        "deposit": 10**18, "expiry": expiry, "window": 2 * HOUR,
+    }
+
+
+def test_open_erc20_pulls_tokens(escrow, token, channels, payer, payee):
+    before = token.functions.balanceOf(payer).call()
+    key, receipt = channels.open(payer, payee, 5_000_000, token=token.address)
+    assert channels.state(key)[0] == 5_000_000
+    assert before - token.functions.balanceOf(payer).call() == 5_000_000
+    assert token.functions.balanceOf(escrow.address).call() == 5_000_000
+    (event,) = events(escrow, receipt, "ChannelOpened")
+    assert event.args.token == token.address and event.args.deposit == 5_000_000
+
+
+def test_many_channels_per_pair_have_distinct_ids(channels, payer, payee):
+    first, _ = channels.open(payer, payee, 100, salt=1)
+    second, _ = channels.open(payer, payee, 200, salt=2)
+    assert first.id() != second.id()
+    assert channels.state(first)[0] == 100 and channels.state(second)[0] == 200
+
+
+def test_same_salt_twice_reverts(escrow, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 100, salt=7)
+    with reverts(escrow, "ChannelExists", channelId=key.id()):
+        channels.open(payer, payee, 100, salt=7)
+
+
+def test_invalid_payee_reverts(escrow, channels, payer):
+    with reverts(escrow, "InvalidPayee", payee=ETH):
+        channels.open(payer, ETH, 100)
+    with reverts(escrow, "InvalidPayee", payee=payer):
+        channels.open(payer, payer, 100)
+
+
+def test_expiry_in_the_past_reverts(escrow, channels, chain, payer, payee):
+    now = chain.now()
+    chain.next_tx_at(now + 10)
+    with reverts(escrow, "InvalidExpiry", expiry=now + 10):
+        channels.open(payer, payee, 100, expiry=now + 10)
+
+
+def test_window_out_of_bounds_reverts(escrow, channels, payer, payee):
+    low = escrow.functions.MIN_WINDOW().call() - 1
+    high = escrow.functions.MAX_WINDOW().call() + 1
+    with reverts(escrow, "InvalidWindow", window=low):
+        channels.open(payer, payee, 100, window=low)
+    with reverts(escrow, "InvalidWindow", window=high):
+        channels.open(payer, payee, 100, window=high)
+
+
+def test_zero_deposit_reverts(escrow, channels, payer, payee):
+    with reverts(escrow, "InvalidAmount"):
+        channels.open(payer, payee, 0)
+
+
+def test_eth_value_must_match_amount(escrow, chain, payer, payee):
+    call = escrow.functions.open(payee, ETH, 1, 100, chain.now() + DAY, HOUR)
+    with reverts(escrow, "InvalidValue", value=99):
+        transact(call, payer, value=99)
+
+
+def test_erc20_open_rejects_eth(escrow, token, chain, payer, payee):
+    call = escrow.functions.open(payee, token.address, 1, 100, chain.now() + DAY, HOUR)
+    with reverts(escrow, "InvalidValue", value=1):
+        transact(call, payer, value=1)
+
+
+def test_erc20_open_without_allowance_reverts(escrow, token, chain, payer, payee):
+    transact(token.functions.approve(escrow.address, 0), payer)
+    call = escrow.functions.open(payee, token.address, 1, 100, chain.now() + DAY, HOUR)
+    with reverts(token, "ERC20InsufficientAllowance"):
+        transact(call, payer)
+
+
+def test_deposit_beyond_uint96_reverts(escrow, token, channels, payer, payee):
+    too_much = 2**96
+    with reverts(escrow, "AmountTooLarge", amount=too_much):
+        channels.open(payer, payee, too_much, token=token.address)

@@ -1,0 +1,122 @@
+"""Test helpers shared by the escrow tests: transactions, reverts, events, reference signing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+from web3 import Web3
+from web3.logs import DISCARD
+
+from micropay._utils.reverts import ErrorDecoder, revert_data
+from micropay.errors import ContractRevert
+
+ETH = "0x0000000000000000000000000000000000000000"
+ZERO32 = b"\x00" * 32
+DAY = 86_400
+HOUR = 3_600
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+@dataclass(frozen=True)
+class Key:
+    """A channel key as the contract's ChannelKey struct."""
+
+    payer: str
+    payee: str
+    token: str
+    salt: int
+
+    def tuple(self) -> tuple[str, str, str, int]:
+        return (self.payer, self.payee, self.token, self.salt)
+
+    def id(self) -> bytes:
+        return keccak(abi_encode(["address", "address", "address", "uint96"], list(self.tuple())))
+
+
+def transact(fn: Any, sender: str, value: int = 0) -> Any:
+    """Send a contract call from a node-managed account; returns the (successful) receipt."""
+    w3 = fn.w3
+    tx_hash = fn.transact({"from": sender, "value": value})
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    assert receipt.status == 1
+    return receipt
+
+
+@contextlib.contextmanager
+def reverts(contract: Any, error: str, **expected_args: Any) -> Iterator[list[ContractRevert]]:
+    """Expect the block to revert with `contract`'s custom error `error` (and these arguments)."""
+    decoded: list[ContractRevert] = []
+    with pytest.raises(Exception) as info:
+        yield decoded
+    revert = ErrorDecoder(contract.abi).from_exception(info.value)
+    assert revert is not None, f"expected {error}, got undecodable {info.value!r}"
+    assert revert.name == error, f"expected {error}, got {revert}"
+    for name, value in expected_args.items():
+        assert revert.args_by_name[name] == value, f"{name}: {revert.args_by_name[name]!r} != {value!r}"
+    decoded.append(revert)
+
+
+@contextlib.contextmanager
+def reverts_with_reason(reason: str) -> Iterator[None]:
+    """Expect a plain Error(string) revert whose data mentions `reason`, or a reason string."""
+    with pytest.raises(Exception) as info:
+        yield
+    data = revert_data(info.value)
+    text = str(info.value) if data is None else data.decode("latin-1")
+    assert reason in text, f"expected revert mentioning {reason!r}, got {info.value!r}"
+
+
+def events(contract: Any, receipt: Any, name: str) -> list[Any]:
+    """Decoded `name` events that `contract` emitted in `receipt`, in order."""
+    return list(getattr(contract.events, name)().process_receipt(receipt, errors=DISCARD))
+
+
+def sign_voucher(
+    private_key: bytes, *, chain_id: int, escrow: str, channel_id: bytes, amount: int, ledger_root: bytes
+) -> bytes:
+    """Reference EIP-712 signing through eth-account's full encode_typed_data path."""
+    message = encode_typed_data(full_message=voucher_typed_data(chain_id, escrow, channel_id, amount, ledger_root))
+    return bytes(Account.sign_message(message, private_key).signature)
+
+
+def voucher_typed_data(chain_id: int, escrow: str, channel_id: bytes, amount: int, ledger_root: bytes) -> dict:
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Voucher": [
+                {"name": "channelId", "type": "bytes32"},
+                {"name": "cumulativeAmount", "type": "uint256"},
+                {"name": "ledgerRoot", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "Voucher",
+        "domain": {"name": "MicropayEscrow", "version": "1", "chainId": chain_id, "verifyingContract": escrow},
+        "message": {"channelId": channel_id, "cumulativeAmount": amount, "ledgerRoot": ledger_root},
+    }
+
+
+def high_s(signature: bytes) -> bytes:
+    """The malleable twin of a valid signature: s' = n - s, v flipped. ecrecover accepts it."""
+    r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
+    return r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
+
+
+def eth_balance(w3: Web3, address: str) -> int:
+    return w3.eth.get_balance(address)
+
+
+def gas_cost(receipt: Any) -> int:
+    return receipt.gasUsed * receipt.effectiveGasPrice
