@@ -34,9 +34,10 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         uint96 salt; // chosen by the payer to open many channels to one payee
     }
 
-    /// @notice A signed voucher plus the key of the channel it pays, as `claimMany` takes them.
-    struct Claim {
-        ChannelKey key;
+    /// @notice A voucher as `claimMany` takes it: the payee and token are shared by the batch.
+    struct PayerVoucher {
+        address payer;
+        uint96 salt;
         uint256 cumulativeAmount;
         bytes32 ledgerRoot;
         bytes signature;
@@ -73,25 +74,25 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         address token,
         uint96 salt,
         uint256 deposit,
-        uint32 expiry,
-        uint24 window
+        uint32 expiry
     );
     event ToppedUp(
         bytes32 indexed channelId, address indexed payer, address indexed payee, uint256 amount, uint256 deposit
     );
     event Extended(bytes32 indexed channelId, address indexed payer, address indexed payee, uint32 expiry);
     event CloseRequested(bytes32 indexed channelId, address indexed payer, address indexed payee, uint32 expiry);
+    /// @dev `claimed` is the channel's new total; the payout is its increase since the last event.
     event Claimed(
+        bytes32 indexed channelId, address indexed payer, address indexed payee, uint256 claimed, bytes32 ledgerRoot
+    );
+    event ClaimSkipped(bytes32 indexed channelId, address indexed payer, address indexed payee, bytes4 reason);
+    event Closed(
         bytes32 indexed channelId,
         address indexed payer,
         address indexed payee,
         uint256 claimed,
-        uint256 amount,
+        uint256 refund,
         bytes32 ledgerRoot
-    );
-    event ClaimSkipped(bytes32 indexed channelId, address indexed payer, address indexed payee, bytes4 reason);
-    event Closed(
-        bytes32 indexed channelId, address indexed payer, address indexed payee, uint256 claimed, uint256 refund
     );
     event Reclaimed(bytes32 indexed channelId, address indexed payer, address indexed payee, uint256 refund);
     event PayoutDeferred(address indexed account, address indexed token, uint256 amount);
@@ -106,6 +107,7 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
     error NotPayee(address caller);
     error InvalidPayee(address payee);
     error InvalidAmount();
+    error InvalidToken();
     error InvalidValue(uint256 value);
     error InvalidExpiry(uint256 expiry);
     error InvalidWindow(uint256 window);
@@ -120,7 +122,7 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ views
 
     function channelId(ChannelKey calldata key) public pure returns (bytes32) {
-        return keccak256(abi.encode(key.payer, key.payee, key.token, key.salt));
+        return _channelId(key.payer, key.payee, key.token, key.salt);
     }
 
     function channel(bytes32 id) external view returns (Channel memory) {
@@ -129,7 +131,19 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
 
     /// @notice The EIP-712 digest a payer signs, so off-chain code can prove it hashes identically.
     function voucherDigest(bytes32 id, uint256 cumulativeAmount, bytes32 ledgerRoot) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, id, cumulativeAmount, ledgerRoot)));
+        bytes32 typehash = VOUCHER_TYPEHASH;
+        bytes32 structHash;
+        // keccak256(abi.encode(VOUCHER_TYPEHASH, id, cumulativeAmount, ledgerRoot)) in scratch
+        // memory past the free pointer, which is not advanced: claimMany's loop allocates nothing.
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typehash)
+            mstore(add(ptr, 0x20), id)
+            mstore(add(ptr, 0x40), cumulativeAmount)
+            mstore(add(ptr, 0x60), ledgerRoot)
+            structHash := keccak256(ptr, 0x80)
+        }
+        return _hashTypedDataV4(structHash);
     }
 
     function domainSeparator() external view returns (bytes32) {
@@ -138,14 +152,24 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- payer
 
-    /// @notice Open a channel from msg.sender to `payee`. ETH: send `amount` as msg.value.
-    /// ERC-20: approve first; the deposit is what actually arrived (fee-on-transfer safe).
-    function open(address payee, address token, uint96 salt, uint256 amount, uint32 expiry, uint24 window)
+    /// @notice Open an ETH channel from msg.sender to `payee`; the deposit is msg.value.
+    function open(address payee, uint96 salt, uint32 expiry, uint24 window)
         external
         payable
         nonReentrant
         returns (bytes32 id)
     {
+        return _open(payee, address(0), salt, msg.value, expiry, window);
+    }
+
+    /// @notice Open an ERC-20 channel (approve first). The deposit is what actually arrived, so
+    /// fee-on-transfer tokens are credited correctly.
+    function openToken(address payee, address token, uint96 salt, uint256 amount, uint32 expiry, uint24 window)
+        external
+        nonReentrant
+        returns (bytes32 id)
+    {
+        if (token == address(0)) revert InvalidToken();
         return _open(payee, token, salt, amount, expiry, window);
     }
 
@@ -163,7 +187,7 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         bytes32 r,
         bytes32 s
     ) external nonReentrant returns (bytes32 id) {
-        if (token == address(0)) revert InvalidAmount();
+        if (token == address(0)) revert InvalidToken();
         try IERC20Permit(token).permit(msg.sender, address(this), amount, permitDeadline, v, r, s) {} catch {}
         return _open(payee, token, salt, amount, expiry, window);
     }
@@ -228,36 +252,35 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
     {
         bytes32 id;
         bytes4 err;
-        (id, err, amount) = _claim(key, cumulativeAmount, ledgerRoot, signature);
+        uint256 claimed;
+        (id, err, amount, claimed) =
+            _claim(key.payer, key.payee, key.token, key.salt, cumulativeAmount, ledgerRoot, signature);
         _revertWith(err, id);
+        emit Claimed(id, key.payer, key.payee, claimed, ledgerRoot);
         _pay(key.payee, key.token, amount);
     }
 
-    /// @notice Redeem many vouchers in one transaction. Consecutive claims with the same payee and
-    /// token are paid in one transfer, so sort by (token, payee) for the fewest transfers.
-    /// A voucher that cannot be redeemed (bad signature, unknown, final or expired channel, nothing
-    /// new to claim) is skipped with a `ClaimSkipped` event carrying the error selector, so one
-    /// channel that changed between signing and mining cannot block the payee's other channels.
-    function claimMany(Claim[] calldata claims) external nonReentrant returns (uint256 total) {
-        address groupPayee;
-        address groupToken;
-        uint256 groupAmount;
-        for (uint256 i; i < claims.length; ++i) {
-            Claim calldata item = claims[i];
-            (bytes32 id, bytes4 err, uint256 amount) =
-                _claim(item.key, item.cumulativeAmount, item.ledgerRoot, item.signature);
+    /// @notice Redeem many vouchers of one payee in one token in one transaction, paid out in a
+    /// single transfer. A voucher that cannot be redeemed (bad signature, unknown, final or expired
+    /// channel, nothing new to claim) is skipped with a `ClaimSkipped` event carrying the error
+    /// selector, so one channel that changed between signing and mining cannot block the others.
+    function claimMany(address payee, address token, PayerVoucher[] calldata vouchers)
+        external
+        nonReentrant
+        returns (uint256 total)
+    {
+        for (uint256 i; i < vouchers.length; ++i) {
+            PayerVoucher calldata v = vouchers[i];
+            (bytes32 id, bytes4 err, uint256 amount, uint256 claimed) =
+                _claim(v.payer, payee, token, v.salt, v.cumulativeAmount, v.ledgerRoot, v.signature);
             if (err != 0) {
-                emit ClaimSkipped(id, item.key.payer, item.key.payee, err);
+                emit ClaimSkipped(id, v.payer, payee, err);
                 continue;
             }
-            if (item.key.payee != groupPayee || item.key.token != groupToken) {
-                if (groupAmount != 0) _pay(groupPayee, groupToken, groupAmount);
-                (groupPayee, groupToken, groupAmount) = (item.key.payee, item.key.token, 0);
-            }
-            groupAmount += amount;
+            emit Claimed(id, v.payer, payee, claimed, v.ledgerRoot);
             total += amount;
         }
-        if (groupAmount != 0) _pay(groupPayee, groupToken, groupAmount);
+        _pay(payee, token, total);
     }
 
     /// @notice The payee ends the channel at once: an optional final voucher (empty signature for
@@ -271,15 +294,15 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         uint256 amount;
         if (signature.length != 0) {
             bytes4 err;
-            (, err, amount) = _claim(key, cumulativeAmount, ledgerRoot, signature);
+            (, err, amount,) =
+                _claim(key.payer, key.payee, key.token, key.salt, cumulativeAmount, ledgerRoot, signature);
             // A final voucher that was already claimed is fine: closing is what the payee wants.
             if (err != NothingToClaim.selector) _revertWith(err, id);
         }
-        Channel storage stored = _channels[id];
         Channel memory c = _live(id);
-        stored.closed = true;
+        _channels[id].closed = true;
         uint256 refund = c.deposit - c.claimed;
-        emit Closed(id, key.payer, key.payee, c.claimed, refund);
+        emit Closed(id, key.payer, key.payee, c.claimed, refund, ledgerRoot);
         _pay(key.payee, key.token, amount);
         _pay(key.payer, key.token, refund);
     }
@@ -310,12 +333,12 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         if (payee == address(0) || payee == msg.sender) revert InvalidPayee(payee);
         if (expiry <= block.timestamp) revert InvalidExpiry(expiry);
         if (window < MIN_WINDOW || window > MAX_WINDOW) revert InvalidWindow(window);
-        id = keccak256(abi.encode(msg.sender, payee, token, salt));
+        id = _channelId(msg.sender, payee, token, salt);
         if (_channels[id].expiry != 0) revert ChannelExists(id);
         uint256 received = _collect(token, amount);
         if (received > type(uint96).max) revert AmountTooLarge(received);
         _channels[id] = Channel(uint96(received), 0, expiry, window, false);
-        emit ChannelOpened(id, msg.sender, payee, token, salt, received, expiry, window);
+        emit ChannelOpened(id, msg.sender, payee, token, salt, received, expiry);
     }
 
     /// @dev Take `amount` from msg.sender; returns what actually arrived.
@@ -333,27 +356,31 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         if (received == 0) revert InvalidAmount();
     }
 
-    /// @dev Validate a voucher and record the claim. Returns an error selector instead of
-    /// reverting so `claimMany` can skip; writes nothing unless `err == 0`.
-    function _claim(ChannelKey calldata key, uint256 cumulativeAmount, bytes32 ledgerRoot, bytes calldata signature)
-        private
-        returns (bytes32 id, bytes4 err, uint256 amount)
-    {
-        id = channelId(key);
+    /// @dev Validate a voucher and record the claim; the caller emits and pays. Returns an error
+    /// selector instead of reverting so `claimMany` can skip; writes nothing unless `err == 0`.
+    function _claim(
+        address payer,
+        address payee,
+        address token,
+        uint96 salt,
+        uint256 cumulativeAmount,
+        bytes32 ledgerRoot,
+        bytes calldata signature
+    ) private returns (bytes32 id, bytes4 err, uint256 amount, uint256 claimed) {
+        id = _channelId(payer, payee, token, salt);
         Channel memory c = _channels[id];
-        if (c.expiry == 0) return (id, ChannelNotFound.selector, 0);
-        if (c.closed) return (id, ChannelFinal.selector, 0);
-        if (block.timestamp > c.expiry) return (id, ChannelExpired.selector, 0);
-        uint256 payable_ = cumulativeAmount < c.deposit ? cumulativeAmount : c.deposit;
-        if (payable_ <= c.claimed) return (id, NothingToClaim.selector, 0);
+        if (c.expiry == 0) return (id, ChannelNotFound.selector, 0, 0);
+        if (c.closed) return (id, ChannelFinal.selector, 0, 0);
+        if (block.timestamp > c.expiry) return (id, ChannelExpired.selector, 0, 0);
+        claimed = cumulativeAmount < c.deposit ? cumulativeAmount : c.deposit;
+        if (claimed <= c.claimed) return (id, NothingToClaim.selector, 0, 0);
         (address signer, ECDSA.RecoverError recoverError,) =
             ECDSA.tryRecoverCalldata(voucherDigest(id, cumulativeAmount, ledgerRoot), signature);
-        if (recoverError != ECDSA.RecoverError.NoError || signer != key.payer) {
-            return (id, InvalidSignature.selector, 0);
+        if (recoverError != ECDSA.RecoverError.NoError || signer != payer) {
+            return (id, InvalidSignature.selector, 0, 0);
         }
-        amount = payable_ - c.claimed;
-        _channels[id].claimed = uint96(payable_);
-        emit Claimed(id, key.payer, key.payee, payable_, amount, ledgerRoot);
+        amount = claimed - c.claimed;
+        _channels[id].claimed = uint96(claimed);
     }
 
     /// @dev Push a payout; if the recipient cannot take it, credit it for `withdraw` instead.
@@ -368,6 +395,18 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         if (!ok) {
             owed[to][token] += amount;
             emit PayoutDeferred(to, token, amount);
+        }
+    }
+
+    /// @dev keccak256(abi.encode(payer, payee, token, salt)), hashed in scratch memory (see voucherDigest).
+    function _channelId(address payer, address payee, address token, uint96 salt) private pure returns (bytes32 id) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, payer)
+            mstore(add(ptr, 0x20), payee)
+            mstore(add(ptr, 0x40), token)
+            mstore(add(ptr, 0x60), salt)
+            id := keccak256(ptr, 0x80)
         }
     }
 

@@ -178,9 +178,18 @@ class Channels:
             salt = self._salt
         expiry = expiry if expiry is not None else self.chain.now() + 30 * DAY
         key = Key(payer, payee, token, salt)
-        value = deposit if token == ETH else 0
-        receipt = transact(self.escrow.functions.open(payee, token, salt, deposit, expiry, window), payer, value)
+        if token == ETH:
+            receipt = transact(self.escrow.functions.open(payee, salt, expiry, window), payer, deposit)
+        else:
+            receipt = transact(self.escrow.functions.openToken(payee, token, salt, deposit, expiry, window), payer)
         return key, receipt
+
+    def voucher(self, key: Key, amount: int, root: bytes = b"\x11" * 32, **kwargs: Any) -> tuple:
+        """(key, amount, root, signature): the arguments of claim() and close()."""
+        return (key.tuple(), amount, root, self.sign(key, amount, root, **kwargs))
+
+    def claim(self, key: Key, amount: int, sender: str | None = None, root: bytes = b"\x11" * 32) -> Any:
+        return transact(self.escrow.functions.claim(*self.voucher(key, amount, root)), sender or key.payee)
 
     def sign(self, key: Key, amount: int, root: bytes = b"\x11" * 32, *, signer: str | None = None,
              escrow: str | None = None, chain_id: int | None = None) -> bytes:

@@ -16,7 +16,7 @@ def test_open_eth_records_channel_and_emits(w3, escrow, channels, chain, payer, 
     (event,) = events(escrow, receipt, "ChannelOpened")
     assert event.args == {
         "channelId": key.id(), "payer": payer, "payee": payee, "token": ETH, "salt": key.salt,
-        "deposit": 10**18, "expiry": expiry, "window": 2 * HOUR,
+        "deposit": 10**18, "expiry": expiry,
     }
 
 
@@ -71,21 +71,21 @@ def test_zero_deposit_reverts(escrow, channels, payer, payee):
         channels.open(payer, payee, 0)
 
 
-def test_eth_value_must_match_amount(escrow, chain, payer, payee):
-    call = escrow.functions.open(payee, ETH, 1, 100, chain.now() + DAY, HOUR)
-    with reverts(escrow, "InvalidValue", value=99):
-        transact(call, payer, value=99)
+def test_open_token_rejects_the_eth_address(escrow, chain, payer, payee):
+    call = escrow.functions.openToken(payee, ETH, 1, 100, chain.now() + DAY, HOUR)
+    with reverts(escrow, "InvalidToken"):
+        transact(call, payer)
 
 
-def test_erc20_open_rejects_eth(escrow, token, chain, payer, payee):
-    call = escrow.functions.open(payee, token.address, 1, 100, chain.now() + DAY, HOUR)
-    with reverts(escrow, "InvalidValue", value=1):
-        transact(call, payer, value=1)
+def test_open_token_with_zero_amount_reverts(escrow, token, chain, payer, payee):
+    call = escrow.functions.openToken(payee, token.address, 1, 0, chain.now() + DAY, HOUR)
+    with reverts(escrow, "InvalidAmount"):
+        transact(call, payer)
 
 
 def test_erc20_open_without_allowance_reverts(escrow, token, chain, payer, payee):
     transact(token.functions.approve(escrow.address, 0), payer)
-    call = escrow.functions.open(payee, token.address, 1, 100, chain.now() + DAY, HOUR)
+    call = escrow.functions.openToken(payee, token.address, 1, 100, chain.now() + DAY, HOUR)
     with reverts(token, "ERC20InsufficientAllowance"):
         transact(call, payer)
 

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Gas used by each MicropayEscrow operation, measured on the embedded eth-tester chain.
+
+    python scripts/gas_report.py          # a table, with the targets and the anchors to beat
+    python scripts/gas_report.py --json   # one JSON object, gas used per operation
+
+The escrow is the shipped artifact. The ERC-20 cases use a plain OpenZeppelin token with
+ERC-2612 permit (compiled from tests/contracts, so this script needs the npm toolchain). Payees
+already hold ETH and the escrow already holds some of the token, as in steady use: a first-ever
+deposit of a token, or a payout to an empty account, costs the EVM's one-off new-slot and
+new-account charges on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.backends.pyevm.main import get_default_account_keys
+from web3 import EthereumTesterProvider, Web3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compile_contracts  # noqa: E402
+
+from micropay.escrow import load_artifact  # noqa: E402
+
+ETH = "0x" + "00" * 20
+DAY = 86_400
+HOUR = 3_600
+
+# (target, what the best anchor in REFERENCE.md publishes)
+TARGETS: dict[str, tuple[int | None, str]] = {
+    "deploy": (None, ""),
+    "open_eth": (50_000, "µRaiden 88,976; go-nitro deposit 47,797"),
+    "open_erc20": (75_000, "µRaiden 120,090 incl. approve"),
+    "open_erc20_permit": (None, "µRaiden 120,090 incl. approve"),
+    "top_up": (None, "µRaiden 54,885; Sablier 37,549"),
+    "claim_first": (None, "µRaiden 72,525 first withdraw"),
+    "claim": (45_000, "µRaiden 42,589; Sablier 40,995"),
+    "claim_many_1": (None, "Raiden bulkClaim ~106.9k for 1"),
+    "claim_many_10": (None, ""),
+    "claim_many_50": (None, ""),
+    "close": (55_000, "µRaiden 71,182 cooperative close"),
+    "request_close": (35_000, "µRaiden 53,876"),
+    "reclaim": (40_000, "µRaiden 40,896 settle"),
+}
+PER_EXTRA_TARGET = 12_000
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.tester = EthereumTester(PyEVMBackend())
+        self.w3 = Web3(EthereumTesterProvider(self.tester))
+        self.accounts = list(self.w3.eth.accounts)
+        self.keys = {a: k.to_bytes() for a, k in zip(self.accounts, get_default_account_keys())}
+        self.deployer, self.payee = self.accounts[0], self.accounts[9]
+        self.payers = self.accounts[1:6]
+        artifact = load_artifact()
+        receipt = self.send(self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"]).constructor(),
+                            self.deployer)
+        self.deploy_gas = receipt.gasUsed
+        self.escrow = self.w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"])
+        self.token = self._deploy_token()
+        self.salt = 0
+
+    def _deploy_token(self) -> Any:
+        output = compile_contracts.compile_files([compile_contracts.ROOT / "tests/contracts/TestTokens.sol"])
+        data = output["contracts"]["tests/contracts/TestTokens.sol"]["TestToken"]
+        factory = self.w3.eth.contract(abi=data["abi"], bytecode="0x" + data["evm"]["bytecode"]["object"])
+        token = self.w3.eth.contract(address=self.send(factory.constructor(), self.deployer).contractAddress,
+                                     abi=data["abi"])
+        for account in self.payers:
+            self.send(token.functions.mint(account, 10**24), account)
+        return token
+
+    def send(self, fn: Any, sender: str, value: int = 0) -> Any:
+        receipt = self.w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender, "value": value}))
+        if receipt.status != 1:
+            raise RuntimeError(f"{fn} failed")
+        return receipt
+
+    def now(self) -> int:
+        return self.w3.eth.get_block("latest").timestamp
+
+    def open(self, payer: str, deposit: int, token: str = ETH) -> tuple[tuple, Any]:
+        self.salt += 1
+        key = (payer, self.payee, token, self.salt)
+        expiry = self.now() + 30 * DAY
+        if token == ETH:
+            return key, self.send(self.escrow.functions.open(self.payee, self.salt, expiry, HOUR), payer, deposit)
+        return key, self.send(self.escrow.functions.openToken(self.payee, token, self.salt, deposit, expiry, HOUR),
+                              payer)
+
+    def voucher(self, key: tuple, amount: int, root: bytes) -> tuple:
+        channel_id = self.escrow.functions.channelId(key).call()
+        typed = {
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                 {"name": "chainId", "type": "uint256"},
+                                 {"name": "verifyingContract", "type": "address"}],
+                "Voucher": [{"name": "channelId", "type": "bytes32"},
+                            {"name": "cumulativeAmount", "type": "uint256"},
+                            {"name": "ledgerRoot", "type": "bytes32"}],
+            },
+            "primaryType": "Voucher",
+            "domain": {"name": "MicropayEscrow", "version": "1", "chainId": self.w3.eth.chain_id,
+                       "verifyingContract": self.escrow.address},
+            "message": {"channelId": channel_id, "cumulativeAmount": amount, "ledgerRoot": root},
+        }
+        signature = Account.sign_message(encode_typed_data(full_message=typed), self.keys[key[0]]).signature
+        return (key, amount, root, bytes(signature))
+
+    def claim_many(self, n: int) -> int:
+        claims = []
+        for i in range(n):
+            key, _ = self.open(self.payers[i % len(self.payers)], 10**18)
+            _, amount, root, signature = self.voucher(key, 10**15 + i, bytes([i % 256 or 1]) * 32)
+            claims.append((key[0], key[3], amount, root, signature))
+        return self.send(self.escrow.functions.claimMany(self.payee, ETH, claims), self.payee).gasUsed
+
+    def run(self) -> dict[str, int]:
+        gas: dict[str, int] = {"deploy": self.deploy_gas}
+        payer = self.payers[0]
+        self.send(self.token.functions.approve(self.escrow.address, 2**256 - 1), payer)
+        self.open(payer, 10**6, self.token.address)  # the escrow now holds the token (steady state)
+
+        key, receipt = self.open(payer, 10**18)
+        gas["open_eth"] = receipt.gasUsed
+        gas["open_erc20"] = self.open(payer, 5 * 10**6, self.token.address)[1].gasUsed
+        gas["open_erc20_permit"] = self._open_with_permit(self.payers[1])
+        gas["top_up"] = self.send(self.escrow.functions.topUp(key, 10**17), payer, 10**17).gasUsed
+        gas["claim_first"] = self.send(self.escrow.functions.claim(*self.voucher(key, 10**16, b"\x01" * 32)),
+                                       self.payee).gasUsed
+        gas["claim"] = self.send(self.escrow.functions.claim(*self.voucher(key, 2 * 10**16, b"\x02" * 32)),
+                                 self.payee).gasUsed
+        for n in (1, 10, 50):
+            gas[f"claim_many_{n}"] = self.claim_many(n)
+
+        key, _ = self.open(payer, 10**18)
+        gas["close"] = self.send(self.escrow.functions.close(*self.voucher(key, 3 * 10**16, b"\x03" * 32)),
+                                 self.payee).gasUsed
+        key, _ = self.open(payer, 10**18)
+        gas["request_close"] = self.send(self.escrow.functions.requestClose(key), payer).gasUsed
+        self.tester.time_travel(self.now() + HOUR + 10)
+        gas["reclaim"] = self.send(self.escrow.functions.reclaim(key), payer).gasUsed
+        return {name: gas[name] for name in TARGETS}
+
+    def _open_with_permit(self, owner: str) -> int:
+        self.salt += 1
+        amount, deadline = 5 * 10**6, self.now() + DAY
+        typed = {
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                 {"name": "chainId", "type": "uint256"},
+                                 {"name": "verifyingContract", "type": "address"}],
+                "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                           {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                           {"name": "deadline", "type": "uint256"}],
+            },
+            "primaryType": "Permit",
+            "domain": {"name": "Test USD", "version": "1", "chainId": self.w3.eth.chain_id,
+                       "verifyingContract": self.token.address},
+            "message": {"owner": owner, "spender": self.escrow.address, "value": amount,
+                        "nonce": self.token.functions.nonces(owner).call(), "deadline": deadline},
+        }
+        sig = Account.sign_message(encode_typed_data(full_message=typed), self.keys[owner])
+        fn = self.escrow.functions.openWithPermit(self.payee, self.token.address, self.salt, amount,
+                                                  self.now() + 30 * DAY, HOUR, deadline, sig.v,
+                                                  sig.r.to_bytes(32, "big"), sig.s.to_bytes(32, "big"))
+        return self.send(fn, owner).gasUsed
+
+
+def table(gas: dict[str, int]) -> str:
+    rows = [f"{'operation':<20} {'gas':>10} {'target':>10}  {'ok':<3} anchor to beat"]
+    for name, used in gas.items():
+        target, anchor = TARGETS[name]
+        ok = "" if target is None else ("yes" if used <= target else "NO")
+        rows.append(f"{name:<20} {used:>10,} {'' if target is None else f'{target:,}':>10}  {ok:<3} {anchor}")
+    per_extra = (gas["claim_many_50"] - gas["claim_many_1"]) / 49
+    ok = "yes" if per_extra <= PER_EXTRA_TARGET else "NO"
+    rows.append(f"{'claim_many per extra':<20} {per_extra:>10,.0f} {PER_EXTRA_TARGET:>10,}  {ok:<3} "
+                "Raiden bulkClaim ~11.7k per extra")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args(argv)
+    gas = Bench().run()
+    print(json.dumps(gas) if args.json else table(gas))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""MicropayEscrow.claim: redeem without closing, pay only the increase, anyone may submit."""
+
+from helpers import DAY, events, gas_cost, reverts, transact
+
+
+def test_claim_pays_payee_and_keeps_channel_open(w3, escrow, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 10**18)
+    before = w3.eth.get_balance(payee)
+
+    receipt = channels.claim(key, 3 * 10**17, root=b"\x05" * 32)
+
+    assert w3.eth.get_balance(payee) - before == 3 * 10**17 - gas_cost(receipt)
+    deposit, claimed, _, _, closed = channels.state(key)
+    assert (deposit, claimed, closed) == (10**18, 3 * 10**17, False)
+    (event,) = events(escrow, receipt, "Claimed")
+    assert event.args == {"channelId": key.id(), "payer": payer, "payee": payee, "claimed": 3 * 10**17,
+                          "ledgerRoot": b"\x05" * 32}
+
+
+def test_later_voucher_pays_only_the_difference(w3, escrow, channels, payer, payee, relayer):
+    key, _ = channels.open(payer, payee, 10**18)
+    channels.claim(key, 100, relayer)
+    before = w3.eth.get_balance(payee)
+    receipt = channels.claim(key, 250, relayer)
+    assert w3.eth.get_balance(payee) - before == 150
+    assert channels.state(key)[1] == 250
+    assert events(escrow, receipt, "Claimed")[0].args.claimed == 250
+
+
+def test_relayer_pays_gas_and_payee_gets_the_funds(w3, escrow, channels, payer, payee, relayer):
+    key, _ = channels.open(payer, payee, 10**18)
+    payee_before, relayer_before = w3.eth.get_balance(payee), w3.eth.get_balance(relayer)
+    receipt = channels.claim(key, 10**17, relayer)
+    assert w3.eth.get_balance(payee) - payee_before == 10**17
+    assert relayer_before - w3.eth.get_balance(relayer) == gas_cost(receipt)
+
+
+def test_voucher_above_deposit_pays_the_deposit(w3, channels, payer, payee, relayer):
+    key, _ = channels.open(payer, payee, 1000)
+    before = w3.eth.get_balance(payee)
+    channels.claim(key, 5000, relayer)
+    assert w3.eth.get_balance(payee) - before == 1000
+    assert channels.state(key)[1] == 1000
+
+
+def test_same_voucher_twice_reverts_and_pays_nothing(w3, escrow, channels, payer, payee, relayer):
+    key, _ = channels.open(payer, payee, 1000)
+    channels.claim(key, 600, relayer)
+    before = w3.eth.get_balance(payee)
+    with reverts(escrow, "NothingToClaim", channelId=key.id(), claimed=600):
+        channels.claim(key, 600, relayer)
+    assert w3.eth.get_balance(payee) == before
+    assert channels.state(key)[1] == 600
+
+
+def test_lower_voucher_after_higher_reverts(escrow, channels, payer, payee, relayer):
+    key, _ = channels.open(payer, payee, 1000)
+    channels.claim(key, 600, relayer)
+    with reverts(escrow, "NothingToClaim"):
+        channels.claim(key, 500, relayer)
+
+
+def test_voucher_signed_by_someone_else_reverts(escrow, channels, payer, payee, stranger):
+    key, _ = channels.open(payer, payee, 1000)
+    with reverts(escrow, "InvalidSignature"):
+        transact(escrow.functions.claim(*channels.voucher(key, 500, signer=stranger)), payee)
+    assert channels.state(key)[1] == 0
+
+
+def test_voucher_signed_by_the_payee_reverts(escrow, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 1000)
+    with reverts(escrow, "InvalidSignature"):
+        transact(escrow.functions.claim(*channels.voucher(key, 500, signer=payee)), payee)
+
+
+def test_tampered_amount_or_root_reverts(escrow, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 1000)
+    key_tuple, amount, root, signature = channels.voucher(key, 500)
+    with reverts(escrow, "InvalidSignature"):
+        transact(escrow.functions.claim(key_tuple, amount + 1, root, signature), payee)
+    with reverts(escrow, "InvalidSignature"):
+        transact(escrow.functions.claim(key_tuple, amount, b"\x99" * 32, signature), payee)
+
+
+def test_unknown_channel_reverts(escrow, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 1000)
+    unknown = key.__class__(key.payer, key.payee, key.token, key.salt + 100)
+    with reverts(escrow, "ChannelNotFound", channelId=unknown.id()):
+        transact(escrow.functions.claim(*channels.voucher(unknown, 10)), payee)
+
+
+def test_claim_at_expiry_succeeds_and_after_reverts(escrow, channels, chain, payer, payee, relayer):
+    expiry = chain.now() + DAY
+    key, _ = channels.open(payer, payee, 1000, expiry=expiry)
+    chain.next_tx_at(expiry)
+    channels.claim(key, 100, relayer)
+    assert channels.state(key)[1] == 100
+    with reverts(escrow, "ChannelExpired", channelId=key.id(), expiry=expiry):
+        channels.claim(key, 200, relayer)  # mined at expiry + 1
+
+
+def test_claim_on_closed_channel_reverts(escrow, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 1000)
+    transact(escrow.functions.close(key.tuple(), 0, b"\x00" * 32, b""), payee)
+    with reverts(escrow, "ChannelFinal", channelId=key.id()):
+        channels.claim(key, 100)

@@ -1,0 +1,33 @@
+"""MicropayEscrow.voucherDigest equals eth-account's EIP-712 hash of the same voucher."""
+
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import voucher_typed_data
+
+
+def eth_account_digest(chain_id, escrow, channel_id, amount, root):
+    signable = encode_typed_data(full_message=voucher_typed_data(chain_id, escrow, channel_id, amount, root))
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+@settings(max_examples=60, deadline=None)
+@given(channel_id=st.binary(min_size=32, max_size=32), amount=st.integers(0, 2**256 - 1),
+       root=st.binary(min_size=32, max_size=32))
+def test_digest_matches_eth_account(w3, escrow, channel_id, amount, root):
+    expected = eth_account_digest(w3.eth.chain_id, escrow.address, channel_id, amount, root)
+    assert escrow.functions.voucherDigest(channel_id, amount, root).call() == expected
+
+
+def test_domain_commits_to_chain_and_contract(w3, escrow, other_escrow):
+    args = (b"\x01" * 32, 5, b"\x02" * 32)
+    assert escrow.functions.voucherDigest(*args).call() != other_escrow.functions.voucherDigest(*args).call()
+    assert escrow.functions.voucherDigest(*args).call() != eth_account_digest(
+        w3.eth.chain_id + 1, escrow.address, *args)
+
+
+def test_typehash_is_the_documented_type(escrow):
+    assert escrow.functions.VOUCHER_TYPEHASH().call() == keccak(
+        text="Voucher(bytes32 channelId,uint256 cumulativeAmount,bytes32 ledgerRoot)")
