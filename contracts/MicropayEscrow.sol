@@ -106,6 +106,7 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
     error NotPayer(address caller);
     error NotPayee(address caller);
     error InvalidPayee(address payee);
+    error InvalidRecipient(address to);
     error InvalidAmount();
     error InvalidToken();
     error InvalidValue(uint256 value);
@@ -197,6 +198,8 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         Channel memory c = _live(id);
         _onlyPayer(key);
         if (block.timestamp > c.expiry) revert ChannelExpired(id, c.expiry);
+        // ETH top-ups send exactly `amount`; token top-ups send no ETH.
+        if (msg.value != (key.token == address(0) ? amount : 0)) revert InvalidValue(msg.value);
         uint256 received = _collect(key.token, amount);
         uint256 deposit = c.deposit + received;
         if (deposit > type(uint96).max) revert AmountTooLarge(deposit);
@@ -291,7 +294,7 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
     {
         if (msg.sender != key.payee) revert NotPayee(msg.sender);
         bytes32 id = channelId(key);
-        uint256 amount;
+        uint256 amount = 0;
         if (signature.length != 0) {
             bytes4 err;
             (, err, amount,) =
@@ -312,6 +315,7 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
     /// @notice Withdraw payouts that could not be pushed earlier, to `to` (for an account whose
     /// own address cannot receive, e.g. blocked by the token).
     function withdraw(address token, address to) external nonReentrant {
+        if (to == address(0)) revert InvalidRecipient(to);
         uint256 amount = owed[msg.sender][token];
         if (amount == 0) revert NothingToWithdraw();
         owed[msg.sender][token] = 0;
@@ -341,14 +345,11 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         emit ChannelOpened(id, msg.sender, payee, token, salt, received, expiry);
     }
 
-    /// @dev Take `amount` from msg.sender; returns what actually arrived.
+    /// @dev Take `amount` from msg.sender; returns what actually arrived. For ETH the caller has
+    /// already checked that msg.value is `amount`.
     function _collect(address token, uint256 amount) private returns (uint256 received) {
         if (amount == 0) revert InvalidAmount();
-        if (token == address(0)) {
-            if (msg.value != amount) revert InvalidValue(msg.value);
-            return amount;
-        }
-        if (msg.value != 0) revert InvalidValue(msg.value);
+        if (token == address(0)) return amount;
         IERC20 erc20 = IERC20(token);
         uint256 before = erc20.balanceOf(address(this));
         erc20.safeTransferFrom(msg.sender, address(this), amount);

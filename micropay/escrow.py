@@ -25,6 +25,7 @@ class EscrowArtifact(TypedDict):
     abi: list[dict[str, Any]]
     bytecode: str
     deployedBytecode: str
+    immutableReferences: list[list[int]]
 
 
 @functools.cache
@@ -41,7 +42,20 @@ def load_artifact() -> EscrowArtifact:
         artifact: EscrowArtifact = json.loads(_artifact_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"contract artifact {ARTIFACT_NAME} is corrupt: {exc}") from exc
-    missing = {"abi", "bytecode", "deployedBytecode"} - artifact.keys()
+    missing = {"abi", "bytecode", "deployedBytecode", "immutableReferences"} - artifact.keys()
     if missing:
         raise ArtifactError(f"contract artifact {ARTIFACT_NAME} lacks {sorted(missing)}")
     return artifact
+
+
+def matches_artifact(deployed_code: bytes) -> bool:
+    """True if on-chain runtime code is the shipped escrow, ignoring the immutable values
+    (this deployment's address, chain id and domain separator) that the constructor fills in."""
+    artifact = load_artifact()
+    expected = bytearray.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
+    actual = bytearray(deployed_code)
+    if len(actual) != len(expected):
+        return False
+    for start, length in artifact["immutableReferences"]:
+        actual[start : start + length] = expected[start : start + length] = bytes(length)
+    return actual == expected

@@ -39,7 +39,12 @@ SETTINGS: dict[str, Any] = {
     "metadata": {"bytecodeHash": "ipfs"},
 }
 OUTPUT_SELECTION = {
-    "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.methodIdentifiers"], "": ["ast"]}
+    "*": {
+        "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object",
+              "evm.deployedBytecode.immutableReferences", "evm.methodIdentifiers",
+              "evm.bytecode.sourceMap", "evm.deployedBytecode.sourceMap"],
+        "": ["ast"],
+    }
 }
 
 
@@ -98,6 +103,12 @@ def escrow_artifact(output: dict[str, Any] | None = None) -> dict[str, Any]:
         "abi": contract["abi"],
         "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
         "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+        # Byte ranges of the runtime code that the constructor fills in (EIP-712 domain caches).
+        "immutableReferences": sorted(
+            [ref["start"], ref["length"]]
+            for refs in contract["evm"]["deployedBytecode"].get("immutableReferences", {}).values()
+            for ref in refs
+        ),
     }
 
 

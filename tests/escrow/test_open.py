@@ -94,3 +94,8 @@ def test_deposit_beyond_uint96_reverts(escrow, token, channels, payer, payee):
     too_much = 2**96
     with reverts(escrow, "AmountTooLarge", amount=too_much):
         channels.open(payer, payee, too_much, token=token.address)
+
+
+def test_eth_open_without_value_reverts(escrow, chain, payer, payee):
+    with reverts(escrow, "InvalidAmount"):
+        transact(escrow.functions.open(payee, 1, chain.now() + DAY, HOUR), payer)

@@ -65,3 +65,9 @@ def test_top_up_unknown_channel_reverts(escrow, channels, payer, payee):
     unknown = key.__class__(key.payer, key.payee, key.token, 4242)
     with reverts(escrow, "ChannelNotFound", channelId=unknown.id()):
         transact(escrow.functions.topUp(unknown.tuple(), 5), payer, value=5)
+
+
+def test_token_top_up_with_eth_reverts(escrow, token, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 1000, token=token.address)
+    with reverts(escrow, "InvalidValue", value=5):
+        transact(escrow.functions.topUp(key.tuple(), 5), payer, value=5)

@@ -45,3 +45,9 @@ def test_withdraw_to_a_reverting_address_reverts_and_keeps_the_credit(w3, escrow
 def test_withdraw_with_nothing_owed_reverts(escrow, payer):
     with reverts(escrow, "NothingToWithdraw"):
         transact(escrow.functions.withdraw("0x" + "00" * 20, payer), payer)
+
+
+def test_withdraw_to_the_zero_address_reverts(escrow, payer):
+    zero = "0x" + "00" * 20
+    with reverts(escrow, "InvalidRecipient", to=zero):
+        transact(escrow.functions.withdraw(zero, zero), payer)

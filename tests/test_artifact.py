@@ -1,0 +1,55 @@
+"""The artifact shipped in the package is exactly what contracts/ compiles to."""
+
+import json
+
+import pytest
+
+import compile_contracts
+from micropay.errors import ArtifactError
+from micropay.escrow import _artifact_text, load_artifact, matches_artifact
+
+
+@pytest.fixture(scope="module")
+def fresh_artifact():
+    return compile_contracts.escrow_artifact()
+
+
+def test_shipped_artifact_matches_a_fresh_compile(fresh_artifact):
+    shipped = load_artifact()
+    assert shipped["compiler"] == fresh_artifact["compiler"]
+    assert shipped["sourceSha256"] == fresh_artifact["sourceSha256"], "contracts/ changed: recompile"
+    assert shipped["abi"] == fresh_artifact["abi"]
+    assert shipped["bytecode"] == fresh_artifact["bytecode"]
+    assert shipped["deployedBytecode"] == fresh_artifact["deployedBytecode"]
+    assert compile_contracts.render(fresh_artifact) == _artifact_text()
+
+
+def test_artifact_pins_compiler_and_evm(fresh_artifact):
+    assert fresh_artifact["compiler"]["version"] == "0.8.30"
+    assert fresh_artifact["compiler"]["settings"]["evmVersion"] == "cancun"
+    source = (compile_contracts.ROOT / compile_contracts.ESCROW_SOURCE).read_text()
+    assert "pragma solidity 0.8.30;" in source
+
+
+def test_deployed_code_matches_the_artifact(w3, escrow, token):
+    assert load_artifact()["immutableReferences"], "EIP712 caches its domain in immutables"
+    assert matches_artifact(bytes(w3.eth.get_code(escrow.address)))
+    assert not matches_artifact(bytes(w3.eth.get_code(token.address)))
+    tampered = bytearray(w3.eth.get_code(escrow.address))
+    tampered[10] ^= 0xFF
+    assert not matches_artifact(bytes(tampered))
+
+
+def test_corrupt_artifact_raises_artifact_error(monkeypatch):
+    monkeypatch.setattr("micropay.escrow._artifact_text", lambda: "{not json")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        load_artifact()
+    monkeypatch.setattr("micropay.escrow._artifact_text", lambda: json.dumps({"abi": []}))
+    with pytest.raises(ArtifactError, match="lacks"):
+        load_artifact()
+
+
+def test_load_artifact_returns_independent_copies():
+    first = load_artifact()
+    first["abi"].clear()
+    assert load_artifact()["abi"]
