@@ -1,7 +1,30 @@
 """micropay: pay a freelancer per task with off-chain vouchers, settle on-chain once."""
 
-from micropay.errors import MicropayError, MicropayValueError
-from micropay.escrow import load_artifact
+from micropay.errors import (
+    DomainMismatch,
+    InvalidSignature,
+    InvalidVoucher,
+    LedgerMismatch,
+    MicropayError,
+    MicropayValueError,
+)
+from micropay.escrow import load_artifact, matches_artifact
+from micropay.ledger import Ledger, TaskReceipt, verify_ledger
+from micropay.voucher import Voucher, sign_voucher
 
-__all__ = ["MicropayError", "MicropayValueError", "load_artifact"]
+__all__ = [
+    "DomainMismatch",
+    "InvalidSignature",
+    "InvalidVoucher",
+    "Ledger",
+    "LedgerMismatch",
+    "MicropayError",
+    "MicropayValueError",
+    "TaskReceipt",
+    "Voucher",
+    "load_artifact",
+    "matches_artifact",
+    "sign_voucher",
+    "verify_ledger",
+]
 __version__ = "0.1.0"

@@ -27,3 +27,19 @@ class ContractRevert(MicropayError):
         self.args_by_name = dict(args or {})
         detail = ", ".join(f"{key}={value!r}" for key, value in self.args_by_name.items())
         super().__init__(message or f"escrow reverted with {name}({detail})")
+
+
+class InvalidVoucher(MicropayValueError):
+    """A voucher is malformed, corrupt, or does not verify."""
+
+
+class InvalidSignature(InvalidVoucher):
+    """A voucher's signature is malformed, malleable, or not the expected payer's."""
+
+
+class DomainMismatch(InvalidVoucher):
+    """A voucher is for another chain or another escrow than the caller expects."""
+
+
+class LedgerMismatch(MicropayValueError):
+    """A list of task receipts does not match a voucher's amount or ledger root."""

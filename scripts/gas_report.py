@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compile_contracts  # noqa: E402
 
 from micropay.escrow import load_artifact  # noqa: E402
+from micropay.voucher import sign_voucher  # noqa: E402
 
 ETH = "0x" + "00" * 20
 DAY = 86_400
@@ -98,23 +99,10 @@ class Bench:
                               payer)
 
     def voucher(self, key: tuple, amount: int, root: bytes) -> tuple:
-        channel_id = self.escrow.functions.channelId(key).call()
-        typed = {
-            "types": {
-                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                                 {"name": "chainId", "type": "uint256"},
-                                 {"name": "verifyingContract", "type": "address"}],
-                "Voucher": [{"name": "channelId", "type": "bytes32"},
-                            {"name": "cumulativeAmount", "type": "uint256"},
-                            {"name": "ledgerRoot", "type": "bytes32"}],
-            },
-            "primaryType": "Voucher",
-            "domain": {"name": "MicropayEscrow", "version": "1", "chainId": self.w3.eth.chain_id,
-                       "verifyingContract": self.escrow.address},
-            "message": {"channelId": channel_id, "cumulativeAmount": amount, "ledgerRoot": root},
-        }
-        signature = Account.sign_message(encode_typed_data(full_message=typed), self.keys[key[0]]).signature
-        return (key, amount, root, bytes(signature))
+        voucher = sign_voucher(Account.from_key(self.keys[key[0]]), chain_id=self.w3.eth.chain_id,
+                               escrow=self.escrow.address, channel_id=self.escrow.functions.channelId(key).call(),
+                               amount=amount, ledger_root=root)
+        return (key, voucher.amount, voucher.ledger_root, voucher.signature)
 
     def claim_many(self, n: int) -> int:
         claims = []

@@ -50,6 +50,8 @@ def function_of(result: dict) -> str:
 
 def run_slither() -> list[dict]:
     slither = os.environ.get("SLITHER") or shutil.which("slither")
+    if slither:
+        slither = os.path.abspath(slither)  # slither runs from a temporary folder
     if not slither:
         raise SystemExit("slither not found: set SLITHER or install slither-analyzer (see this script's docstring)")
     output = compile_contracts.compile_files([ROOT / compile_contracts.ESCROW_SOURCE])

@@ -50,3 +50,18 @@ contract Actor {
         }
     }
 }
+
+interface IVoucherDigest {
+    function voucherDigest(bytes32 id, uint256 cumulativeAmount, bytes32 ledgerRoot) external view returns (bytes32);
+}
+
+/// Asks an escrow for many voucher digests in one call, so tests can compare thousands cheaply.
+contract DigestProbe {
+    function digests(IVoucherDigest escrow, bytes32[] calldata ids, uint256[] calldata amounts,
+                     bytes32[] calldata roots) external view returns (bytes32[] memory out) {
+        out = new bytes32[](ids.length);
+        for (uint256 i; i < ids.length; ++i) {
+            out[i] = escrow.voucherDigest(ids[i], amounts[i], roots[i]);
+        }
+    }
+}

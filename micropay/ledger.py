@@ -1,0 +1,135 @@
+"""The task ledger: what each payment bought, committed in every voucher's ledger root.
+
+Each paid task is a :class:`TaskReceipt`. The ledger root is a hash chain over the receipts in
+order::
+
+    root_0 = 0x00…00
+    root_i = keccak256(abi.encode(root_{i-1}, receiptHash_i))
+    receiptHash = keccak256(abi.encode(RECEIPT_TYPEHASH, keccak(taskId), amount, deliverable, keccak(note)))
+
+Why a hash chain and not a Merkle tree: a ledger only ever grows by one receipt per voucher, and
+the payee must check that each new voucher *extends* the ledger it already holds. With a chain
+that check is one hash (``extend_root(previous_root, receipt) == voucher.ledger_root``), needs no
+stored frontier, and the whole receipt list (which both sides keep anyway) proves every task a
+settlement covered. A Merkle tree would only pay off for proving one task without the others,
+which no party here needs. The receipt hash follows EIP-712 struct hashing, so a contract or a
+wallet could recompute it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from eth_abi import encode as abi_encode
+
+from micropay._utils.crypto import keccak
+from micropay.errors import LedgerMismatch, MicropayValueError
+from micropay.types import MAX_AMOUNT
+from micropay.voucher import Voucher
+
+EMPTY_ROOT = bytes(32)
+RECEIPT_TYPEHASH = keccak(b"TaskReceipt(string taskId,uint256 amount,bytes32 deliverable,string note)")
+MAX_TASK_ID_BYTES = 256
+MAX_NOTE_BYTES = 2048
+
+
+class InvalidReceipt(MicropayValueError):
+    """A task receipt is malformed."""
+
+
+@dataclass(frozen=True)
+class TaskReceipt:
+    """One paid task: its id, its price in base units, and optionally a deliverable hash and note."""
+
+    task_id: str
+    amount: int
+    deliverable: bytes = EMPTY_ROOT
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task_id, str) or not self.task_id.strip():
+            raise InvalidReceipt("task id must be a non-empty string")
+        if len(self.task_id.encode()) > MAX_TASK_ID_BYTES:
+            raise InvalidReceipt(f"task id is longer than {MAX_TASK_ID_BYTES} bytes")
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool) or not 0 < self.amount <= MAX_AMOUNT:
+            raise InvalidReceipt(f"task amount must be an integer in [1, {MAX_AMOUNT}], got {self.amount!r}")
+        if not isinstance(self.deliverable, (bytes, bytearray)) or len(self.deliverable) != 32:
+            raise InvalidReceipt("deliverable must be a 32-byte hash (zero bytes for none)")
+        object.__setattr__(self, "deliverable", bytes(self.deliverable))
+        if not isinstance(self.note, str) or len(self.note.encode()) > MAX_NOTE_BYTES:
+            raise InvalidReceipt(f"note must be a string of at most {MAX_NOTE_BYTES} bytes")
+
+    def hash(self) -> bytes:
+        return keccak(
+            abi_encode(
+                ["bytes32", "bytes32", "uint256", "bytes32", "bytes32"],
+                [RECEIPT_TYPEHASH, keccak(self.task_id.encode()), self.amount, self.deliverable,
+                 keccak(self.note.encode())],
+            )
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"taskId": self.task_id, "amount": str(self.amount), "deliverable": "0x" + self.deliverable.hex(),
+                "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: object) -> TaskReceipt:
+        if not isinstance(data, dict) or set(data) != {"taskId", "amount", "deliverable", "note"}:
+            raise InvalidReceipt("task receipt JSON must have exactly taskId, amount, deliverable, note")
+        amount, deliverable = data["amount"], data["deliverable"]
+        if not isinstance(amount, str) or not amount.isascii() or not amount.isdigit():
+            raise InvalidReceipt("task amount must be a decimal string")
+        if not isinstance(deliverable, str) or not deliverable.startswith("0x"):
+            raise InvalidReceipt("deliverable must be 0x-hex")
+        try:
+            deliverable_bytes = bytes.fromhex(deliverable[2:])
+        except ValueError as exc:
+            raise InvalidReceipt("deliverable is not valid hex") from exc
+        return cls(data["taskId"], int(amount), deliverable_bytes, data["note"])
+
+
+def extend_root(root: bytes, receipt: TaskReceipt) -> bytes:
+    """The ledger root after appending ``receipt`` to a ledger whose root is ``root``."""
+    return keccak(root + receipt.hash())
+
+
+def ledger_root(receipts: Iterable[TaskReceipt]) -> bytes:
+    root = EMPTY_ROOT
+    for receipt in receipts:
+        root = extend_root(root, receipt)
+    return root
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """An immutable list of receipts with its running total and root."""
+
+    receipts: tuple[TaskReceipt, ...] = ()
+    total: int = 0
+    root: bytes = EMPTY_ROOT
+
+    @classmethod
+    def of(cls, receipts: Sequence[TaskReceipt]) -> Ledger:
+        ledger = cls()
+        for receipt in receipts:
+            ledger = ledger.append(receipt)
+        return ledger
+
+    def append(self, receipt: TaskReceipt) -> Ledger:
+        total = self.total + receipt.amount
+        if total > MAX_AMOUNT:
+            raise InvalidReceipt(f"ledger total {total} would exceed the escrow's maximum {MAX_AMOUNT}")
+        return Ledger(self.receipts + (receipt,), total, extend_root(self.root, receipt))
+
+
+def verify_ledger(receipts: Sequence[TaskReceipt], voucher: Voucher) -> Ledger:
+    """Check that ``receipts`` are exactly what ``voucher`` paid for: the amounts sum to its
+    cumulative amount and the hash chain gives its ledger root. Returns the ledger."""
+    ledger = Ledger.of(receipts)
+    if ledger.total != voucher.amount:
+        raise LedgerMismatch(f"receipts sum to {ledger.total}, the voucher promises {voucher.amount}")
+    if ledger.root != voucher.ledger_root:
+        raise LedgerMismatch("receipts do not hash to the voucher's ledger root (a task was changed, "
+                             "added, dropped or reordered)")
+    return ledger

@@ -1,0 +1,358 @@
+"""Vouchers: EIP-712 signed promises of a channel's new cumulative amount.
+
+A voucher is the payment. The payer signs ``Voucher(bytes32 channelId, uint256 cumulativeAmount,
+bytes32 ledgerRoot)`` under the escrow's domain ``{name: "MicropayEscrow", version: "1", chainId,
+verifyingContract}``; the payee checks it, keeps the best one, and redeems it on chain.
+
+The digest is built from a cached domain separator and the type hash, then signed and recovered
+with libsecp256k1 (coincurve). Tests hold it byte for byte equal to eth-account's
+``encode_typed_data`` + ``Account.sign_message`` and to the contract's ``voucherDigest``.
+
+Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 28} and low ``s``, exactly what the
+escrow accepts. Wallets that report ``v`` as 0/1 are normalised to 27/28 by
+:meth:`Voucher.from_typed_signature`; the :class:`Voucher` itself accepts only 27/28.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import is_address, to_canonical_address, to_checksum_address
+
+from micropay._utils.crypto import SECP256K1_HALF_N, SECP256K1_N, keccak, recover_address, unsafe_sign_digest
+from micropay.errors import DomainMismatch, InvalidSignature, InvalidVoucher
+from micropay.types import MAX_AMOUNT, VoucherJSON
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+DOMAIN_NAME = "MicropayEscrow"
+DOMAIN_VERSION = "1"
+EIP712_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+VOUCHER_FIELDS = [
+    {"name": "channelId", "type": "bytes32"},
+    {"name": "cumulativeAmount", "type": "uint256"},
+    {"name": "ledgerRoot", "type": "bytes32"},
+]
+DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+VOUCHER_TYPEHASH = keccak(b"Voucher(bytes32 channelId,uint256 cumulativeAmount,bytes32 ledgerRoot)")
+
+#: Chain ids are bounded so the text form stays compact (EIP-2294 proposes < 2**63 anyway).
+MAX_CHAIN_ID = 2**64 - 1
+
+TEXT_PREFIX = "mpv1"
+_CHECKSUM_SIZE = 4
+# chain id, escrow, channel id, amount, ledger root, signature
+_LAYOUT = (8, 20, 32, 12, 32, 65)
+_PAYLOAD_SIZE = sum(_LAYOUT)
+_BASE32_ALPHABET = re.compile(r"[a-z2-7]*")
+
+
+@functools.lru_cache(maxsize=256)
+def domain_separator(chain_id: int, escrow: bytes) -> bytes:
+    """EIP-712 domain separator of an escrow (20-byte address) on a chain."""
+    return keccak(
+        DOMAIN_TYPEHASH
+        + keccak(DOMAIN_NAME.encode())
+        + keccak(DOMAIN_VERSION.encode())
+        + chain_id.to_bytes(32, "big")
+        + escrow.rjust(32, b"\x00")
+    )
+
+
+def voucher_digest(chain_id: int, escrow: bytes, channel_id: bytes, amount: int, ledger_root: bytes) -> bytes:
+    """The 32-byte EIP-712 digest a payer signs (the contract's ``voucherDigest``)."""
+    struct_hash = keccak(VOUCHER_TYPEHASH + channel_id + amount.to_bytes(32, "big") + ledger_root)
+    return keccak(b"\x19\x01" + domain_separator(chain_id, escrow) + struct_hash)
+
+
+def _checked_address(value: object, what: str) -> str:
+    """The checksummed form of an address given as text or 20 bytes; InvalidVoucher otherwise."""
+    if isinstance(value, (str, bytes)):
+        normalized = _normalize_address(value)
+        if normalized is not None:
+            return normalized[0]
+    if isinstance(value, str) and is_address(value):
+        raise InvalidVoucher(f"{what} {value} has a wrong EIP-55 checksum")
+    raise InvalidVoucher(f"{what} must be a 20-byte address, got {value!r:.80}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize_address(value: str | bytes) -> tuple[str, bytes] | None:
+    """(checksummed, 20 bytes), or None if invalid. Memoized: eth-utils spends ~150 µs per
+    checksum, and a payee sees the same few addresses (its escrow, its payers) over and over."""
+    if isinstance(value, bytes):
+        return (to_checksum_address(value), value) if len(value) == 20 else None
+    if not is_address(value):
+        return None
+    digits, checksummed = value[2:], to_checksum_address(value)
+    # Mixed case carries an EIP-55 checksum, and then it must be right.
+    if digits not in (digits.lower(), digits.upper()) and checksummed != value:
+        return None
+    return checksummed, to_canonical_address(checksummed)
+
+
+def _address_bytes(address: str) -> bytes:
+    normalized = _normalize_address(address)
+    assert normalized is not None, "only called on addresses already checked"
+    return normalized[1]
+
+
+def _check_bytes(value: object, size: int, what: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != size:
+        raise InvalidVoucher(f"{what} must be {size} bytes, got {value!r:.80}")
+    return bytes(value)
+
+
+def _check_int(value: object, low: int, high: int, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidVoucher(f"{what} must be an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise InvalidVoucher(f"{what} {value} is outside [{low}, {high}]")
+    return value
+
+
+def check_signature_form(signature: bytes) -> None:
+    """Reject what the escrow would reject: wrong length, v not 27/28, zero or high r/s."""
+    if len(signature) != 65:
+        raise InvalidSignature(f"signature must be 65 bytes (r, s, v), got {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    if signature[64] not in (27, 28):
+        raise InvalidSignature(f"signature v must be 27 or 28, got {signature[64]}")
+    if not 0 < r < SECP256K1_N or s == 0:
+        raise InvalidSignature("signature r or s is zero or out of range")
+    if s > SECP256K1_HALF_N:
+        raise InvalidSignature("signature has a high s value (malleable form); the escrow rejects it")
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """A signed cumulative payment on one channel. Immutable and validated on construction."""
+
+    chain_id: int
+    escrow: str
+    channel_id: bytes
+    amount: int
+    ledger_root: bytes
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        _check_int(self.chain_id, 1, MAX_CHAIN_ID, "chain id")
+        object.__setattr__(self, "escrow", _checked_address(self.escrow, "escrow"))
+        object.__setattr__(self, "channel_id", _check_bytes(self.channel_id, 32, "channel id"))
+        _check_int(self.amount, 0, MAX_AMOUNT, "cumulative amount")
+        object.__setattr__(self, "ledger_root", _check_bytes(self.ledger_root, 32, "ledger root"))
+        if not isinstance(self.signature, (bytes, bytearray)):
+            raise InvalidVoucher(f"signature must be bytes, got {type(self.signature).__name__}")
+        check_signature_form(self.signature)
+        object.__setattr__(self, "signature", bytes(self.signature))
+
+    # -- hashing and signer --------------------------------------------------------------
+
+    def digest(self) -> bytes:
+        return voucher_digest(self.chain_id, self._escrow_bytes, self.channel_id, self.amount, self.ledger_root)
+
+    @property
+    def _escrow_bytes(self) -> bytes:
+        return _address_bytes(self.escrow)
+
+    @cached_property
+    def signer_bytes(self) -> bytes:
+        """The recovered 20-byte signer (recovered once, then cached)."""
+        signer = recover_address(self.digest(), self.signature)
+        if signer is None or signer == bytes(20):
+            raise InvalidSignature("signature does not recover to any signer")
+        return signer
+
+    @property
+    def signer(self) -> str:
+        """The checksummed address that signed this voucher."""
+        return to_checksum_address(self.signer_bytes)
+
+    def verify(self, expected_payer: str, *, chain_id: int | None = None, escrow: str | None = None) -> None:
+        """Raise unless this voucher is signed by ``expected_payer`` (and, if given, is for this
+        chain and escrow). Returns nothing: a voucher that passes is good."""
+        if chain_id is not None and chain_id != self.chain_id:
+            raise DomainMismatch(f"voucher is for chain {self.chain_id}, expected {chain_id}")
+        if escrow is not None and _checked_address(escrow, "expected escrow") != self.escrow:
+            raise DomainMismatch(f"voucher is for escrow {self.escrow}, expected {escrow}")
+        if self.signer_bytes != _address_bytes(_checked_address(expected_payer, "expected payer")):
+            raise InvalidSignature(f"voucher is signed by {self.signer}, not by the payer {expected_payer}")
+
+    # -- EIP-712 for wallets ---------------------------------------------------------------
+
+    def typed_data(self) -> dict[str, Any]:
+        return voucher_typed_data(self.chain_id, self.escrow, self.channel_id, self.amount, self.ledger_root)
+
+    @classmethod
+    def from_typed_signature(cls, typed_data: dict[str, Any], signature: bytes | str) -> Voucher:
+        """Wrap a signature an external wallet made over :func:`voucher_typed_data` output
+        (MetaMask's ``eth_signTypedData_v4``). A ``v`` of 0/1 is normalised to 27/28."""
+        try:
+            if typed_data["primaryType"] != "Voucher":
+                raise InvalidVoucher("typed data is not a Voucher")
+            if typed_data["types"].get("Voucher") != VOUCHER_FIELDS:
+                raise InvalidVoucher("typed data has a different Voucher type")
+            domain, message = typed_data["domain"], typed_data["message"]
+            if (domain["name"], domain["version"]) != (DOMAIN_NAME, DOMAIN_VERSION):
+                raise DomainMismatch(f"typed data is for domain {domain['name']!r} v{domain['version']!r}")
+            raw = _from_hex(signature, "signature") if isinstance(signature, str) else bytes(signature)
+            if len(raw) == 65 and raw[64] in (0, 1):
+                raw = raw[:64] + bytes([raw[64] + 27])
+            return cls(
+                chain_id=_as_int(domain["chainId"], "chainId"),
+                escrow=domain["verifyingContract"],
+                channel_id=_as_bytes(message["channelId"], "channelId"),
+                amount=_as_int(message["cumulativeAmount"], "cumulativeAmount"),
+                ledger_root=_as_bytes(message["ledgerRoot"], "ledgerRoot"),
+                signature=raw,
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InvalidVoucher(f"typed data is missing or has a malformed field: {exc}") from exc
+
+    # -- text and JSON forms --------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Fixed layout: chain id (8) | escrow (20) | channel id (32) | amount (12) | root (32) | sig (65)."""
+        return (
+            self.chain_id.to_bytes(8, "big")
+            + self._escrow_bytes
+            + self.channel_id
+            + self.amount.to_bytes(12, "big")
+            + self.ledger_root
+            + self.signature
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Voucher:
+        if len(data) != _PAYLOAD_SIZE:
+            raise InvalidVoucher(f"voucher bytes must be {_PAYLOAD_SIZE} long, got {len(data)}")
+        fields, offset = [], 0
+        for size in _LAYOUT:
+            fields.append(data[offset : offset + size])
+            offset += size
+        chain_id, escrow, channel_id, amount, root, signature = fields
+        return cls(int.from_bytes(chain_id, "big"), escrow, channel_id, int.from_bytes(amount, "big"), root,
+                   signature)
+
+    def encode(self) -> str:
+        """One line of lowercase letters and digits 2-7: safe in URLs, chat and email, selectable
+        with a double click. ``mpv1`` + base32(payload + 4-byte keccak checksum)."""
+        payload = self.to_bytes()
+        body = base64.b32encode(payload + keccak(payload)[:_CHECKSUM_SIZE]).decode("ascii")
+        return TEXT_PREFIX + body.rstrip("=").lower()
+
+    @classmethod
+    def decode(cls, text: str) -> Voucher:
+        """Parse :meth:`encode` output. Whitespace (line wraps in mail and chat) and case are
+        ignored; a mistyped character fails the checksum before any signature work."""
+        if not isinstance(text, str):
+            raise InvalidVoucher(f"voucher text must be a string, got {type(text).__name__}")
+        compact = "".join(text.split()).lower()
+        if not compact.startswith(TEXT_PREFIX):
+            raise InvalidVoucher(f"voucher text must start with {TEXT_PREFIX!r} (is this a micropay voucher?)")
+        body = compact[len(TEXT_PREFIX) :]
+        if not _BASE32_ALPHABET.fullmatch(body):
+            raise InvalidVoucher("voucher text has characters outside a-z and 2-7: it was mistyped or cut")
+        try:
+            raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidVoucher("voucher text is truncated or corrupt") from exc
+        if len(raw) != _PAYLOAD_SIZE + _CHECKSUM_SIZE:
+            raise InvalidVoucher("voucher text has the wrong length: it was cut or extended")
+        payload, checksum = raw[:-_CHECKSUM_SIZE], raw[-_CHECKSUM_SIZE:]
+        if keccak(payload)[:_CHECKSUM_SIZE] != checksum:
+            raise InvalidVoucher("voucher text checksum does not match: a character was changed")
+        return cls.from_bytes(payload)
+
+    def to_dict(self) -> VoucherJSON:
+        return {
+            "chainId": self.chain_id,
+            "escrow": self.escrow,
+            "channelId": "0x" + self.channel_id.hex(),
+            "cumulativeAmount": str(self.amount),
+            "ledgerRoot": "0x" + self.ledger_root.hex(),
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Voucher:
+        if not isinstance(data, dict):
+            raise InvalidVoucher(f"voucher JSON must be an object, got {type(data).__name__}")
+        expected = set(VoucherJSON.__annotations__)
+        if set(data) != expected:
+            raise InvalidVoucher(f"voucher JSON must have exactly the keys {sorted(expected)}")
+        amount = data["cumulativeAmount"]
+        if not isinstance(amount, str) or not amount.isascii() or not amount.isdigit():
+            raise InvalidVoucher("cumulativeAmount must be a decimal string")
+        return cls(
+            chain_id=data["chainId"],
+            escrow=data["escrow"],
+            channel_id=_from_hex(data["channelId"], "channelId"),
+            amount=int(amount),
+            ledger_root=_from_hex(data["ledgerRoot"], "ledgerRoot"),
+            signature=_from_hex(data["signature"], "signature"),
+        )
+
+
+def voucher_typed_data(chain_id: int, escrow: str, channel_id: bytes, amount: int, ledger_root: bytes
+                       ) -> dict[str, Any]:
+    """The full EIP-712 message a wallet signs (JSON-ready: bytes as 0x-hex)."""
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "Voucher": VOUCHER_FIELDS},
+        "primaryType": "Voucher",
+        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
+                   "verifyingContract": escrow},
+        "message": {"channelId": "0x" + channel_id.hex(), "cumulativeAmount": amount,
+                    "ledgerRoot": "0x" + ledger_root.hex()},
+    }
+
+
+def sign_voucher(account: LocalAccount, *, chain_id: int, escrow: str, channel_id: bytes, amount: int,
+                 ledger_root: bytes) -> Voucher:
+    """Sign a voucher with an eth-account ``LocalAccount`` (libsecp256k1 fast path).
+
+    This signs blindly: it does not know what was signed before. :class:`micropay.Payer` is what
+    guarantees a cumulative amount is never signed twice.
+    """
+    escrow = _checked_address(escrow, "escrow")
+    _check_int(chain_id, 1, MAX_CHAIN_ID, "chain id")
+    _check_int(amount, 0, MAX_AMOUNT, "cumulative amount")
+    channel_id = _check_bytes(channel_id, 32, "channel id")
+    ledger_root = _check_bytes(ledger_root, 32, "ledger root")
+    digest = voucher_digest(chain_id, _address_bytes(escrow), channel_id, amount, ledger_root)
+    signature = unsafe_sign_digest(account, digest)
+    return Voucher(chain_id, escrow, channel_id, amount, ledger_root, signature)
+
+
+def _from_hex(value: object, what: str) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise InvalidVoucher(f"{what} must be a 0x-prefixed hex string")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError as exc:
+        raise InvalidVoucher(f"{what} is not valid hex") from exc
+
+
+def _as_bytes(value: object, what: str) -> bytes:
+    return bytes(value) if isinstance(value, (bytes, bytearray)) else _from_hex(value, what)
+
+
+def _as_int(value: object, what: str) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InvalidVoucher(f"{what} must be an integer")
