@@ -132,19 +132,7 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
 
     /// @notice The EIP-712 digest a payer signs, so off-chain code can prove it hashes identically.
     function voucherDigest(bytes32 id, uint256 cumulativeAmount, bytes32 ledgerRoot) public view returns (bytes32) {
-        bytes32 typehash = VOUCHER_TYPEHASH;
-        bytes32 structHash;
-        // keccak256(abi.encode(VOUCHER_TYPEHASH, id, cumulativeAmount, ledgerRoot)) in scratch
-        // memory past the free pointer, which is not advanced: claimMany's loop allocates nothing.
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, typehash)
-            mstore(add(ptr, 0x20), id)
-            mstore(add(ptr, 0x40), cumulativeAmount)
-            mstore(add(ptr, 0x60), ledgerRoot)
-            structHash := keccak256(ptr, 0x80)
-        }
-        return _hashTypedDataV4(structHash);
+        return _hashTypedDataV4(_hashWords(VOUCHER_TYPEHASH, id, bytes32(cumulativeAmount), ledgerRoot));
     }
 
     function domainSeparator() external view returns (bytes32) {
@@ -399,15 +387,24 @@ contract MicropayEscrow is EIP712, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev keccak256(abi.encode(payer, payee, token, salt)), hashed in scratch memory (see voucherDigest).
-    function _channelId(address payer, address payee, address token, uint96 salt) private pure returns (bytes32 id) {
+    /// @dev keccak256(abi.encode(payer, payee, token, salt)).
+    function _channelId(address payer, address payee, address token, uint96 salt) private pure returns (bytes32) {
+        return _hashWords(
+            bytes32(uint256(uint160(payer))), bytes32(uint256(uint160(payee))), bytes32(uint256(uint160(token))),
+            bytes32(uint256(salt))
+        );
+    }
+
+    /// @dev keccak256(abi.encode(a, b, c, d)) for four words, hashed in scratch memory past the
+    /// free pointer without advancing it, so claimMany's loop allocates no memory.
+    function _hashWords(bytes32 a, bytes32 b, bytes32 c, bytes32 d) private pure returns (bytes32 hash) {
         assembly ("memory-safe") {
             let ptr := mload(0x40)
-            mstore(ptr, payer)
-            mstore(add(ptr, 0x20), payee)
-            mstore(add(ptr, 0x40), token)
-            mstore(add(ptr, 0x60), salt)
-            id := keccak256(ptr, 0x80)
+            mstore(ptr, a)
+            mstore(add(ptr, 0x20), b)
+            mstore(add(ptr, 0x40), c)
+            mstore(add(ptr, 0x60), d)
+            hash := keccak256(ptr, 0x80)
         }
     }
 

@@ -85,8 +85,8 @@ contract ReentrantToken is ERC20 {
     }
 }
 
-/// USDT-style: transfer and transferFrom return nothing; failures revert.
-contract NoReturnToken {
+/// Storage shared by the two hand-written non-standard tokens below.
+abstract contract BareToken {
     mapping(address => uint256) public balanceOf;
     mapping(address => mapping(address => uint256)) public allowance;
     mapping(address => bool) public blocked;
@@ -99,62 +99,46 @@ contract NoReturnToken {
         blocked[account] = value;
     }
 
+    /// False instead of a revert when the transfer cannot happen.
+    function _tryMove(address from, address to, uint256 amount) internal returns (bool) {
+        if (blocked[to] || balanceOf[from] < amount) return false;
+        balanceOf[from] -= amount;
+        balanceOf[to] += amount;
+        return true;
+    }
+}
+
+/// USDT-style: transfer and transferFrom return nothing; failures revert.
+contract NoReturnToken is BareToken {
     function approve(address spender, uint256 amount) external {
         allowance[msg.sender][spender] = amount;
     }
 
     function transfer(address to, uint256 amount) external {
-        _move(msg.sender, to, amount);
+        require(_tryMove(msg.sender, to, amount), "transfer failed");
     }
 
     function transferFrom(address from, address to, uint256 amount) external {
         require(allowance[from][msg.sender] >= amount, "allowance");
         allowance[from][msg.sender] -= amount;
-        _move(from, to, amount);
-    }
-
-    function _move(address from, address to, uint256 amount) private {
-        require(!blocked[to], "blocked");
-        require(balanceOf[from] >= amount, "balance");
-        balanceOf[from] -= amount;
-        balanceOf[to] += amount;
+        require(_tryMove(from, to, amount), "transfer failed");
     }
 }
 
 /// Returns false instead of reverting when a transfer cannot happen.
-contract FalseReturnToken {
-    mapping(address => uint256) public balanceOf;
-    mapping(address => mapping(address => uint256)) public allowance;
-    mapping(address => bool) public blocked;
-
-    function mint(address to, uint256 amount) external {
-        balanceOf[to] += amount;
-    }
-
-    function setBlocked(address account, bool value) external {
-        blocked[account] = value;
-    }
-
+contract FalseReturnToken is BareToken {
     function approve(address spender, uint256 amount) external returns (bool) {
         allowance[msg.sender][spender] = amount;
         return true;
     }
 
     function transfer(address to, uint256 amount) external returns (bool) {
-        return _move(msg.sender, to, amount);
+        return _tryMove(msg.sender, to, amount);
     }
 
     function transferFrom(address from, address to, uint256 amount) external returns (bool) {
-        if (allowance[from][msg.sender] < amount) return false;
-        if (!_move(from, to, amount)) return false;
+        if (allowance[from][msg.sender] < amount || !_tryMove(from, to, amount)) return false;
         allowance[from][msg.sender] -= amount;
-        return true;
-    }
-
-    function _move(address from, address to, uint256 amount) private returns (bool) {
-        if (blocked[to] || balanceOf[from] < amount) return false;
-        balanceOf[from] -= amount;
-        balanceOf[to] += amount;
         return true;
     }
 }
