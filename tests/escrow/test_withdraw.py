@@ -37,7 +37,7 @@ def test_withdraw_to_a_reverting_address_reverts_and_keeps_the_credit(w3, escrow
     key, _ = channels.open(payer, actor_payee.address, 1000)
     channels.claim(key, 600, payer)
     call = escrow.functions.withdraw(key.token, actor_payee.address)._encode_transaction_data()
-    with pytest.raises(Exception):
+    with reverts(escrow, "EthTransferFailed", to=actor_payee.address):  # Actor.execute bubbles the revert data
         transact(actor_payee.functions.execute(escrow.address, 0, call), payer)
     assert escrow.functions.owed(actor_payee.address, key.token).call() == 600
 
