@@ -8,11 +8,27 @@ from micropay.errors import (
     MicropayError,
     MicropayValueError,
 )
-from micropay.escrow import load_artifact, matches_artifact
+from micropay.escrow import ETH, ChannelKey, ChannelState, ChannelStatus, Escrow, load_artifact, matches_artifact
 from micropay.ledger import Ledger, TaskReceipt, verify_ledger
+from micropay.payee import Payee, Received, Settlement, Unclaimed
+from micropay.payer import Payer
+from micropay.payment import Payment
+from micropay.store import VoucherStore
 from micropay.voucher import Voucher, sign_voucher
 
 __all__ = [
+    "ETH",
+    "ChannelKey",
+    "ChannelState",
+    "ChannelStatus",
+    "Escrow",
+    "Payee",
+    "Payer",
+    "Payment",
+    "Received",
+    "Settlement",
+    "Unclaimed",
+    "VoucherStore",
     "DomainMismatch",
     "InvalidSignature",
     "InvalidVoucher",

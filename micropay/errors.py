@@ -43,3 +43,68 @@ class DomainMismatch(InvalidVoucher):
 
 class LedgerMismatch(MicropayValueError):
     """A list of task receipts does not match a voucher's amount or ledger root."""
+
+
+class ChannelError(MicropayError):
+    """A channel operation is not possible in the channel's current state."""
+
+
+class UnknownChannel(ChannelError, LookupError):
+    """No such channel on this escrow (or not in this store)."""
+
+
+class ChannelFinal(ChannelError):
+    """The channel was closed or reclaimed; nothing can change it any more."""
+
+
+class ChannelExpired(ChannelError):
+    """The channel is past its expiry (or too close to it to accept a payment safely)."""
+
+
+class ChannelNotExpired(ChannelError):
+    """The channel has not expired yet, so the payer cannot reclaim."""
+
+
+class NotParticipant(ChannelError, PermissionError):
+    """This account is not the channel's payer (or payee) as the operation requires."""
+
+
+class InsufficientDeposit(ChannelError, MicropayValueError):
+    """A payment would exceed the channel's deposit. ``shortfall`` is how much to top up."""
+
+    def __init__(self, message: str, shortfall: int) -> None:
+        super().__init__(message)
+        self.shortfall = shortfall
+
+
+class NothingToClaim(ChannelError):
+    """The voucher adds nothing over what was already claimed."""
+
+
+class StaleVoucher(InvalidVoucher):
+    """A voucher for less than the best one already stored."""
+
+
+class LedgerGap(InvalidVoucher):
+    """A payment's task receipts do not connect to the ledger already stored. ``have`` is how many
+    receipts the payee holds: ask the payer to resend the latest payment from that index."""
+
+    def __init__(self, message: str, have: int) -> None:
+        super().__init__(message)
+        self.have = have
+
+
+class TransactionError(MicropayError):
+    """A transaction could not be sent, was not mined in time, or failed on chain."""
+
+
+class InsufficientFunds(TransactionError):
+    """The account lacks the ETH (or tokens) a transaction needs."""
+
+
+class UnknownEscrow(MicropayError):
+    """No micropay escrow (matching the shipped artifact) at this address on this chain."""
+
+
+class StoreError(MicropayError):
+    """The voucher store is unreadable, from a newer micropay, or was changed underneath us."""
