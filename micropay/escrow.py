@@ -166,6 +166,15 @@ class ChannelState:
             return ChannelStatus.CLOSED
         return ChannelStatus.EXPIRED if self.observed_at > self.expiry else ChannelStatus.OPEN
 
+    # A transaction sent now lands in a later block, at least one second after `observed_at`.
+    @property
+    def claimable_next_block(self) -> bool:
+        return not self.closed and self.observed_at + 1 <= self.expiry
+
+    @property
+    def reclaimable_next_block(self) -> bool:
+        return not self.closed and self.observed_at + 1 > self.expiry
+
     @property
     def available(self) -> int:
         """Deposit not yet claimed."""
@@ -312,7 +321,7 @@ class Escrow:
         state = self._live(key)
         if state.deposit + amount > MAX_AMOUNT:
             raise MicropayValueError("the deposit would exceed the escrow's maximum (2**96 - 1)")
-        if state.status is ChannelStatus.EXPIRED:
+        if not state.claimable_next_block:
             raise ChannelExpired("the channel has expired; reclaim it and open a new one")
         return self._send(sender, self.contract.functions.topUp(key.as_tuple(), amount), amount if key.is_eth else 0)
 
@@ -325,14 +334,14 @@ class Escrow:
 
     def request_close(self, sender: Sender, key: ChannelKey) -> Any:
         self._require_role(sender, key.payer, "payer")
-        if self._live(key).status is ChannelStatus.EXPIRED:
+        if not self._live(key).claimable_next_block:
             raise ChannelExpired("the channel already expired: reclaim instead")
         return self._send(sender, self.contract.functions.requestClose(key.as_tuple()))
 
     def reclaim(self, sender: Sender, key: ChannelKey) -> Any:
         self._require_role(sender, key.payer, "payer")
         state = self._live(key)
-        if state.status is not ChannelStatus.EXPIRED:
+        if not state.reclaimable_next_block:
             raise ChannelNotExpired(f"the payee may claim until {state.expiry}; reclaim after that")
         return self._send(sender, self.contract.functions.reclaim(key.as_tuple()))
 
@@ -341,7 +350,7 @@ class Escrow:
     def claim(self, sender: Sender, key: ChannelKey, voucher: Voucher) -> Any:
         self._check_voucher(key, voucher)
         state = self._live(key)
-        if state.status is ChannelStatus.EXPIRED:
+        if not state.claimable_next_block:
             raise ChannelExpired(f"the channel expired at {state.expiry}: its vouchers can no longer be claimed")
         if min(voucher.amount, state.deposit) <= state.claimed:
             raise NothingToClaim(f"{state.claimed} is already claimed; this voucher adds nothing")

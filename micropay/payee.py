@@ -65,6 +65,7 @@ class Unclaimed:
     claimed: int  # already claimed on chain
     deposit: int
     expiry: int
+    claimable: bool  # a claim sent now would still be in time
 
     @property
     def value(self) -> int:
@@ -216,7 +217,7 @@ class Payee:
                 continue
             state = self.escrow.channel(record.key)
             result.append(Unclaimed(record.id, record.key.payer, record.key.token, best[0].amount, state.claimed,
-                                    state.deposit, state.expiry))
+                                    state.deposit, state.expiry, state.claimable_next_block))
         return result
 
     def ledger(self, channel_id: bytes) -> list[LedgerEntry]:
@@ -237,12 +238,9 @@ class Payee:
         pending = {cid for s in self.store.settlements("pending") for cid, _ in s.items}
         candidates = []
         for item in self.unclaimed():
-            if item.token != token or item.value <= 0 or item.channel_id in pending:
+            if item.token != token or item.value <= 0 or item.channel_id in pending or not item.claimable:
                 continue
             if only is not None and item.channel_id not in only:
-                continue
-            state = self.escrow.channel(self.store.channel(item.channel_id).key)
-            if state.closed or state.status.value != "open":
                 continue
             candidates.append(item)
         if not candidates:

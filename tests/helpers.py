@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,3 +122,12 @@ def eth_balance(w3: Web3, address: str) -> int:
 
 def gas_cost(receipt: Any) -> int:
     return receipt.gasUsed * receipt.effectiveGasPrice
+
+
+def store_bytes(path: Path) -> str:
+    """Digest of a voucher store's files (the database and its write-ahead log)."""
+    digest = hashlib.sha256()
+    for suffix in ("", "-wal"):
+        f = Path(str(path) + suffix)
+        digest.update(f.read_bytes() if f.exists() else b"")
+    return digest.hexdigest()

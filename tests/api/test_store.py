@@ -1,0 +1,93 @@
+"""VoucherStore: private file, versioned schema, lossless amounts, verified export and import."""
+
+import json
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from helpers import store_bytes
+from micropay import VoucherStore
+from micropay.errors import StoreError
+from micropay.store import SCHEMA_VERSION, from_u256, u256
+
+
+
+def test_new_store_is_private_and_versioned(tmp_path):
+    store = VoucherStore(tmp_path / "new.db")
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert store.schema_version == SCHEMA_VERSION
+    assert {row[0] for row in store._read("SELECT name FROM sqlite_master WHERE type='table'")} >= {
+        "channels", "vouchers", "receipts", "settlements", "cursors"}
+
+
+def test_store_from_a_newer_micropay_is_refused(tmp_path):
+    path = tmp_path / "future.db"
+    VoucherStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema"):
+        VoucherStore(path)
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        VoucherStore(path)
+
+
+def test_amounts_are_lossless_and_ordered():
+    for value in (0, 1, 2**96 - 1, 2**255 + 12345, 2**256 - 1):
+        assert from_u256(u256(value)) == value
+    assert sorted([u256(2**90), u256(3), u256(2**64)]) == [u256(3), u256(2**64), u256(2**90)]
+
+
+def test_export_and_import_carry_everything(clients, freelancer, make_payer, payee, tmp_path):
+    payer = make_payer(clients[0])
+    channel = payer.open_channel(freelancer.address, 10**16)
+    for n in range(3):
+        payee.receive(payer.pay(channel.id, 10 + n, task=f"t{n}"))
+    bundle = json.loads(json.dumps(payee.store.export()))  # survives a trip through a file
+    restored = VoucherStore(tmp_path / "restored.db")
+    assert restored.import_(bundle) == 1
+    best, count = restored.best_voucher(channel.id)
+    assert (best.amount, count) == (33, 3)
+    assert [e.receipt.task_id for e in restored.ledger(channel.id)] == ["t0", "t1", "t2"]
+    assert restored.import_(bundle) == 0  # importing again changes nothing
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda b: b["channels"][0]["voucher"].update(cumulativeAmount="999999"),
+    lambda b: b["channels"][0]["receipts"][0].update(taskId="edited"),
+    lambda b: b.update(version=2),
+    lambda b: b["channels"].append({"nonsense": True}),
+])
+def test_tampered_bundle_is_rejected_and_changes_nothing(clients, freelancer, make_payer, payee, tmp_path, tamper):
+    payer = make_payer(clients[0])
+    channel = payer.open_channel(freelancer.address, 10**16)
+    payee.receive(payer.pay(channel.id, 10, task="t0"))
+    bundle = payee.store.export()
+    target = VoucherStore(tmp_path / "target.db")
+    before = store_bytes(target.path)
+    tamper(bundle)
+    with pytest.raises(StoreError):
+        target.import_(bundle)
+    assert store_bytes(target.path) == before
+
+
+def test_resigned_bundle_with_a_forged_voucher_is_rejected(clients, freelancer, make_payer, payee, tmp_path):
+    from micropay.errors import InvalidVoucher
+    from micropay.store import bundle_digest
+
+    payer = make_payer(clients[0])
+    channel = payer.open_channel(freelancer.address, 10**16)
+    payee.receive(payer.pay(channel.id, 10, task="t0"))
+    bundle = payee.store.export()
+    bundle["channels"][0]["payer"] = clients[1].address  # claims another payer signed it
+    bundle["sha256"] = bundle_digest(bundle)  # and fixes the checksum
+    with pytest.raises((StoreError, InvalidVoucher)):
+        VoucherStore(tmp_path / "t.db").import_(bundle)
