@@ -215,8 +215,12 @@ class Escrow:
     MIN_WINDOW = 3_600
     MAX_WINDOW = 30 * 86_400
 
-    def __init__(self, w3: Web3, address: str, *, from_block: int = 0, timeout: float = 120.0) -> None:
+    def __init__(self, w3: Web3, address: str, *, from_block: int = 0, timeout: float = 120.0,
+                 chain_id: int | None = None) -> None:
+        """``chain_id``, if given, is trusted instead of asked from the node (it is known offline)."""
         artifact = load_artifact()
+        if chain_id is not None:
+            self.__dict__["chain_id"] = chain_id
         self.w3 = w3
         self.address = _address(address, "escrow address")
         self.contract = w3.eth.contract(address=self.address, abi=artifact["abi"])
