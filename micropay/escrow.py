@@ -11,18 +11,16 @@ import enum
 import functools
 import json
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from typing import Any, TypedDict
 
-from eth_abi import encode as abi_encode
-from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 
 from micropay._utils import tx
+from micropay._utils.addresses import normalize, word
 from micropay._utils.crypto import keccak
 from micropay._utils.reverts import ErrorDecoder
 from micropay._utils.tx import Sender, sender_address
@@ -38,7 +36,6 @@ from micropay.errors import (
     MicropayValueError,
     NotParticipant,
     NothingToClaim,
-    TransactionError,
     UnknownChannel,
     UnknownEscrow,
 )
@@ -102,9 +99,10 @@ MAX_SALT = 2**96 - 1
 
 
 def _address(value: object, what: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
-        raise MicropayValueError(f"{what} must be an address, got {value!r:.60}")
-    return to_checksum_address(value)
+    normalized = normalize(value) if isinstance(value, str) else None
+    if normalized is None:
+        raise MicropayValueError(f"{what} must be an address (with a correct checksum), got {value!r:.60}")
+    return normalized[0]
 
 
 @dataclass(frozen=True)
@@ -120,11 +118,12 @@ class ChannelKey:
         for name in ("payer", "payee", "token"):
             object.__setattr__(self, name, _address(getattr(self, name), name))
         if not isinstance(self.salt, int) or isinstance(self.salt, bool) or not 0 <= self.salt <= MAX_SALT:
-            raise MicropayValueError(f"salt must be an integer in [0, 2**96)")
+            raise MicropayValueError("salt must be an integer in [0, 2**96)")
 
     @cached_property
     def id(self) -> bytes:
-        return keccak(abi_encode(["address", "address", "address", "uint96"], list(self.as_tuple())))
+        """keccak256(abi.encode(payer, payee, token, salt)): four static 32-byte ABI words."""
+        return keccak(word(self.payer) + word(self.payee) + word(self.token) + self.salt.to_bytes(32, "big"))
 
     def as_tuple(self) -> tuple[str, str, str, int]:
         return (self.payer, self.payee, self.token, self.salt)
@@ -312,6 +311,9 @@ class Escrow:
         if self.contract.functions.channel(key.id).call()[2] != 0:
             raise MicropayValueError(f"a channel with salt {salt} already exists to this payee; use another salt")
         if key.is_eth:
+            balance = self.w3.eth.get_balance(payer)
+            if balance < deposit:
+                raise InsufficientFunds(f"{payer} holds {balance} wei, less than the deposit {deposit} (plus gas)")
             fn, value = self.contract.functions.open(payee, salt, expiry, window), deposit
         else:
             fn, value = self.contract.functions.openToken(payee, token, salt, deposit, expiry, window), 0

@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from eth_abi import encode as abi_encode
-
 from micropay._utils.crypto import keccak
 from micropay.errors import LedgerMismatch, MicropayValueError
 from micropay.types import MAX_AMOUNT
@@ -61,13 +59,10 @@ class TaskReceipt:
             raise InvalidReceipt(f"note must be a string of at most {MAX_NOTE_BYTES} bytes")
 
     def hash(self) -> bytes:
-        return keccak(
-            abi_encode(
-                ["bytes32", "bytes32", "uint256", "bytes32", "bytes32"],
-                [RECEIPT_TYPEHASH, keccak(self.task_id.encode()), self.amount, self.deliverable,
-                 keccak(self.note.encode())],
-            )
-        )
+        """EIP-712 hashStruct: keccak256(abi.encode(typehash, keccak(taskId), amount, deliverable,
+        keccak(note))), five static 32-byte words."""
+        return keccak(RECEIPT_TYPEHASH + keccak(self.task_id.encode()) + self.amount.to_bytes(32, "big")
+                      + self.deliverable + keccak(self.note.encode()))
 
     def to_dict(self) -> dict[str, object]:
         return {"taskId": self.task_id, "amount": str(self.amount), "deliverable": "0x" + self.deliverable.hex(),

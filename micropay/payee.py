@@ -104,7 +104,6 @@ class Payee:
         self.store = _open_store(store)
         self.safety_margin = _seconds(safety_margin)
         self.freshness = freshness
-        self._lock = threading.Lock()
 
     @property
     def address(self) -> str:
@@ -119,89 +118,100 @@ class Payee:
             raise DomainMismatch(f"payment is for escrow {voucher.escrow} on chain {voucher.chain_id}, "
                                  f"this payee uses {self.escrow.address} on chain {self.escrow.chain_id}")
         signer = voucher.signer
-        record = self._channel_for(voucher)
+        record, known = self._channel_for(voucher)
         if signer != record.key.payer:
             raise InvalidSignature(f"payment signed by {signer}, but the channel's payer is {record.key.payer}")
-        with self._lock:
-            best = self.store.best_voucher(record.id)
-            if best is not None and voucher.amount <= best[0].amount:
-                return self._repeat(voucher, best, record)
-            record = self._checked_state(record, voucher.amount)
-            ledger = self.store.ledger(record.id)
-            new = self._new_receipts(voucher, ledger)
-            entries = _extend(ledger, new)
+        state = self._fresh(record, voucher.amount)  # any chain read happens before taking the write lock
+        # Everything judged against stored state happens under the file's write lock, so two
+        # processes receiving on one channel take turns instead of racing.
+        with self.store.transaction() as db:
+            best = self.store.best_raw(record.id, db)
+            if best is not None and voucher.amount <= best[0]:
+                return self._repeat(voucher, best, record, db)
+            self._judge(state, voucher.amount)
+            have = 0 if best is None else best[3]  # the best voucher's ledger is the stored ledger
+            # Only the stored entries a payment overlaps (normally none) and the last one are needed.
+            start = min(voucher.first_index, have) if isinstance(voucher, Payment) else have
+            tail = self.store.ledger(record.id, db, start=max(0, start - 1))
+            new = self._new_receipts(voucher, have, tail[1:] if start > 0 else tail)
+            entries = _extend(tail[-1] if have else None, new)
             if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
                 raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
-            with self.store.transaction() as db:
-                if self.store.find_channel(record.id, db) is None:
-                    self.store.add_channel(record, db)
-                else:
-                    self.store.update_chain_state(record, db)
-                self.store.add_receipts(db, record.id, len(ledger), entries)
-                self.store.add_voucher(db, voucher.voucher if isinstance(voucher, Payment) else voucher,
-                                       len(ledger) + len(entries))
-        previous = ledger[-1].total if ledger else 0
+            if not known and self.store.find_channel(record.id, db) is None:
+                self.store.add_channel(state, db)
+            elif state is not record:  # the chain was read again: keep what it said
+                self.store.update_chain_state(state, db)
+            self.store.add_receipts(db, record.id, have, entries)
+            self.store.add_voucher(db, voucher, have + len(entries))
+        previous = tail[-1].total if have else 0
         return Received(record.id, record.key.payer, voucher.amount, voucher.amount - previous,
                         tuple(e.receipt for e in entries))
 
-    def _repeat(self, voucher: Voucher, best: tuple[Voucher, int], record: ChannelRecord) -> Received:
-        stored, count = best
-        if voucher.amount < stored.amount:
-            raise StaleVoucher(f"already holding a voucher for {stored.amount}; this one is for {voucher.amount}")
-        if (voucher.ledger_root, voucher.signature) != (stored.ledger_root, stored.signature):
+    def _repeat(self, voucher: Voucher, best: tuple[int, bytes, bytes, int], record: ChannelRecord,
+                db: Any) -> Received:
+        """A voucher at or below the best one held: the same one again is an idempotent no-op."""
+        amount, root, signature, count = best
+        if voucher.amount < amount:
+            raise StaleVoucher(f"already holding a voucher for {amount}; this one is for {voucher.amount}")
+        if (voucher.ledger_root, voucher.signature) != (root, signature):
             raise InvalidVoucher("a different voucher for the same amount is already stored")
-        ledger = self.store.ledger(record.id)
-        earlier = [e for e in ledger[:count] if e.total < stored.amount]
-        return Received(record.id, record.key.payer, stored.amount, stored.amount - (earlier[-1].total if earlier
-                        else 0), tuple(e.receipt for e in ledger[len(earlier):count]), duplicate=True)
+        previous_amount, previous_count = self.store.voucher_before(record.id, amount, db)
+        tasks = self.store.ledger(record.id, db, start=previous_count)[: count - previous_count]
+        return Received(record.id, record.key.payer, amount, amount - previous_amount,
+                        tuple(e.receipt for e in tasks), duplicate=True)
 
-    def _new_receipts(self, voucher: Voucher, ledger: list[LedgerEntry]) -> tuple[TaskReceipt, ...]:
-        have = len(ledger)
+    @staticmethod
+    def _new_receipts(voucher: Voucher, have: int, stored_from_first: list[LedgerEntry]) -> tuple[TaskReceipt, ...]:
+        """The receipts a payment adds, given the stored entries from its ``first_index`` on."""
         if not isinstance(voucher, Payment):
             raise LedgerGap(f"a bare voucher does not say which tasks it pays; send the payment (mpp1…) "
                             f"with receipts from index {have}", have)
         if voucher.first_index > have:
             raise LedgerGap(f"this payee holds {have} receipts; resend the payment from index {have}", have)
         overlap = voucher.receipts[: have - voucher.first_index]
-        if [e.receipt for e in ledger[voucher.first_index:]] != list(overlap):
+        if [e.receipt for e in stored_from_first] != list(overlap):
             raise LedgerMismatch("the payment rewrites tasks that were already paid")
         new = voucher.receipts[have - voucher.first_index:]
         if not new:
             raise LedgerMismatch("the payment adds no task receipt")
         return new
 
-    def _channel_for(self, voucher: Voucher) -> ChannelRecord:
+    def _channel_for(self, voucher: Voucher) -> tuple[ChannelRecord, bool]:
+        """The channel a voucher pays, and whether the store already knows it. The store is read
+        every time: another process (a watcher closing a channel) may have changed it."""
         record = self.store.find_channel(voucher.channel_id)
         if record is not None:
             if record.role != "payee" or record.key.payee != self.address:
                 raise NotParticipant("this channel does not pay this account")
-            return record
+            return record, True
         key = self.escrow.key(voucher.channel_id)
         if key.payee != self.address:
             raise NotParticipant(f"the channel pays {key.payee}, not this account ({self.address})")
-        return self._record(self.escrow.channel(key))
+        return self._record(self.escrow.channel(key)), False
 
     def _record(self, state: ChannelState) -> ChannelRecord:
         return ChannelRecord(state.key, self.escrow.chain_id, self.escrow.address, "payee", state.deposit,
                              state.claimed, state.expiry, state.window, state.closed, time.time(),
                              observed_at=state.observed_at)
 
-    def _checked_state(self, record: ChannelRecord, amount: int) -> ChannelRecord:
-        """The channel state to judge a payment by: the cached one if fresh enough (and enough),
-        otherwise read again from the chain. Checks deposit, finality and the expiry margin."""
-        stale = time.time() - record.checked_at > self.freshness
-        if stale or amount > record.deposit or record.closed:
-            record = self._record(self.escrow.channel(record.key))
-        if record.closed:
-            raise ChannelFinal("the channel is closed: no payment on it can be redeemed")
-        if amount > record.deposit:
-            raise InsufficientDeposit(f"the voucher promises {amount} but the deposit is {record.deposit}",
-                                      shortfall=amount - record.deposit)
-        chain_now = record.observed_at + (time.time() - record.checked_at)  # block time when read, plus elapsed
-        if record.expiry - chain_now < self.safety_margin:
-            raise ChannelExpired(f"the channel expires at {record.expiry}, within the safety margin of "
-                                 f"{self.safety_margin}s: ask the payer to extend it")
+    def _fresh(self, record: ChannelRecord, amount: int) -> ChannelRecord:
+        """``record`` itself if its chain state is fresh enough to judge ``amount`` by, otherwise
+        a new read from the chain (a payer may just have topped up, or started closing)."""
+        if time.time() - record.checked_at > self.freshness or amount > record.deposit or record.closed:
+            return self._record(self.escrow.channel(record.key))
         return record
+
+    def _judge(self, state: ChannelRecord, amount: int) -> None:
+        """Deposit, finality and the expiry margin."""
+        if state.closed:
+            raise ChannelFinal("the channel is closed: no payment on it can be redeemed")
+        if amount > state.deposit:
+            raise InsufficientDeposit(f"the voucher promises {amount} but the deposit is {state.deposit}",
+                                      shortfall=amount - state.deposit)
+        chain_now = state.observed_at + (time.time() - state.checked_at)  # block time when read, plus elapsed
+        if state.expiry - chain_now < self.safety_margin:
+            raise ChannelExpired(f"the channel expires at {state.expiry}, within the safety margin of "
+                                 f"{self.safety_margin}s: ask the payer to extend it")
 
     # -- what is owed ----------------------------------------------------------------------
 
@@ -407,9 +417,9 @@ class Payee:
         return done
 
 
-def _extend(ledger: list[LedgerEntry], receipts: tuple[TaskReceipt, ...]) -> list[LedgerEntry]:
-    root = ledger[-1].root if ledger else EMPTY_ROOT
-    total = ledger[-1].total if ledger else 0
+def _extend(last: LedgerEntry | None, receipts: tuple[TaskReceipt, ...]) -> list[LedgerEntry]:
+    root = last.root if last else EMPTY_ROOT
+    total = last.total if last else 0
     entries = []
     for receipt in receipts:
         root, total = extend_root(root, receipt), total + receipt.amount

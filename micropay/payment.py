@@ -9,12 +9,10 @@ vouchers are cumulative, so resending the latest is always harmless.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 from dataclasses import dataclass, field
 
+from micropay._utils import base32
 from micropay._utils.crypto import keccak
 from micropay.errors import InvalidVoucher, MicropayValueError
 from micropay.ledger import TaskReceipt
@@ -23,7 +21,6 @@ from micropay.voucher import Voucher
 TEXT_PREFIX = "mpp1"
 _VOUCHER_SIZE = 169
 _CHECKSUM_SIZE = 4
-_BASE32 = re.compile(r"[a-z2-7]*")
 
 
 @dataclass(frozen=True)
@@ -54,8 +51,7 @@ class Payment(Voucher):
         """``mpp1`` + base32(voucher, first index, receipts as JSON, 4-byte keccak checksum)."""
         receipts = json.dumps([r.to_dict() for r in self.receipts], separators=(",", ":"), ensure_ascii=False)
         payload = self.to_bytes() + self.first_index.to_bytes(4, "big") + receipts.encode()
-        body = base64.b32encode(payload + keccak(payload)[:_CHECKSUM_SIZE]).decode("ascii")
-        return TEXT_PREFIX + body.rstrip("=").lower()
+        return TEXT_PREFIX + base32.encode(payload + keccak(payload)[:_CHECKSUM_SIZE])
 
     @classmethod
     def decode(cls, text: str) -> Payment:
@@ -64,19 +60,14 @@ class Payment(Voucher):
         compact = "".join(text.split()).lower()
         if not compact.startswith(TEXT_PREFIX):
             raise InvalidVoucher(f"payment text must start with {TEXT_PREFIX!r}")
-        body = compact[len(TEXT_PREFIX):]
-        if not _BASE32.fullmatch(body):
-            raise InvalidVoucher("payment text has characters outside a-z and 2-7: it was mistyped or cut")
-        try:
-            raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidVoucher("payment text is truncated or corrupt") from exc
+        raw = base32.decode(compact[len(TEXT_PREFIX):])
+        if raw is None:
+            raise InvalidVoucher("payment text has characters outside a-z and 2-7, or was cut: it was mistyped")
         if len(raw) < _VOUCHER_SIZE + 4 + 2 + _CHECKSUM_SIZE:
             raise InvalidVoucher("payment text is too short: it was cut")
         payload, checksum = raw[:-_CHECKSUM_SIZE], raw[-_CHECKSUM_SIZE:]
         if keccak(payload)[:_CHECKSUM_SIZE] != checksum:
             raise InvalidVoucher("payment text checksum does not match: a character was changed")
-        voucher = Voucher.from_bytes(payload[:_VOUCHER_SIZE])
         first_index = int.from_bytes(payload[_VOUCHER_SIZE:_VOUCHER_SIZE + 4], "big")
         try:
             items = json.loads(payload[_VOUCHER_SIZE + 4:].decode())
@@ -85,7 +76,7 @@ class Payment(Voucher):
             receipts = tuple(TaskReceipt.from_dict(item) for item in items)
         except (UnicodeDecodeError, json.JSONDecodeError, MicropayValueError) as exc:
             raise InvalidVoucher(f"payment receipts are malformed: {exc}") from exc
-        return cls.of(voucher, receipts, first_index)
+        return cls(*Voucher.fields_from_bytes(payload[:_VOUCHER_SIZE]), receipts, first_index)
 
 
 def parse_payment(value: object) -> Voucher:

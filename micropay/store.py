@@ -4,7 +4,9 @@ Durability is the point. Every write is one ``BEGIN IMMEDIATE`` transaction unde
 ``journal_mode=WAL`` and ``synchronous=FULL``: when a write returns, it survives ``kill -9`` and
 power loss. ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes (or threads) on one
 file take turns instead of interleaving. Amounts are 32-byte big-endian blobs: lossless for
-uint256 and ordered correctly by SQLite's byte comparison. The file is created mode 0600.
+uint256 and ordered correctly by SQLite's byte comparison. Receipts and vouchers are
+``WITHOUT ROWID`` tables clustered on their key, so a receive writes two b-tree pages, not four.
+The file is created mode 0600.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ _MIGRATIONS: dict[int, Sequence[str]] = {
             root BLOB NOT NULL,
             total BLOB NOT NULL,
             PRIMARY KEY (channel_id, idx)
-        )""",
+        ) WITHOUT ROWID""",
         """CREATE TABLE vouchers (
             channel_id BLOB NOT NULL REFERENCES channels(id),
             amount BLOB NOT NULL,
@@ -67,7 +69,7 @@ _MIGRATIONS: dict[int, Sequence[str]] = {
             receipt_count INTEGER NOT NULL,
             created_at REAL NOT NULL,
             PRIMARY KEY (channel_id, amount)
-        )""",
+        ) WITHOUT ROWID""",
         """CREATE TABLE settlements (
             tx_hash BLOB PRIMARY KEY,
             raw_tx BLOB,
@@ -203,11 +205,16 @@ class VoucherStore:
                 raise StoreError(f"cannot write to {self.path}: {exc}") from exc
             try:
                 yield self._db
-            except BaseException:
+            except BaseException as exc:
                 self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"the voucher store {self.path} refused a write: {exc}") from exc
                 raise
             else:
-                self._db.execute("COMMIT")
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    raise StoreError(f"the voucher store {self.path} could not commit: {exc}") from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -256,10 +263,12 @@ class VoucherStore:
 
     # -- ledger and vouchers ---------------------------------------------------------------
 
-    def ledger(self, channel_id: bytes, db: sqlite3.Connection | None = None) -> list[LedgerEntry]:
+    def ledger(self, channel_id: bytes, db: sqlite3.Connection | None = None, *, start: int = 0) -> list[LedgerEntry]:
+        """The channel's task receipts from index ``start`` on, each with the root and total after it."""
         sql = ("SELECT task_id, amount, deliverable, note, root, total FROM receipts WHERE channel_id = ? "
-               "ORDER BY idx")
-        rows = db.execute(sql, (channel_id,)).fetchall() if db is not None else self._read(sql, (channel_id,))
+               "AND idx >= ? ORDER BY idx")
+        params = (channel_id, start)
+        rows = db.execute(sql, params).fetchall() if db is not None else self._read(sql, params)
         return [LedgerEntry(TaskReceipt(t, from_u256(a), d, n), r, from_u256(tot)) for t, a, d, n, r, tot in rows]
 
     def add_receipts(self, db: sqlite3.Connection, channel_id: bytes, first_index: int,
@@ -288,6 +297,19 @@ class VoucherStore:
             return None
         chain_id, escrow, amount, root, signature, count = rows[0]
         return Voucher(chain_id, escrow, channel_id, from_u256(amount), root, signature), count
+
+    def best_raw(self, channel_id: bytes, db: sqlite3.Connection) -> tuple[int, bytes, bytes, int] | None:
+        """(amount, ledger root, signature, receipt count) of the best voucher, unparsed: the
+        receive path compares these and needs no Voucher object."""
+        row = db.execute("SELECT amount, ledger_root, signature, receipt_count FROM vouchers WHERE channel_id = ? "
+                         "ORDER BY amount DESC LIMIT 1", (channel_id,)).fetchone()
+        return None if row is None else (from_u256(row[0]), row[1], row[2], row[3])
+
+    def voucher_before(self, channel_id: bytes, amount: int, db: sqlite3.Connection) -> tuple[int, int]:
+        """(amount, receipt count) of the highest voucher below ``amount``; (0, 0) if none."""
+        row = db.execute("SELECT amount, receipt_count FROM vouchers WHERE channel_id = ? AND amount < ? "
+                         "ORDER BY amount DESC LIMIT 1", (channel_id, u256(amount))).fetchone()
+        return (0, 0) if row is None else (from_u256(row[0]), row[1])
 
     def voucher_count(self, channel_id: bytes) -> int:
         return self._read("SELECT COUNT(*) FROM vouchers WHERE channel_id = ?", (channel_id,))[0][0]

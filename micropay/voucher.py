@@ -15,15 +15,15 @@ escrow accepts. Wallets that report ``v`` as 0/1 are normalised to 27/28 by
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import is_address, to_canonical_address, to_checksum_address
+from eth_utils import is_address
+
+from micropay._utils import base32
+from micropay._utils.addresses import normalize
 
 from micropay._utils.crypto import SECP256K1_HALF_N, SECP256K1_N, keccak, recover_address, unsafe_sign_digest
 from micropay.errors import DomainMismatch, InvalidSignature, InvalidVoucher
@@ -56,7 +56,6 @@ _CHECKSUM_SIZE = 4
 # chain id, escrow, channel id, amount, ledger root, signature
 _LAYOUT = (8, 20, 32, 12, 32, 65)
 _PAYLOAD_SIZE = sum(_LAYOUT)
-_BASE32_ALPHABET = re.compile(r"[a-z2-7]*")
 
 
 @functools.lru_cache(maxsize=256)
@@ -79,33 +78,18 @@ def voucher_digest(chain_id: int, escrow: bytes, channel_id: bytes, amount: int,
 
 def _checked_address(value: object, what: str) -> str:
     """The checksummed form of an address given as text or 20 bytes; InvalidVoucher otherwise."""
-    if isinstance(value, (str, bytes)):
-        normalized = _normalize_address(value)
-        if normalized is not None:
-            return normalized[0]
+    normalized = normalize(value) if isinstance(value, (str, bytes)) else None
+    if normalized is not None:
+        return normalized[0]
     if isinstance(value, str) and is_address(value):
         raise InvalidVoucher(f"{what} {value} has a wrong EIP-55 checksum")
     raise InvalidVoucher(f"{what} must be a 20-byte address, got {value!r:.80}")
 
 
-@functools.lru_cache(maxsize=4096)
-def _normalize_address(value: str | bytes) -> tuple[str, bytes] | None:
-    """(checksummed, 20 bytes), or None if invalid. Memoized: eth-utils spends ~150 µs per
-    checksum, and a payee sees the same few addresses (its escrow, its payers) over and over."""
-    if isinstance(value, bytes):
-        return (to_checksum_address(value), value) if len(value) == 20 else None
-    if not is_address(value):
-        return None
-    digits, checksummed = value[2:], to_checksum_address(value)
-    # Mixed case carries an EIP-55 checksum, and then it must be right.
-    if digits not in (digits.lower(), digits.upper()) and checksummed != value:
-        return None
-    return checksummed, to_canonical_address(checksummed)
-
-
 def _address_bytes(address: str) -> bytes:
-    normalized = _normalize_address(address)
-    assert normalized is not None, "only called on addresses already checked"
+    normalized = normalize(address)
+    if normalized is None:
+        raise InvalidVoucher(f"not an address: {address!r:.80}")
     return normalized[1]
 
 
@@ -179,7 +163,7 @@ class Voucher:
     @property
     def signer(self) -> str:
         """The checksummed address that signed this voucher."""
-        return to_checksum_address(self.signer_bytes)
+        return _checked_address(self.signer_bytes, "signer")
 
     def verify(self, expected_payer: str, *, chain_id: int | None = None, escrow: str | None = None) -> None:
         """Raise unless this voucher is signed by ``expected_payer`` (and, if given, is for this
@@ -237,6 +221,11 @@ class Voucher:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Voucher:
+        return cls(*cls.fields_from_bytes(data))
+
+    @staticmethod
+    def fields_from_bytes(data: bytes) -> tuple[int, bytes, bytes, int, bytes, bytes]:
+        """The constructor arguments stored in :meth:`to_bytes` output (not yet validated)."""
         if len(data) != _PAYLOAD_SIZE:
             raise InvalidVoucher(f"voucher bytes must be {_PAYLOAD_SIZE} long, got {len(data)}")
         fields, offset = [], 0
@@ -244,15 +233,13 @@ class Voucher:
             fields.append(data[offset : offset + size])
             offset += size
         chain_id, escrow, channel_id, amount, root, signature = fields
-        return cls(int.from_bytes(chain_id, "big"), escrow, channel_id, int.from_bytes(amount, "big"), root,
-                   signature)
+        return int.from_bytes(chain_id, "big"), escrow, channel_id, int.from_bytes(amount, "big"), root, signature
 
     def encode(self) -> str:
         """One line of lowercase letters and digits 2-7: safe in URLs, chat and email, selectable
         with a double click. ``mpv1`` + base32(payload + 4-byte keccak checksum)."""
         payload = self.to_bytes()
-        body = base64.b32encode(payload + keccak(payload)[:_CHECKSUM_SIZE]).decode("ascii")
-        return TEXT_PREFIX + body.rstrip("=").lower()
+        return TEXT_PREFIX + base32.encode(payload + keccak(payload)[:_CHECKSUM_SIZE])
 
     @classmethod
     def decode(cls, text: str) -> Voucher:
@@ -263,13 +250,9 @@ class Voucher:
         compact = "".join(text.split()).lower()
         if not compact.startswith(TEXT_PREFIX):
             raise InvalidVoucher(f"voucher text must start with {TEXT_PREFIX!r} (is this a micropay voucher?)")
-        body = compact[len(TEXT_PREFIX) :]
-        if not _BASE32_ALPHABET.fullmatch(body):
-            raise InvalidVoucher("voucher text has characters outside a-z and 2-7: it was mistyped or cut")
-        try:
-            raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidVoucher("voucher text is truncated or corrupt") from exc
+        raw = base32.decode(compact[len(TEXT_PREFIX) :])
+        if raw is None:
+            raise InvalidVoucher("voucher text has characters outside a-z and 2-7, or was cut: it was mistyped")
         if len(raw) != _PAYLOAD_SIZE + _CHECKSUM_SIZE:
             raise InvalidVoucher("voucher text has the wrong length: it was cut or extended")
         payload, checksum = raw[:-_CHECKSUM_SIZE], raw[-_CHECKSUM_SIZE:]

@@ -143,7 +143,9 @@ class Chain:
         self.w3, self.tester = w3, tester
 
     def now(self) -> int:
-        return self.w3.eth.get_block("latest").timestamp
+        """The time the next transaction will see. eth-tester stamps blocks with the wall clock,
+        which runs ahead of the latest block (say, one restored from a snapshot)."""
+        return self.w3.eth.get_block("pending").timestamp
 
     def next_tx_at(self, timestamp: int) -> None:
         """The next transaction executes in a block with exactly this timestamp."""

@@ -43,7 +43,8 @@ def classify(exc: BaseException, decoder: ErrorDecoder, map_revert: Callable[[An
     if revert is not None:
         return map_revert(revert)
     text = str(exc).lower()
-    if "insufficient funds" in text or "sender doesn't have enough funds" in text:
+    # geth/anvil: "insufficient funds"; eth-tester: "cannot afford txn gas"
+    if any(phrase in text for phrase in ("insufficient funds", "doesn't have enough funds", "cannot afford")):
         return InsufficientFunds(f"not enough ETH for the value plus gas: {exc}")
     if revert_data(exc) is not None or "revert" in text:
         return TransactionError(f"the transaction would revert: {exc}")

@@ -1,6 +1,7 @@
 """Each attack of REFERENCE §3 against the escrow, as its own test."""
 
 import pytest
+from eth_tester.exceptions import TransactionFailed
 
 from helpers import DAY, ETH, HOUR, Key, high_s, reverts, transact
 
@@ -118,7 +119,7 @@ def test_payer_cannot_end_the_channel_before_the_window_with_an_old_voucher(w3, 
     # ...and the payee still redeems the latest one at the last second of the window.
     chain.next_tx_at(expiry)
     before = w3.eth.get_balance(payee)
-    transact(escrow.functions.claim(*latest), relayer := w3.eth.accounts[3])
+    transact(escrow.functions.claim(*latest), w3.eth.accounts[3])  # a relayer submits it
     assert w3.eth.get_balance(payee) - before == 700
     chain.next_tx_at(expiry + 1)
     before = w3.eth.get_balance(payer)
@@ -203,7 +204,7 @@ def test_eth_and_tokens_sent_straight_to_the_escrow_change_no_channel(w3, escrow
     expiry = chain.now() + DAY
     key, _ = channels.open(payer, payee, 1000, token=token.address, expiry=expiry)
     transact(token.functions.transfer(escrow.address, 10**9), stranger)
-    with pytest.raises(Exception):  # no receive(): plain ETH cannot be sent to the escrow
+    with pytest.raises(TransactionFailed):  # no receive(): plain ETH cannot be sent to the escrow
         w3.eth.send_transaction({"from": stranger, "to": escrow.address, "value": 1})
     assert channels.state(key)[0] == 1000
     channels.claim(key, 5000, payer)  # voucher above the deposit pays the deposit, not the donation

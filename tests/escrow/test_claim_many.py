@@ -2,7 +2,7 @@
 
 from eth_utils import keccak
 
-from helpers import DAY, ETH, events, gas_cost, reverts, transact
+from helpers import DAY, ETH, events, gas_cost, transact
 
 
 def selector(signature: str) -> bytes:

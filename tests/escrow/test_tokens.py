@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import DAY, HOUR, events, reverts, transact
+from helpers import DAY, events, reverts, transact
 
 MINT = 10**24
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import DAY, events, reverts, transact
+from helpers import events, reverts, transact
 
 REVERT_MODE = 1
 
