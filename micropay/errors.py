@@ -108,3 +108,11 @@ class UnknownEscrow(MicropayError):
 
 class StoreError(MicropayError):
     """The voucher store is unreadable, from a newer micropay, or was changed underneath us."""
+
+
+class KeystoreError(MicropayError):
+    """A key file is missing, malformed, or the password does not open it."""
+
+
+class NodeError(MicropayError, ConnectionError):
+    """The Ethereum node cannot be reached, or is on another chain than expected."""

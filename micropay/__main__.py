@@ -1,0 +1,3 @@
+from micropay.cli import run
+
+run()

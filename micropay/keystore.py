@@ -1,0 +1,83 @@
+"""Encrypted key files (eth-account's keystore format, scrypt): never a key in plain text."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from micropay._utils.addresses import normalize
+from micropay.errors import KeystoreError
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def save_account(account: LocalAccount, directory: Path, password: str, *, iterations: int | None = None) -> Path:
+    """Encrypt ``account`` into ``directory``/<address>.json (mode 0600, never overwritten).
+
+    ``iterations`` is scrypt's work factor; leave it to eth-account's default (2**18) except in
+    tests, where a file that opens in milliseconds is what is wanted."""
+    if not password:
+        raise KeystoreError("refusing to write a key file with an empty password")
+    path = Path(directory) / f"{account.address}.json"
+    if path.exists():
+        raise KeystoreError(f"{path} already exists")
+    _write_private(path, json.dumps(Account.encrypt(account.key, password, iterations=iterations)))
+    return path
+
+
+def new_account(directory: Path, password: str) -> tuple[LocalAccount, Path]:
+    account = Account.create()
+    return account, save_account(account, directory, password)
+
+
+def import_key(private_key: str, directory: Path, password: str) -> tuple[LocalAccount, Path]:
+    try:
+        account = Account.from_key(private_key)
+    except Exception:  # noqa: BLE001 - eth-account raises several kinds for a bad key
+        raise KeystoreError("that is not a valid private key (64 hex digits)") from None
+    return account, save_account(account, directory, password)
+
+
+def list_accounts(directory: Path) -> list[tuple[str, Path]]:
+    """(address, path) of every key file in ``directory``; files that are not keystores are skipped."""
+    found = []
+    for path in sorted(Path(directory).glob("*.json")) if Path(directory).is_dir() else []:
+        try:
+            address = json.loads(path.read_text()).get("address")
+        except (OSError, ValueError, AttributeError):
+            continue
+        normalized = normalize("0x" + address.removeprefix("0x")) if isinstance(address, str) else None
+        if normalized is not None:
+            found.append((normalized[0], path))
+    return found
+
+
+def load_account(path: Path, password: str) -> LocalAccount:
+    """Decrypt a key file. Every failure is a KeystoreError that never echoes the password."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KeystoreError(f"no key file at {path} (create one with `micropay account new`)") from None
+    except (OSError, ValueError):
+        raise KeystoreError(f"{path} is not a readable key file") from None
+    if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
+        raise KeystoreError(f"{path} is not an encrypted key file")
+    try:
+        key = Account.decrypt(data, password)
+    except ValueError as exc:
+        if "MAC mismatch" in str(exc):
+            raise KeystoreError(f"wrong password for {path}") from None
+        raise KeystoreError(f"{path} is a malformed key file") from None
+    except Exception:  # noqa: BLE001 - malformed JSON fields raise KeyError/TypeError/...
+        raise KeystoreError(f"{path} is a malformed key file") from None
+    return Account.from_key(key)
