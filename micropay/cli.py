@@ -7,7 +7,6 @@ printed: the password comes from ``MICROPAY_PASSWORD`` or a hidden prompt.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -254,8 +253,9 @@ def account_list(session: Session, as_json: bool) -> None:
 @pass_session
 def deploy(session: Session) -> None:
     """Deploy the escrow and record it as this chain's default."""
+    w3, deployer = session.w3, session.account
     click.echo("deploying the escrow, waiting for the receipt…", err=True)
-    escrow = Escrow.deploy(session.w3, session.account)
+    escrow = Escrow.deploy(w3, deployer)
     record_deployment(session.paths.deployments, escrow.chain_id, escrow.address)
     click.echo(escrow.address)
 
@@ -275,9 +275,10 @@ def open_channel(session: Session, payee: str, deposit: str, token: str, days: i
                  as_json: bool) -> None:
     """Lock DEPOSIT, such as '0.05 ETH', in a channel to PAYEE."""
     amount = session.amount(deposit, token)
+    payer = session.payer()
     click.echo("opening the channel, waiting for the receipt…", err=True)
-    record = session.payer().open_channel(payee, amount, token=token, expires_in=timedelta(days=days),
-                                          window=timedelta(hours=window_hours))
+    record = payer.open_channel(payee, amount, token=token, expires_in=timedelta(days=days),
+                                window=timedelta(hours=window_hours))
     emit(as_json, {"channel": "0x" + record.id.hex(), "deposit": str(record.deposit), "expiry": record.expiry},
          f"channel 0x{record.id.hex()}\n{session.show(record.deposit, token)} until {when(record.expiry)}")
 
@@ -358,6 +359,28 @@ def receive(session: Session, texts: tuple[str, ...], file: Any, as_json: bool) 
 
 
 @main.command()
+@click.argument("file", type=click.File("r"))
+@click.option("--min-net", default="0", help="skip channels whose unclaimed value is below this plus gas")
+@pass_session
+def redeem(session: Session, file: Any, min_net: str) -> None:
+    """Receive every payment in FILE (one per line), settle once, and print a statement."""
+    payee = session.payee()
+    lines = [line.strip() for line in file if line.strip()]
+    added: dict[bytes, int] = {}
+    for text in lines:
+        received = payee.receive(text)
+        added[received.channel_id] = added.get(received.channel_id, 0) + received.added
+    click.echo(f"{len(lines)} payment(s) received on {len(added)} channel(s); settling…", err=True)
+    result = payee.settle(session.amount(min_net, ETH))
+    for channel_id in result.channels:
+        record = session.store.channel(channel_id)
+        click.echo(f"channel 0x{channel_id.hex()[:10]} from {record.key.payer}: "
+                   f"{len(session.store.ledger(channel_id))} task(s) settled")
+    click.echo(f"received {session.show(result.gross, ETH)} in transaction 0x{result.tx_hash.hex()}; "
+               f"gas {result.gas_used:,}, fee {session.show(result.fee, ETH)}, net {session.show(result.net, ETH)}")
+
+
+@main.command()
 @json_option
 @pass_session
 def status(session: Session, as_json: bool) -> None:
@@ -405,9 +428,10 @@ def tasks(session: Session, channel: str, as_json: bool) -> None:
 @pass_session
 def settle(session: Session, min_net: str, token: str, dry_run: bool, as_json: bool) -> None:
     """Claim every channel worth claiming in ONE transaction."""
+    payee = session.payee()  # connects first: progress only once the node answers
     if not dry_run:
         click.echo("settling, waiting for the receipt…", err=True)
-    result = session.payee().settle(session.amount(min_net, token), token=token, dry_run=dry_run)
+    result = payee.settle(session.amount(min_net, token), token=token, dry_run=dry_run)
     data = {"tx": "0x" + result.tx_hash.hex() if result.tx_hash else None, "channels": len(result.channels),
             "gross": str(result.gross), "gas": result.gas_used, "fee": str(result.fee), "net": str(result.net)}
     emit(as_json, data, ("would claim" if dry_run else "claimed") + f" {session.show(result.gross, token)} from "

@@ -202,3 +202,17 @@ def test_debug_shows_the_traceback(people):
     client, _, _ = people
     result = client.run("--debug", "deploy", ok=False, env={"MICROPAY_PASSWORD": "nope"})
     assert isinstance(result.exception, keystore.KeystoreError)
+
+
+def test_redeem_receives_a_file_and_settles_once(w3, people, tmp_path):
+    client, freelancer, escrow = people
+    channel = client.json("open", freelancer.address, "0.05 ETH")["channel"]
+    texts = [client.run("pay", channel, "0.002 ETH", f"page {n}").stdout.strip() for n in range(4)]
+    payments = tmp_path / "payments.txt"
+    payments.write_text("\n".join(texts) + "\n")
+    before = w3.eth.get_balance(freelancer.address)
+    result = freelancer.run("--escrow", escrow, "redeem", str(payments))
+    assert "4 task(s) settled" in result.stdout and "received 0.008 ETH" in result.stdout
+    settlement = w3.eth.get_transaction_receipt(re.search(r"transaction (0x[0-9a-f]{64})", result.stdout).group(1))
+    fee = settlement.gasUsed * settlement.effectiveGasPrice
+    assert w3.eth.get_balance(freelancer.address) - before == 8 * 10**15 - fee
