@@ -93,11 +93,16 @@ def test_client_and_freelancer_story(w3, tester, people):
     assert "1 channel(s) updated" in imported.output
 
 
-def test_reclaim_after_expiry(tester, people):
+def test_reclaim_after_expiry(tester, people, tmp_path):
     client, freelancer, escrow = people
-    channel = client.json("open", freelancer.address, "1000", "--days", "1")["channel"]
-    tester.time_travel(client.json("status")[0]["expiry"] + 10)
-    assert "reclaimed 1000 wei" not in client.run("reclaim", channel).output  # shown in ETH units
+    channel = client.json("open", freelancer.address, "0.01 ETH", "--days", "1")["channel"]
+    text = client.run("pay", channel, "0.004 ETH", "half done").stdout
+    (tmp_path / "in.txt").write_text(text)
+    assert "+0.004 ETH for 'half done'" in freelancer.run("--escrow", escrow, "receive", "--file",
+                                                          str(tmp_path / "in.txt")).stdout
+    assert "reclaim after that" in client.run("request-close", channel).stdout
+    tester.time_travel(client.json("status")[0]["expiry"] + 10)  # the freelancer never claimed
+    assert client.run("reclaim", channel).stdout.strip() == "reclaimed 0.01 ETH"
     assert client.json("status")[0]["status"] == "closed"
 
 
