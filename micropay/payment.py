@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from micropay._utils import base32
-from micropay._utils.crypto import keccak
+from micropay._utils import textform
 from micropay.errors import InvalidVoucher, MicropayValueError
 from micropay.ledger import TaskReceipt
 from micropay.voucher import Voucher
 
 TEXT_PREFIX = "mpp1"
 _VOUCHER_SIZE = 169
-_CHECKSUM_SIZE = 4
 
 
 @dataclass(frozen=True)
@@ -50,24 +48,13 @@ class Payment(Voucher):
     def encode(self) -> str:
         """``mpp1`` + base32(voucher, first index, receipts as JSON, 4-byte keccak checksum)."""
         receipts = json.dumps([r.to_dict() for r in self.receipts], separators=(",", ":"), ensure_ascii=False)
-        payload = self.to_bytes() + self.first_index.to_bytes(4, "big") + receipts.encode()
-        return TEXT_PREFIX + base32.encode(payload + keccak(payload)[:_CHECKSUM_SIZE])
+        return textform.wrap(TEXT_PREFIX, self.to_bytes() + self.first_index.to_bytes(4, "big") + receipts.encode())
 
     @classmethod
     def decode(cls, text: str) -> Payment:
-        if not isinstance(text, str):
-            raise InvalidVoucher(f"payment text must be a string, got {type(text).__name__}")
-        compact = "".join(text.split()).lower()
-        if not compact.startswith(TEXT_PREFIX):
-            raise InvalidVoucher(f"payment text must start with {TEXT_PREFIX!r}")
-        raw = base32.decode(compact[len(TEXT_PREFIX):])
-        if raw is None:
-            raise InvalidVoucher("payment text has characters outside a-z and 2-7, or was cut: it was mistyped")
-        if len(raw) < _VOUCHER_SIZE + 4 + 2 + _CHECKSUM_SIZE:
+        payload = textform.unwrap(text, TEXT_PREFIX, "payment")
+        if len(payload) < _VOUCHER_SIZE + 4 + 2:
             raise InvalidVoucher("payment text is too short: it was cut")
-        payload, checksum = raw[:-_CHECKSUM_SIZE], raw[-_CHECKSUM_SIZE:]
-        if keccak(payload)[:_CHECKSUM_SIZE] != checksum:
-            raise InvalidVoucher("payment text checksum does not match: a character was changed")
         first_index = int.from_bytes(payload[_VOUCHER_SIZE:_VOUCHER_SIZE + 4], "big")
         try:
             items = json.loads(payload[_VOUCHER_SIZE + 4:].decode())

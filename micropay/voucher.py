@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import is_address
 
-from micropay._utils import base32
+from micropay._utils import textform
 from micropay._utils.addresses import normalize
 
 from micropay._utils.crypto import SECP256K1_HALF_N, SECP256K1_N, keccak, recover_address, unsafe_sign_digest
@@ -52,7 +52,6 @@ VOUCHER_TYPEHASH = keccak(b"Voucher(bytes32 channelId,uint256 cumulativeAmount,b
 MAX_CHAIN_ID = 2**64 - 1
 
 TEXT_PREFIX = "mpv1"
-_CHECKSUM_SIZE = 4
 # chain id, escrow, channel id, amount, ledger root, signature
 _LAYOUT = (8, 20, 32, 12, 32, 65)
 _PAYLOAD_SIZE = sum(_LAYOUT)
@@ -238,26 +237,15 @@ class Voucher:
     def encode(self) -> str:
         """One line of lowercase letters and digits 2-7: safe in URLs, chat and email, selectable
         with a double click. ``mpv1`` + base32(payload + 4-byte keccak checksum)."""
-        payload = self.to_bytes()
-        return TEXT_PREFIX + base32.encode(payload + keccak(payload)[:_CHECKSUM_SIZE])
+        return textform.wrap(TEXT_PREFIX, self.to_bytes())
 
     @classmethod
     def decode(cls, text: str) -> Voucher:
         """Parse :meth:`encode` output. Whitespace (line wraps in mail and chat) and case are
         ignored; a mistyped character fails the checksum before any signature work."""
-        if not isinstance(text, str):
-            raise InvalidVoucher(f"voucher text must be a string, got {type(text).__name__}")
-        compact = "".join(text.split()).lower()
-        if not compact.startswith(TEXT_PREFIX):
-            raise InvalidVoucher(f"voucher text must start with {TEXT_PREFIX!r} (is this a micropay voucher?)")
-        raw = base32.decode(compact[len(TEXT_PREFIX) :])
-        if raw is None:
-            raise InvalidVoucher("voucher text has characters outside a-z and 2-7, or was cut: it was mistyped")
-        if len(raw) != _PAYLOAD_SIZE + _CHECKSUM_SIZE:
+        payload = textform.unwrap(text, TEXT_PREFIX, "voucher")
+        if len(payload) != _PAYLOAD_SIZE:
             raise InvalidVoucher("voucher text has the wrong length: it was cut or extended")
-        payload, checksum = raw[:-_CHECKSUM_SIZE], raw[-_CHECKSUM_SIZE:]
-        if keccak(payload)[:_CHECKSUM_SIZE] != checksum:
-            raise InvalidVoucher("voucher text checksum does not match: a character was changed")
         return cls.from_bytes(payload)
 
     def to_dict(self) -> VoucherJSON:

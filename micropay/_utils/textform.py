@@ -1,0 +1,36 @@
+"""The text envelope vouchers and payments travel in: ``prefix`` + base32(payload + checksum).
+
+Lowercase letters and digits 2-7 only, so a double click selects it and URLs, chat and mail
+leave it alone; whitespace and case are ignored when reading (mail clients wrap lines). The
+4-byte keccak checksum catches a mistyped character before any signature work.
+"""
+
+from __future__ import annotations
+
+from micropay._utils import base32
+from micropay._utils.crypto import keccak
+from micropay.errors import InvalidVoucher
+
+CHECKSUM_SIZE = 4
+
+
+def wrap(prefix: str, payload: bytes) -> str:
+    return prefix + base32.encode(payload + keccak(payload)[:CHECKSUM_SIZE])
+
+
+def unwrap(text: object, prefix: str, what: str) -> bytes:
+    """The payload inside ``text``; InvalidVoucher, saying what is wrong, otherwise."""
+    if not isinstance(text, str):
+        raise InvalidVoucher(f"{what} text must be a string, got {type(text).__name__}")
+    compact = "".join(text.split()).lower()
+    if not compact.startswith(prefix):
+        raise InvalidVoucher(f"{what} text must start with {prefix!r} (is this a micropay {what}?)")
+    raw = base32.decode(compact[len(prefix):])
+    if raw is None:
+        raise InvalidVoucher(f"{what} text has characters outside a-z and 2-7, or was cut: it was mistyped")
+    if len(raw) <= CHECKSUM_SIZE:
+        raise InvalidVoucher(f"{what} text is too short: it was cut")
+    payload, checksum = raw[:-CHECKSUM_SIZE], raw[-CHECKSUM_SIZE:]
+    if keccak(payload)[:CHECKSUM_SIZE] != checksum:
+        raise InvalidVoucher(f"{what} text checksum does not match: a character was changed")
+    return payload
