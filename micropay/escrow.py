@@ -214,9 +214,10 @@ class Escrow:
     MIN_WINDOW = 3_600
     MAX_WINDOW = 30 * 86_400
 
-    def __init__(self, w3: Web3, address: str, *, from_block: int = 0, timeout: float = 120.0,
-                 chain_id: int | None = None) -> None:
-        """``chain_id``, if given, is trusted instead of asked from the node (it is known offline)."""
+    def __init__(self, w3: Web3, address: str, *, from_block: int = 0, chain_id: int | None = None,
+                 options: tx.TxOptions | None = None) -> None:
+        """``chain_id``, if given, is trusted instead of asked from the node (it is known offline).
+        ``options`` set the fee cap, confirmations and timeout of every transaction."""
         artifact = load_artifact()
         if chain_id is not None:
             self.__dict__["chain_id"] = chain_id
@@ -224,7 +225,7 @@ class Escrow:
         self.address = _address(address, "escrow address")
         self.contract = w3.eth.contract(address=self.address, abi=artifact["abi"])
         self.from_block = from_block
-        self.timeout = timeout
+        self.options = options or tx.TxOptions()
         self._decoder = ErrorDecoder(artifact["abi"] + _ERC20_ERRORS)
         self._keys: dict[bytes, ChannelKey] = {}
 
@@ -235,7 +236,7 @@ class Escrow:
         artifact = load_artifact()
         factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         receipt = tx.send(w3, account, factory.constructor(), decoder=ErrorDecoder(artifact["abi"]),
-                          map_revert=_map_revert)
+                          map_revert=_map_revert, options=kwargs.get("options") or tx.TxOptions())
         return cls(w3, receipt.contractAddress, from_block=receipt.blockNumber, **kwargs)
 
     @classmethod
@@ -404,7 +405,7 @@ class Escrow:
 
     def _send(self, sender: Sender, fn: Any, value: int = 0) -> Any:
         return tx.send(self.w3, sender, fn, value=value, decoder=self._decoder, map_revert=_map_revert,
-                       timeout=self.timeout)
+                       options=self.options)
 
     def _live(self, key: ChannelKey) -> ChannelState:
         state = self.channel(key)

@@ -30,6 +30,7 @@ from micropay.errors import (
     LedgerMismatch,
     NotParticipant,
     NothingToClaim,
+    MicropayError,
     StaleVoucher,
     TransactionError,
 )
@@ -295,13 +296,15 @@ class Payee:
         record_items = [(key.id, voucher.amount) for key, voucher in items]
         with tx.nonce_lock(self.account):
             if isinstance(self.account, LocalAccount):
-                raw, tx_hash = tx.sign(w3, self.account, fn, value=0, gas=gas)
+                raw, tx_hash = tx.sign(w3, self.account, fn, value=0, gas=gas, options=self.escrow.options)
                 self.store.add_settlement(SettlementRecord(tx_hash, raw, self.escrow.address, token, "pending",
                                                            record_items, gross, None, None, None))
                 try:
-                    w3.eth.send_raw_transaction(raw)
+                    tx.broadcast(w3, raw, tx_hash)
                 except Exception as exc:  # noqa: BLE001
                     self.store.update_settlement(tx_hash, status="failed")
+                    if isinstance(exc, MicropayError):
+                        raise
                     raise tx.classify(exc, self.escrow._decoder, _map_revert) from exc
             else:  # a node-managed account: the hash is only known once the node has it
                 tx_hash = bytes(w3.eth.send_transaction(fn.build_transaction(
@@ -309,8 +312,12 @@ class Payee:
                      "nonce": w3.eth.get_transaction_count(self.account, "pending")})))
                 self.store.add_settlement(SettlementRecord(tx_hash, None, self.escrow.address, token, "pending",
                                                            record_items, gross, None, None, None))
-        receipt = tx.wait(w3, tx_hash, self.escrow.timeout)
-        return self._confirm(tx_hash, receipt, token)
+        return self._confirm(tx_hash, self._wait(tx_hash), token)
+
+    def _wait(self, tx_hash: bytes) -> Any:
+        options = self.escrow.options
+        return tx.wait(self.escrow.w3, tx_hash, options.timeout, confirmations=options.confirmations,
+                       poll_interval=options.poll_interval)
 
     def _confirm(self, tx_hash: bytes, receipt: Any, token: str) -> Settlement:
         claimed = self.escrow.events("Claimed", receipt)
@@ -341,7 +348,7 @@ class Payee:
                 except Exception:  # noqa: BLE001 - "already known" / "nonce too low" mean it is (or was) in
                     pass
                 try:
-                    receipt = tx.wait(self.escrow.w3, pending.tx_hash, self.escrow.timeout)
+                    receipt = self._wait(pending.tx_hash)
                 except TransactionError:
                     self.store.update_settlement(pending.tx_hash, status="failed")
                     continue

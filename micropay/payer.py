@@ -70,7 +70,7 @@ class Payer:
         if token != ETH:
             erc20 = Token(self.escrow.w3, token)
             if erc20.allowance(self.address, self.escrow.address) < deposit:
-                erc20.approve(self.account, self.escrow.address, deposit)
+                erc20.approve(self.account, self.escrow.address, deposit, self.escrow.options)
         expiry = self.escrow.now() + _seconds(expires_in)
         key, _ = self.escrow.open(self.account, payee, deposit, token=token, salt=salt, expiry=expiry,
                                   window=_seconds(window))
@@ -149,7 +149,7 @@ class Payer:
         if record.key.token != ETH:
             erc20 = Token(self.escrow.w3, record.key.token)
             if erc20.allowance(self.address, self.escrow.address) < amount:
-                erc20.approve(self.account, self.escrow.address, amount)
+                erc20.approve(self.account, self.escrow.address, amount, self.escrow.options)
         self.escrow.top_up(self.account, record.key, amount)
         return self.sync(channel_id)
 

@@ -54,6 +54,6 @@ class Token:
     def symbol(self) -> str:
         return self.contract.functions.symbol().call()
 
-    def approve(self, sender: Sender, spender: str, amount: int) -> Any:
+    def approve(self, sender: Sender, spender: str, amount: int, options: tx.TxOptions | None = None) -> Any:
         return tx.send(self.w3, sender, self.contract.functions.approve(spender, amount),
-                       decoder=ErrorDecoder(ERC20_ABI), map_revert=_as_error)
+                       decoder=ErrorDecoder(ERC20_ABI), map_revert=_as_error, options=options or tx.TxOptions())
