@@ -20,6 +20,7 @@ import click
 from web3 import Web3
 
 from micropay import keystore
+from micropay._utils.tx import TxOptions
 from micropay.config import Paths, load_deployments, record_deployment
 from micropay.errors import KeystoreError, MicropayError, MicropayValueError, NodeError, UnknownChannel
 from micropay.escrow import ETH, Escrow
@@ -56,6 +57,7 @@ class Session:
     store_path: Path | None
     chain_id: int | None
     debug: bool
+    options: TxOptions = field(default_factory=TxOptions)
     injected_w3: Web3 | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
 
@@ -84,7 +86,7 @@ class Session:
             if address is None:
                 raise MicropayValueError(f"no escrow known on chain {self.w3.eth.chain_id}: pass --escrow ADDRESS "
                                          "or run `micropay deploy`")
-            self._cache["escrow"] = Escrow.at(self.w3, address)
+            self._cache["escrow"] = Escrow.at(self.w3, address, options=self.options)
         return self._cache["escrow"]
 
     @property
@@ -185,15 +187,23 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 @click.option("--home", type=click.Path(path_type=Path), envvar="MICROPAY_HOME",
               help="data directory (default: the user data directory)")
 @click.option("--chain-id", type=int, help="refuse to run unless the node is on this chain")
+@click.option("--confirmations", type=int, default=1, show_default=True, envvar="MICROPAY_CONFIRMATIONS",
+              help="blocks a transaction must be under before it counts")
+@click.option("--max-fee-gwei", type=float, envvar="MICROPAY_MAX_FEE_GWEI",
+              help="never pay more than this per gas (EIP-1559 max fee)")
 @click.option("--debug", is_flag=True, help="show tracebacks")
 @click.version_option(package_name="micropay")
 @click.pass_context
 def main(ctx: click.Context, rpc: str | None, escrow_address: str | None, keystore_path: Path | None,
-         store_path: Path | None, home: Path | None, chain_id: int | None, debug: bool) -> None:
+         store_path: Path | None, home: Path | None, chain_id: int | None, confirmations: int,
+         max_fee_gwei: float | None, debug: bool) -> None:
     """Pay a freelancer per task with instant vouchers; settle on-chain once."""
     injected = ctx.obj.get("w3") if isinstance(ctx.obj, dict) else None
+    # An injected in-process chain (tests) mines only when asked: nothing to wait for there.
+    options = TxOptions(max_fee_per_gas=None if max_fee_gwei is None else int(max_fee_gwei * 10**9),
+                        confirmations=0 if injected is not None else confirmations)
     ctx.obj = Session(Paths.default(home), rpc, escrow_address, keystore_path, store_path, chain_id, debug,
-                      injected_w3=injected)
+                      options=options, injected_w3=injected)
 
 
 # ------------------------------------------------------------------------------------- demo
@@ -255,7 +265,7 @@ def deploy(session: Session) -> None:
     """Deploy the escrow and record it as this chain's default."""
     w3, deployer = session.w3, session.account
     click.echo("deploying the escrow, waiting for the receipt…", err=True)
-    escrow = Escrow.deploy(w3, deployer)
+    escrow = Escrow.deploy(w3, deployer, options=session.options)
     record_deployment(session.paths.deployments, escrow.chain_id, escrow.address)
     click.echo(escrow.address)
 
