@@ -174,10 +174,6 @@ class ChannelState:
     def reclaimable_next_block(self) -> bool:
         return not self.closed and self.observed_at + 1 > self.expiry
 
-    @property
-    def available(self) -> int:
-        """Deposit not yet claimed."""
-        return self.deposit - self.claimed
 
 
 _REVERT_TO_ERROR: dict[str, type[MicropayError]] = {

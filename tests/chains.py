@@ -6,7 +6,6 @@ one test module can make the same assertions on each.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -125,7 +124,3 @@ class AnvilChain(TestChain):
 
     def revert(self, snapshot: Any) -> None:
         assert self._rpc("evm_revert", [snapshot]) is True
-
-
-def anvil_available() -> bool:
-    return ANVIL.exists() or shutil.which("anvil") is not None or bool(os.environ.get("MICROPAY_ANVIL"))
