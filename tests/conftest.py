@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm.main import get_default_account_keys
 from web3 import EthereumTesterProvider, Web3
@@ -15,6 +18,12 @@ from web3 import EthereumTesterProvider, Web3
 import compile_contracts
 from helpers import DAY, ETH, HOUR, Key, sign_voucher, transact
 from micropay.escrow import load_artifact
+
+# Profiles: the default budget is what CI runs; `deep` is for long local runs. CI keeps no example
+# database (a failing example is printed in full); locally it lives in .hypothesis/ (never committed).
+settings.register_profile("ci", database=None)
+settings.register_profile("deep", max_examples=2000, database=DirectoryBasedExampleDatabase(".hypothesis"))
+settings.load_profile(os.environ.get("MICROPAY_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 HELPER_SOURCES = sorted((Path(__file__).parent / "contracts").glob("*.sol"))
 MINT = 10**30

@@ -1,0 +1,37 @@
+"""A real exported bundle (one channel, one voucher, two receipts), built once for the fuzz test."""
+
+import tempfile
+from pathlib import Path
+
+from eth_account import Account
+
+from micropay.escrow import ETH, ChannelKey
+from micropay.ledger import Ledger, TaskReceipt, extend_root
+from micropay.store import ChannelRecord, LedgerEntry, VoucherStore
+from micropay.voucher import sign_voucher
+
+
+def _bundle() -> dict:
+    payer = Account.from_key(b"\x09" * 32)
+    key = ChannelKey(payer.address, "0x" + "22" * 20, ETH, 1)
+    escrow = "0x" + "33" * 20  # an address is all the bundle needs; no chain is involved
+    receipts = [TaskReceipt("a", 5), TaskReceipt("b", 7, note="n")]
+    ledger = Ledger.of(receipts)
+    voucher = sign_voucher(payer, chain_id=1, escrow=escrow, channel_id=key.id, amount=ledger.total,
+                           ledger_root=ledger.root)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = VoucherStore(Path(tmp) / "b.db")
+        store.add_channel(ChannelRecord(key, 1, escrow, "payee", 100, 0, 2**31, 3600, False, 0.0))
+        entries, root, total = [], bytes(32), 0
+        for r in receipts:
+            root, total = extend_root(root, r), total + r.amount
+            entries.append(LedgerEntry(r, root, total))
+        with store.transaction() as db:
+            store.add_receipts(db, key.id, 0, entries)
+            store.add_voucher(db, voucher, 2)
+        bundle = store.export()
+        store.close()
+    return bundle
+
+
+BUNDLE = _bundle()
