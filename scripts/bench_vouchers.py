@@ -4,7 +4,8 @@
     python scripts/bench_vouchers.py          # a table with ratios and the targets
     python scripts/bench_vouchers.py --json   # {"sign_us", "verify_us", "eth_account_sign_us", ...}
 
-Runs on one core. Each figure is the median, over repeated batches, of µs per operation:
+Runs on one core. Each figure is the median, over repeated batches, of µs per operation; the
+batches of all six operations alternate, so drift in the machine's speed hits them alike:
 - micropay sign: ``sign_voucher`` (validation, EIP-712 digest, libsecp256k1 signature, Voucher);
 - micropay verify: a fresh ``Voucher`` (validation) + ``verify(payer)`` (digest, recovery, compare);
 - eth-account: ``encode_typed_data`` + ``Account.sign_message`` / ``Account.recover_message``;
@@ -33,16 +34,20 @@ CHAIN_ID = 8453
 ESCROW = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
 
-def median_us(operation: Callable[[int], object], batch: int, batches: int) -> float:
-    """Median µs per call of operation(i) over `batches` batches of `batch` calls."""
-    operation(0)  # warm caches (domain separator, imports)
-    per_call = []
+def interleaved_medians(operations: dict[str, Callable[[int], object]], batch: int, batches: int
+                        ) -> dict[str, float]:
+    """Median µs per call of each operation. Batches of the operations alternate, so every one is
+    measured under the same machine conditions (a shared VM's speed drifts over seconds)."""
+    for operation in operations.values():
+        operation(0)  # warm caches (domain separator, imports)
+    per_call: dict[str, list[float]] = {name: [] for name in operations}
     for b in range(batches):
-        start = time.perf_counter()
-        for i in range(b * batch, (b + 1) * batch):
-            operation(i)
-        per_call.append((time.perf_counter() - start) / batch * 1e6)
-    return statistics.median(per_call)
+        for name, operation in operations.items():
+            start = time.perf_counter()
+            for i in range(b * batch, (b + 1) * batch):
+                operation(i)
+            per_call[name].append((time.perf_counter() - start) / batch * 1e6)
+    return {name: statistics.median(values) for name, values in per_call.items()}
 
 
 def measure(batch: int, batches: int) -> dict[str, float]:
@@ -83,14 +88,14 @@ def measure(batch: int, batches: int) -> dict[str, float]:
         keccak(digest_inputs[i])
         return PublicKey.from_signature_and_message(recoverable[i], digests[i], hasher=None)
 
-    return {
-        "sign_us": median_us(micropay_sign, batch, batches),
-        "verify_us": median_us(micropay_verify, batch, batches),
-        "eth_account_sign_us": median_us(eth_account_sign, batch, batches),
-        "eth_account_verify_us": median_us(eth_account_verify, batch, batches),
-        "floor_sign_us": median_us(floor_sign, batch, batches),
-        "floor_verify_us": median_us(floor_verify, batch, batches),
-    }
+    return interleaved_medians({
+        "sign_us": micropay_sign,
+        "floor_sign_us": floor_sign,
+        "eth_account_sign_us": eth_account_sign,
+        "verify_us": micropay_verify,
+        "floor_verify_us": floor_verify,
+        "eth_account_verify_us": eth_account_verify,
+    }, batch, batches)
 
 
 def table(r: dict[str, float]) -> str:
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--batch", type=int, default=200, help="operations per batch (default 200)")
-    parser.add_argument("--batches", type=int, default=15, help="batches per operation (default 15)")
+    parser.add_argument("--batches", type=int, default=21, help="batches per operation (default 21)")
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core

@@ -51,3 +51,7 @@ def test_client_and_freelancer_processes_on_anvil(anvil, tmp_path):
     (status,) = json.loads(client.run("status", "--json"))
     assert (status["role"], status["claimed"], status["status"]) == ("payer", str(3 * 10**16), "open")
     assert "closed" in freelancer.run("--escrow", escrow, "close", channel)
+    backup = tmp_path / "backup.json"
+    backup.write_text(freelancer.run("export"))
+    restored = tmp_path / "restored.db"
+    assert "1 channel(s) updated" in freelancer.run("--store", str(restored), "import", str(backup))
