@@ -35,10 +35,10 @@ from micropay.errors import (
     TransactionError,
 )
 from micropay.escrow import ETH, ChannelState, Escrow, _map_revert
-from micropay.ledger import EMPTY_ROOT, TaskReceipt, extend_root
+from micropay.ledger import TaskReceipt
 from micropay.payer import _open_store, _seconds
 from micropay.payment import Payment, parse_payment
-from micropay.store import ChannelRecord, LedgerEntry, SettlementRecord, VoucherStore
+from micropay.store import ChannelRecord, LedgerEntry, SettlementRecord, VoucherStore, extend_entries
 from micropay.voucher import Voucher
 
 #: Gas a single-channel claim costs, with room to spare: what the watcher keeps in reserve.
@@ -135,7 +135,7 @@ class Payee:
             start = min(voucher.first_index, have) if isinstance(voucher, Payment) else have
             tail = self.store.ledger(record.id, db, start=max(0, start - 1))
             new = self._new_receipts(voucher, have, tail[1:] if start > 0 else tail)
-            entries = _extend(tail[-1] if have else None, new)
+            entries = extend_entries(tail[-1] if have else None, new)
             if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
                 raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
             if not known and self.store.find_channel(record.id, db) is None:
@@ -258,18 +258,18 @@ class Payee:
             raise NothingToClaim("no channel has anything worth claiming")
         gas_price = self._gas_price()
         chosen = candidates
+        gas = self._estimate_batch(chosen, token)
         for _ in range(2):  # choose, re-estimate for the smaller batch, choose again
-            gas = self._estimate_batch(chosen, token)
             share = gas * gas_price // len(chosen) if token == ETH else 0
             kept = [c for c in chosen if c.value > min_net + share]
             if kept == chosen or not kept:
                 chosen = kept
                 break
             chosen = kept
+            gas = self._estimate_batch(chosen, token)  # the estimate always matches `chosen`
         if not chosen:
             raise NothingToClaim(f"no channel's unclaimed value exceeds min_net {min_net} plus its share of gas")
         gross = sum(c.value for c in chosen)
-        gas = self._estimate_batch(chosen, token)
         if dry_run:
             return Settlement(b"", tuple(c.channel_id for c in chosen), gross, gas, gas * gas_price, token)
         return self._send_batch(chosen, token, gross, gas)
@@ -422,15 +422,5 @@ class Payee:
             if rounds is None or passes < rounds:
                 (stop.wait if stop else time.sleep)(poll_interval)
         return done
-
-
-def _extend(last: LedgerEntry | None, receipts: tuple[TaskReceipt, ...]) -> list[LedgerEntry]:
-    root = last.root if last else EMPTY_ROOT
-    total = last.total if last else 0
-    entries = []
-    for receipt in receipts:
-        root, total = extend_root(root, receipt), total + receipt.amount
-        entries.append(LedgerEntry(receipt, root, total))
-    return entries
 
 

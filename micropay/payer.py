@@ -23,9 +23,9 @@ from micropay.errors import (
     StoreError,
 )
 from micropay.escrow import ETH, ChannelKey, Escrow
-from micropay.ledger import EMPTY_ROOT, TaskReceipt, extend_root
+from micropay.ledger import EMPTY_ROOT, TaskReceipt
 from micropay.payment import Payment
-from micropay.store import ChannelRecord, LedgerEntry, VoucherStore
+from micropay.store import ChannelRecord, LedgerEntry, VoucherStore, extend_entries
 from micropay.token import Token
 from micropay.voucher import sign_voucher
 
@@ -124,10 +124,10 @@ class Payer:
                 raise InsufficientDeposit(
                     f"paying {amount} would bring the channel to {total}, above its deposit {record.deposit}: "
                     f"top up at least {total - record.deposit}", shortfall=total - record.deposit)
-            root = extend_root(ledger[-1].root if ledger else EMPTY_ROOT, receipt)
+            (entry,) = extend_entries(ledger[-1] if ledger else None, [receipt])
             voucher = sign_voucher(self.account, chain_id=record.chain_id, escrow=record.escrow,
-                                   channel_id=channel_id, amount=total, ledger_root=root)
-            self.store.add_receipts(db, channel_id, len(ledger), [LedgerEntry(receipt, root, total)])
+                                   channel_id=channel_id, amount=total, ledger_root=entry.root)
+            self.store.add_receipts(db, channel_id, len(ledger), [entry])
             self.store.add_voucher(db, voucher, len(ledger) + 1)
             self.store.set_issued(db, channel_id, total)
         return Payment.of(voucher, (receipt,), len(ledger))

@@ -25,7 +25,7 @@ from typing import Any
 
 from micropay.errors import StoreError, UnknownChannel
 from micropay.escrow import ChannelKey
-from micropay.ledger import TaskReceipt
+from micropay.ledger import TaskReceipt, extend_root
 from micropay.voucher import Voucher
 
 SCHEMA_VERSION = 1
@@ -123,6 +123,17 @@ class LedgerEntry:
     receipt: TaskReceipt
     root: bytes
     total: int
+
+
+def extend_entries(last: LedgerEntry | None, receipts: Sequence[TaskReceipt]) -> list[LedgerEntry]:
+    """Ledger entries for ``receipts`` appended after ``last`` (None for an empty ledger)."""
+    root = last.root if last else bytes(32)
+    total = last.total if last else 0
+    entries = []
+    for receipt in receipts:
+        root, total = extend_root(root, receipt), total + receipt.amount
+        entries.append(LedgerEntry(receipt, root, total))
+    return entries
 
 
 @dataclass(frozen=True)
@@ -388,7 +399,8 @@ class VoucherStore:
                 stored = self.ledger(record.id, db)
                 if [e.receipt for e in stored] != receipts[: len(stored)]:
                     raise StoreError(f"channel 0x{record.id.hex()}: the bundle's ledger does not extend the stored one")
-                self.add_receipts(db, record.id, len(stored), _entries(receipts, stored))
+                self.add_receipts(db, record.id, len(stored),
+                                  extend_entries(stored[-1] if stored else None, receipts[len(stored):]))
                 self.add_voucher(db, voucher, len(receipts))
                 changed += 1
         return changed
@@ -433,18 +445,6 @@ def _parse_bundle_channel(item: object) -> tuple[ChannelRecord, Voucher | None, 
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"a bundle channel is malformed: {exc!r}") from exc
-
-
-def _entries(receipts: list[TaskReceipt], stored: list[LedgerEntry]) -> list[LedgerEntry]:
-    from micropay.ledger import extend_root
-
-    root = stored[-1].root if stored else bytes(32)
-    total = stored[-1].total if stored else 0
-    entries = []
-    for receipt in receipts[len(stored):]:
-        root, total = extend_root(root, receipt), total + receipt.amount
-        entries.append(LedgerEntry(receipt, root, total))
-    return entries
 
 
 def bundle_digest(bundle: dict[str, Any]) -> str:
