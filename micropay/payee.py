@@ -28,9 +28,9 @@ from micropay.errors import (
     InvalidVoucher,
     LedgerGap,
     LedgerMismatch,
-    NotParticipant,
-    NothingToClaim,
     MicropayError,
+    NothingToClaim,
+    NotParticipant,
     StaleVoucher,
     TransactionError,
 )
@@ -38,7 +38,15 @@ from micropay.escrow import ETH, ChannelState, Escrow, _map_revert
 from micropay.ledger import TaskReceipt
 from micropay.payer import _open_store, _seconds
 from micropay.payment import Payment, parse_payment
-from micropay.store import ChannelRecord, LedgerEntry, SettlementRecord, VoucherStore, extend_entries
+from micropay.store import (
+    BestVoucher,
+    ChannelRecord,
+    ChannelTip,
+    LedgerEntry,
+    SettlementRecord,
+    VoucherStore,
+    extend_entries,
+)
 from micropay.voucher import Voucher
 
 #: Gas a single-channel claim costs, with room to spare: what the watcher keeps in reserve.
@@ -119,46 +127,62 @@ class Payee:
             raise DomainMismatch(f"payment is for escrow {voucher.escrow} on chain {voucher.chain_id}, "
                                  f"this payee uses {self.escrow.address} on chain {self.escrow.chain_id}")
         signer = voucher.signer
-        record, known = self._channel_for(voucher)
+        record = self._channel_for(voucher)
         if signer != record.key.payer:
             raise InvalidSignature(f"payment signed by {signer}, but the channel's payer is {record.key.payer}")
         state = self._fresh(record, voucher.amount)  # any chain read happens before taking the write lock
-        # Everything judged against stored state happens under the file's write lock, so two
-        # processes receiving on one channel take turns instead of racing.
+        # Judged against stored state under the file's write lock, so two processes receiving on
+        # one channel take turns instead of racing.
         with self.store.transaction() as db:
-            best = self.store.best_raw(record.id, db)
-            if best is not None and voucher.amount <= best[0]:
-                return self._repeat(voucher, best, record, db)
-            self._judge(state, voucher.amount)
-            have = 0 if best is None else best[3]  # the best voucher's ledger is the stored ledger
-            # Only the stored entries a payment overlaps (normally none) and the last one are needed.
-            start = min(voucher.first_index, have) if isinstance(voucher, Payment) else have
-            tail = self.store.ledger(record.id, db, start=max(0, start - 1))
-            new = self._new_receipts(voucher, have, tail[1:] if start > 0 else tail)
-            entries = extend_entries(tail[-1] if have else None, new)
-            if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
-                raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
-            if not known and self.store.find_channel(record.id, db) is None:
-                self.store.add_channel(state, db)
-            elif state is not record:  # the chain was read again: keep what it said
-                self.store.update_chain_state(state, db)
-            self.store.add_receipts(db, record.id, have, entries)
-            self.store.add_voucher(db, voucher, have + len(entries))
-        previous = tail[-1].total if have else 0
-        return Received(record.id, record.key.payer, voucher.amount, voucher.amount - previous,
-                        tuple(e.receipt for e in entries))
+            return self._store_payment(db, voucher, record, state)
 
-    def _repeat(self, voucher: Voucher, best: tuple[int, bytes, bytes, int], record: ChannelRecord,
-                db: Any) -> Received:
+    def _store_payment(self, db: Any, voucher: Voucher, record: ChannelRecord, state: ChannelRecord) -> Received:
+        """Inside the write transaction: judge ``voucher`` against what is stored and record it."""
+        tip = self.store.tip(record.id, db)
+        best = tip.best if tip else None
+        if best is not None and voucher.amount <= best.amount:
+            return self._repeat(voucher, best, record, db)
+        current = state
+        if tip is not None and tip.record.checked_at > state.checked_at:
+            current = tip.record  # another process read the chain (a watcher saw a close) since
+        self._judge(current, voucher.amount)
+        have = best.receipt_count if best else 0  # the best voucher's ledger is the stored ledger
+        last = tip.last if tip else None
+        new = self._new_receipts(voucher, have, self._stored_from(voucher, have, db))
+        entries = extend_entries(last, new)
+        if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
+            raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
+        if tip is None:
+            self.store.add_channel(current, db)
+        elif current is not tip.record and current != tip.record:  # the chain was read again
+            self.store.update_chain_state(current, db)
+            current = tip.record.updated(current)
+        else:
+            current = tip.record
+        self.store.add_receipts(db, record.id, have, entries)
+        best = BestVoucher(voucher.amount, voucher.ledger_root, voucher.signature, have + len(entries))
+        self.store.add_voucher(db, voucher, best.receipt_count)
+        self.store.set_tip(ChannelTip(current, best, entries[-1]))
+        previous = last.total if last else 0
+        return Received(record.id, record.key.payer, voucher.amount, voucher.amount - previous,
+                        tuple([e.receipt for e in entries]))
+
+    def _stored_from(self, voucher: Voucher, have: int, db: Any) -> list[LedgerEntry]:
+        """The stored entries from the payment's ``first_index`` on: normally none (it starts where
+        the stored ledger ends); a payment resent from earlier overlaps what is stored."""
+        if not isinstance(voucher, Payment) or voucher.first_index >= have:
+            return []
+        return self.store.ledger(voucher.channel_id, db, start=voucher.first_index)
+
+    def _repeat(self, voucher: Voucher, best: BestVoucher, record: ChannelRecord, db: Any) -> Received:
         """A voucher at or below the best one held: the same one again is an idempotent no-op."""
-        amount, root, signature, count = best
-        if voucher.amount < amount:
-            raise StaleVoucher(f"already holding a voucher for {amount}; this one is for {voucher.amount}")
-        if (voucher.ledger_root, voucher.signature) != (root, signature):
+        if voucher.amount < best.amount:
+            raise StaleVoucher(f"already holding a voucher for {best.amount}; this one is for {voucher.amount}")
+        if (voucher.ledger_root, voucher.signature) != (best.ledger_root, best.signature):
             raise InvalidVoucher("a different voucher for the same amount is already stored")
-        previous_amount, previous_count = self.store.voucher_before(record.id, amount, db)
-        tasks = self.store.ledger(record.id, db, start=previous_count)[: count - previous_count]
-        return Received(record.id, record.key.payer, amount, amount - previous_amount,
+        previous_amount, previous_count = self.store.voucher_before(record.id, best.amount, db)
+        tasks = self.store.ledger(record.id, db, start=previous_count)[: best.receipt_count - previous_count]
+        return Received(record.id, record.key.payer, best.amount, best.amount - previous_amount,
                         tuple(e.receipt for e in tasks), duplicate=True)
 
     @staticmethod
@@ -177,18 +201,19 @@ class Payee:
             raise LedgerMismatch("the payment adds no task receipt")
         return new
 
-    def _channel_for(self, voucher: Voucher) -> tuple[ChannelRecord, bool]:
-        """The channel a voucher pays, and whether the store already knows it. The store is read
-        every time: another process (a watcher closing a channel) may have changed it."""
-        record = self.store.find_channel(voucher.channel_id)
-        if record is not None:
-            if record.role != "payee" or record.key.payee != self.address:
+    def _channel_for(self, voucher: Voucher) -> ChannelRecord:
+        """The channel a voucher pays: as stored or, on first contact, as read from the chain."""
+        # The cached tip needs no lock: a channel's parties never change, and the chain state it
+        # carries is checked again against the stored tip inside the write transaction.
+        tip = self.store.peek_tip(voucher.channel_id) or self.store.tip(voucher.channel_id)
+        if tip is not None:
+            if tip.record.role != "payee" or tip.record.key.payee != self.address:
                 raise NotParticipant("this channel does not pay this account")
-            return record, True
+            return tip.record
         key = self.escrow.key(voucher.channel_id)
         if key.payee != self.address:
             raise NotParticipant(f"the channel pays {key.payee}, not this account ({self.address})")
-        return self._record(self.escrow.channel(key)), False
+        return self._record(self.escrow.channel(key))
 
     def _record(self, state: ChannelState) -> ChannelRecord:
         return ChannelRecord(state.key, self.escrow.chain_id, self.escrow.address, "payee", state.deposit,

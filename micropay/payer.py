@@ -21,6 +21,7 @@ from micropay.errors import (
     MicropayValueError,
     NotParticipant,
     StoreError,
+    UnknownChannel,
 )
 from micropay.escrow import ETH, ChannelKey, Escrow
 from micropay.ledger import EMPTY_ROOT, TaskReceipt
@@ -108,15 +109,18 @@ class Payer:
         :class:`Payment` that carries this task's receipt), already committed to the store."""
         receipt = TaskReceipt(task, amount, deliverable, note)
         with self.store.transaction() as db:
-            record = self.store.channel(channel_id, db)
+            tip = self.store.tip(channel_id, db)  # the ledger's last entry, not the whole ledger
+            if tip is None:
+                raise UnknownChannel(f"channel 0x{channel_id.hex()} is not in {self.store.path}")
+            record, last = tip.record, tip.last
+            count = tip.best.receipt_count if tip.best else 0
             if record.role != "payer" or record.key.payer != self.address:
                 raise NotParticipant(f"channel 0x{channel_id.hex()} is not one this account pays from")
             if record.closed:
                 raise ChannelFinal("the channel is closed")
             if record.expiry <= time.time():  # advisory (the payee enforces its own margin); no RPC
                 raise ChannelExpired("the channel has expired: open a new one")
-            ledger = self.store.ledger(channel_id, db)
-            previous_total = ledger[-1].total if ledger else 0
+            previous_total = last.total if last else 0
             if previous_total != record.issued:
                 raise StoreError("the store's ledger and issued amount disagree: it was altered")
             total = previous_total + amount
@@ -124,13 +128,13 @@ class Payer:
                 raise InsufficientDeposit(
                     f"paying {amount} would bring the channel to {total}, above its deposit {record.deposit}: "
                     f"top up at least {total - record.deposit}", shortfall=total - record.deposit)
-            (entry,) = extend_entries(ledger[-1] if ledger else None, [receipt])
+            (entry,) = extend_entries(last, [receipt])
             voucher = sign_voucher(self.account, chain_id=record.chain_id, escrow=record.escrow,
                                    channel_id=channel_id, amount=total, ledger_root=entry.root)
-            self.store.add_receipts(db, channel_id, len(ledger), [entry])
-            self.store.add_voucher(db, voucher, len(ledger) + 1)
+            self.store.add_receipts(db, channel_id, count, [entry])
+            self.store.add_voucher(db, voucher, count + 1)
             self.store.set_issued(db, channel_id, total)
-        return Payment.of(voucher, (receipt,), len(ledger))
+        return Payment.of(voucher, (receipt,), count)
 
     def resend(self, channel_id: bytes, since: int = 0) -> Payment:
         """The latest payment again, with the receipts from index ``since`` (what a payee that
@@ -139,8 +143,8 @@ class Payer:
         best = self.store.best_voucher(record.id)
         if best is None:
             raise MicropayValueError("nothing was paid on this channel yet")
-        ledger = self.store.ledger(record.id)
-        return Payment.of(best[0], tuple(e.receipt for e in ledger[since:]), since)
+        receipts = tuple(e.receipt for e in self.store.ledger(record.id, start=since))
+        return Payment.of(best[0], receipts, since)
 
     # -- deposit and exit ------------------------------------------------------------------
 

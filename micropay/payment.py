@@ -71,8 +71,7 @@ def parse_payment(value: object) -> Voucher:
     if isinstance(value, Voucher):
         return value
     if isinstance(value, str):
-        stripped = value.strip().lower()
-        if stripped.startswith(TEXT_PREFIX):
+        if value.lstrip()[: len(TEXT_PREFIX)].lower() == TEXT_PREFIX:
             return Payment.decode(value)
         return Voucher.decode(value)
     raise InvalidVoucher(f"expected a voucher, a payment or their text, got {type(value).__name__}")

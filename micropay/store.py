@@ -12,6 +12,7 @@ The file is created mode 0600.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -117,6 +118,11 @@ class ChannelRecord:
     def id(self) -> bytes:
         return self.key.id
 
+    def updated(self, chain: ChannelRecord) -> ChannelRecord:
+        """This record with the chain state of ``chain`` (what :meth:`VoucherStore.update_chain_state` writes)."""
+        return dataclasses.replace(self, deposit=chain.deposit, claimed=chain.claimed, expiry=chain.expiry,
+                                   closed=chain.closed, checked_at=chain.checked_at, observed_at=chain.observed_at)
+
 
 @dataclass(frozen=True)
 class LedgerEntry:
@@ -134,6 +140,26 @@ def extend_entries(last: LedgerEntry | None, receipts: Sequence[TaskReceipt]) ->
         root, total = extend_root(root, receipt), total + receipt.amount
         entries.append(LedgerEntry(receipt, root, total))
     return entries
+
+
+@dataclass(frozen=True)
+class BestVoucher:
+    """The highest voucher held on a channel, unparsed: the receive path only compares it."""
+
+    amount: int
+    ledger_root: bytes
+    signature: bytes
+    receipt_count: int
+
+
+@dataclass(frozen=True)
+class ChannelTip:
+    """What a new voucher on a channel is judged against: the channel row, the best voucher held
+    and the ledger entry that voucher ends on."""
+
+    record: ChannelRecord
+    best: BestVoucher | None
+    last: LedgerEntry | None
 
 
 @dataclass(frozen=True)
@@ -157,6 +183,12 @@ class VoucherStore:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._db = self._connect()
+        # Channel tips cached between receives. They are valid while neither another connection
+        # (SQLite's data_version) nor this one (_commits) has committed anything else.
+        self._commits = 0
+        self._tips: dict[bytes, ChannelTip] = {}
+        self._tips_version: tuple[int, int] | None = None
+        self._pending_tips: dict[bytes, ChannelTip] = {}
         self._migrate()
 
     # -- connection and schema -------------------------------------------------------------
@@ -214,10 +246,14 @@ class VoucherStore:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+            changes = self._db.total_changes
+            self._pending_tips.clear()
             try:
                 yield self._db
             except BaseException as exc:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
+                    self._db.execute("ROLLBACK")
+                self._forget_tips()  # tips read inside the transaction may have seen its writes
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"the voucher store {self.path} refused a write: {exc}") from exc
                 raise
@@ -225,7 +261,66 @@ class VoucherStore:
                 try:
                     self._db.execute("COMMIT")
                 except sqlite3.Error as exc:
+                    if self._db.in_transaction:  # a failed COMMIT (a deferred constraint) leaves it open
+                        self._db.execute("ROLLBACK")
+                    self._forget_tips()
                     raise StoreError(f"the voucher store {self.path} could not commit: {exc}") from exc
+                if self._db.total_changes != changes:
+                    self._committed()
+
+    # -- channel tips: what the receive path reads, cached between commits ---------------------
+
+    def tip(self, channel_id: bytes, db: sqlite3.Connection | None = None) -> ChannelTip | None:
+        """The channel's row, best voucher and last ledger entry; None for an unknown channel.
+
+        Served from memory unless the file changed since it was read: ``PRAGMA data_version``
+        tells about commits by other connections (another process, a watcher), ``_commits``
+        about this connection's own. Inside a transaction (``db``) the answer is authoritative.
+        """
+        with self._lock:
+            conn = self._db if db is None else db
+            version = (conn.execute("PRAGMA data_version").fetchone()[0], self._commits)
+            if version != self._tips_version:
+                self._tips.clear()
+                self._tips_version = version
+            tip = self._tips.get(channel_id)
+            if tip is None:
+                tip = self._read_tip(channel_id, conn)
+                if tip is not None:
+                    self._tips[channel_id] = tip
+            return tip
+
+    def peek_tip(self, channel_id: bytes) -> ChannelTip | None:
+        """The cached tip without asking the file whether it is current (no lock, no I/O): good
+        for what never changes (a channel's parties) and for a first judgement that
+        :meth:`tip` inside the transaction then confirms."""
+        return self._tips.get(channel_id)
+
+    def set_tip(self, tip: ChannelTip) -> None:
+        """Declare, as the last step of a transaction that wrote only to ``tip``'s channel, what its
+        tip will be once committed, so the next receive need not read it back."""
+        self._pending_tips[tip.record.id] = tip
+
+    def _read_tip(self, channel_id: bytes, db: sqlite3.Connection) -> ChannelTip | None:
+        record = self.find_channel(channel_id, db)
+        if record is None:
+            return None
+        best = self.best_raw(channel_id, db)
+        last = self.ledger(channel_id, db, start=best.receipt_count - 1)[0] if best and best.receipt_count else None
+        return ChannelTip(record, best, last)
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._pending_tips and self._tips_version is not None and self._tips_version[1] == self._commits - 1:
+            # Only the declared channels changed: the other cached tips stay valid.
+            self._tips_version = (self._tips_version[0], self._commits)
+            self._tips.update(self._pending_tips)
+        self._pending_tips.clear()
+
+    def _forget_tips(self) -> None:
+        self._tips.clear()
+        self._tips_version = None
+        self._pending_tips.clear()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -284,11 +379,12 @@ class VoucherStore:
 
     def add_receipts(self, db: sqlite3.Connection, channel_id: bytes, first_index: int,
                      entries: Sequence[LedgerEntry]) -> None:
-        db.executemany(
-            "INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)",
-            [(channel_id, first_index + i, e.receipt.task_id, u256(e.receipt.amount), e.receipt.deliverable,
-              e.receipt.note, e.root, u256(e.total)) for i, e in enumerate(entries)],
-        )
+        rows = [(channel_id, first_index + i, e.receipt.task_id, u256(e.receipt.amount), e.receipt.deliverable,
+                 e.receipt.note, e.root, u256(e.total)) for i, e in enumerate(entries)]
+        if len(rows) == 1:  # the usual receive: execute() skips executemany's per-call setup
+            db.execute("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows[0])
+        else:
+            db.executemany("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows)
 
     def add_voucher(self, db: sqlite3.Connection, voucher: Voucher, receipt_count: int) -> None:
         db.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)",
@@ -309,12 +405,11 @@ class VoucherStore:
         chain_id, escrow, amount, root, signature, count = rows[0]
         return Voucher(chain_id, escrow, channel_id, from_u256(amount), root, signature), count
 
-    def best_raw(self, channel_id: bytes, db: sqlite3.Connection) -> tuple[int, bytes, bytes, int] | None:
-        """(amount, ledger root, signature, receipt count) of the best voucher, unparsed: the
-        receive path compares these and needs no Voucher object."""
+    def best_raw(self, channel_id: bytes, db: sqlite3.Connection) -> BestVoucher | None:
+        """The best voucher unparsed: the receive path compares it and needs no Voucher object."""
         row = db.execute("SELECT amount, ledger_root, signature, receipt_count FROM vouchers WHERE channel_id = ? "
                          "ORDER BY amount DESC LIMIT 1", (channel_id,)).fetchone()
-        return None if row is None else (from_u256(row[0]), row[1], row[2], row[3])
+        return None if row is None else BestVoucher(from_u256(row[0]), row[1], row[2], row[3])
 
     def voucher_before(self, channel_id: bytes, amount: int, db: sqlite3.Connection) -> tuple[int, int]:
         """(amount, receipt count) of the highest voucher below ``amount``; (0, 0) if none."""

@@ -163,3 +163,13 @@ def test_every_rejection_is_a_micropay_error(setup, payee):
     for value in (None, 42, b"bytes", {"a": 1}):
         error = rejected(payee, value, InvalidVoucher)
         assert isinstance(error, MicropayError)
+
+
+def test_after_a_rejection_the_next_payment_is_judged_on_what_is_stored(setup, payee):
+    payer, channel = setup
+    real = payer.pay(channel.id, 5, task="second")
+    rejected(payee, Payment.of(real.voucher, (TaskReceipt("something else", 5),), real.first_index), LedgerMismatch)
+    rejected(payee, Payment.of(payer.pay(channel.id, 6, task="third").voucher, (), 2), LedgerGap)
+    received = payee.receive(payer.resend(channel.id, since=1))
+    assert [t.task_id for t in received.tasks] == ["second", "third"] and received.cumulative == 10**15 + 11
+    assert [e.receipt.task_id for e in payee.ledger(channel.id)] == ["first", "second", "third"]

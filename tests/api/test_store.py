@@ -13,7 +13,6 @@ from micropay.errors import StoreError
 from micropay.store import SCHEMA_VERSION, from_u256, u256
 
 
-
 def test_new_store_is_private_and_versioned(tmp_path):
     store = VoucherStore(tmp_path / "new.db")
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
@@ -91,3 +90,16 @@ def test_resigned_bundle_with_a_forged_voucher_is_rejected(clients, freelancer, 
     bundle["sha256"] = bundle_digest(bundle)  # and fixes the checksum
     with pytest.raises((StoreError, InvalidVoucher)):
         VoucherStore(tmp_path / "t.db").import_(bundle)
+
+
+def test_a_failed_commit_is_rolled_back_and_the_store_still_works(tmp_path):
+    store = VoucherStore(tmp_path / "store.db")
+    with pytest.raises(StoreError, match="could not commit"), store.transaction() as db:
+        # A deferred foreign-key violation passes every statement and fails only at COMMIT,
+        # which leaves SQLite's transaction open unless the store rolls it back.
+        db.execute("PRAGMA defer_foreign_keys=ON")
+        db.execute("INSERT INTO cursors VALUES ('kept?', 1)")
+        db.execute("INSERT INTO vouchers VALUES (?, ?, ?, ?, 0, 0)", (b"\x01" * 32, b"\x00" * 32, b"", b""))
+    assert store.cursor("kept?") is None
+    store.set_cursor("later", 2)
+    assert store.cursor("later") == 2
