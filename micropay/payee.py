@@ -156,7 +156,7 @@ class Payee:
             self.store.add_channel(current, db)
         elif current is not tip.record and current != tip.record:  # the chain was read again
             self.store.update_chain_state(current, db)
-            current = tip.record.updated(current)
+            current = tip.record.updated(current, checked_at=current.checked_at)
         else:
             current = tip.record
         self.store.add_receipts(db, record.id, have, entries)

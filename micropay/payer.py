@@ -21,7 +21,6 @@ from micropay.errors import (
     MicropayValueError,
     NotParticipant,
     StoreError,
-    UnknownChannel,
 )
 from micropay.escrow import ETH, ChannelKey, Escrow
 from micropay.ledger import EMPTY_ROOT, TaskReceipt
@@ -95,9 +94,7 @@ class Payer:
         """Refresh the stored deposit, claimed amount and expiry from the chain."""
         record = self.channel(channel_id)
         state = self.escrow.channel(record.key)
-        fresh = ChannelRecord(record.key, record.chain_id, record.escrow, "payer", state.deposit, state.claimed,
-                              state.expiry, state.window, state.closed, time.time(), state.observed_at,
-                              record.issued)
+        fresh = record.updated(state, checked_at=time.time())
         self.store.update_chain_state(fresh)
         return fresh
 
@@ -111,7 +108,7 @@ class Payer:
         with self.store.transaction() as db:
             tip = self.store.tip(channel_id, db)  # the ledger's last entry, not the whole ledger
             if tip is None:
-                raise UnknownChannel(f"channel 0x{channel_id.hex()} is not in {self.store.path}")
+                raise self.store.unknown(channel_id)
             record, last = tip.record, tip.last
             count = tip.best.receipt_count if tip.best else 0
             if record.role != "payer" or record.key.payer != self.address:

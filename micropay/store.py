@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from micropay.errors import StoreError, UnknownChannel
-from micropay.escrow import ChannelKey
+from micropay.escrow import ChannelKey, ChannelState
 from micropay.ledger import TaskReceipt, extend_root
 from micropay.voucher import Voucher
 
@@ -118,10 +118,11 @@ class ChannelRecord:
     def id(self) -> bytes:
         return self.key.id
 
-    def updated(self, chain: ChannelRecord) -> ChannelRecord:
-        """This record with the chain state of ``chain`` (what :meth:`VoucherStore.update_chain_state` writes)."""
+    def updated(self, chain: ChannelRecord | ChannelState, checked_at: float) -> ChannelRecord:
+        """This record with the chain state of ``chain``, read at wall-clock ``checked_at``: what
+        :meth:`VoucherStore.update_chain_state` writes."""
         return dataclasses.replace(self, deposit=chain.deposit, claimed=chain.claimed, expiry=chain.expiry,
-                                   closed=chain.closed, checked_at=chain.checked_at, observed_at=chain.observed_at)
+                                   closed=chain.closed, checked_at=checked_at, observed_at=chain.observed_at)
 
 
 @dataclass(frozen=True)
@@ -342,8 +343,11 @@ class VoucherStore:
     def channel(self, channel_id: bytes, db: sqlite3.Connection | None = None) -> ChannelRecord:
         found = self.find_channel(channel_id, db)
         if found is None:
-            raise UnknownChannel(f"channel 0x{channel_id.hex()} is not in {self.path}")
+            raise self.unknown(channel_id)
         return found
+
+    def unknown(self, channel_id: bytes) -> UnknownChannel:
+        return UnknownChannel(f"channel 0x{channel_id.hex()} is not in {self.path}")
 
     def find_channel(self, channel_id: bytes, db: sqlite3.Connection | None = None) -> ChannelRecord | None:
         sql = "SELECT * FROM channels WHERE id = ?"

@@ -40,6 +40,7 @@ from micropay import Escrow, Payee, Payer
 from micropay._utils import textform
 from micropay._utils.crypto import keccak, recover_address
 from micropay.ledger import RECEIPT_TYPEHASH
+from micropay.payment import _VOUCHER_SIZE, TEXT_PREFIX
 from micropay.voucher import Voucher, voucher_digest
 
 
@@ -94,9 +95,9 @@ class BareBonesReceive:
         self.root, self.count = bytes(32), 0
 
     def receive(self, text: str) -> None:
-        payload = textform.unwrap(text, "mpp1", "payment")
-        chain_id, escrow, channel, amount, root, signature = Voucher.fields_from_bytes(payload[:169])
-        item = json.loads(payload[173:])[0]
+        payload = textform.unwrap(text, TEXT_PREFIX, "payment")
+        chain_id, escrow, channel, amount, root, signature = Voucher.fields_from_bytes(payload[:_VOUCHER_SIZE])
+        item = json.loads(payload[_VOUCHER_SIZE + 4:])[0]  # after the 4-byte first index
         recover_address(voucher_digest(chain_id, escrow, channel, amount, root), signature)
         receipt = keccak(RECEIPT_TYPEHASH + keccak(item["taskId"].encode()) + int(item["amount"]).to_bytes(32, "big")
                          + bytes.fromhex(item["deliverable"][2:]) + keccak(item["note"].encode()))
