@@ -24,7 +24,10 @@ def save_account(account: LocalAccount, directory: Path, password: str, *, itera
     """Encrypt ``account`` into ``directory``/<address>.json (mode 0600, never overwritten).
 
     ``iterations`` is scrypt's work factor; leave it to eth-account's default (2**18) except in
-    tests, where a file that opens in milliseconds is what is wanted."""
+    tests, where a file that opens in milliseconds is what is wanted.
+
+    Raises KeystoreError if ``password`` is empty or the file already exists, and OSError if the
+    directory or file cannot be written (FileExistsError if another process creates it first)."""
     if not password:
         raise KeystoreError("refusing to write a key file with an empty password")
     path = Path(directory) / f"{account.address}.json"
@@ -35,21 +38,31 @@ def save_account(account: LocalAccount, directory: Path, password: str, *, itera
 
 
 def new_account(directory: Path, password: str) -> tuple[LocalAccount, Path]:
-    account = Account.create()
+    """A fresh random account, saved encrypted into ``directory`` (see :func:`save_account`).
+
+    Raises KeystoreError or OSError as :func:`save_account` does."""
+    account: LocalAccount = Account.create()
     return account, save_account(account, directory, password)
 
 
 def import_key(private_key: str, directory: Path, password: str) -> tuple[LocalAccount, Path]:
+    """The account of a hex private key, saved encrypted into ``directory`` (see :func:`save_account`).
+
+    Raises KeystoreError if ``private_key`` is not a valid secp256k1 key, and KeystoreError or
+    OSError as :func:`save_account` does."""
     try:
-        account = Account.from_key(private_key)
+        account: LocalAccount = Account.from_key(private_key)
     except Exception:  # noqa: BLE001 - eth-account raises several kinds for a bad key
         raise KeystoreError("that is not a valid private key (64 hex digits)") from None
     return account, save_account(account, directory, password)
 
 
 def list_accounts(directory: Path) -> list[tuple[str, Path]]:
-    """(address, path) of every key file in ``directory``; files that are not keystores are skipped."""
-    found = []
+    """(address, path) of every key file in ``directory``; files that are not keystores are skipped.
+
+    A missing directory gives an empty list and a file that cannot be read or parsed is skipped;
+    only an OSError listing the directory itself propagates."""
+    found: list[tuple[str, Path]] = []
     for path in sorted(Path(directory).glob("*.json")) if Path(directory).is_dir() else []:
         try:
             address = json.loads(path.read_text()).get("address")
@@ -62,7 +75,10 @@ def list_accounts(directory: Path) -> list[tuple[str, Path]]:
 
 
 def load_account(path: Path, password: str) -> LocalAccount:
-    """Decrypt a key file. Every failure is a KeystoreError that never echoes the password."""
+    """Decrypt a key file.
+
+    Raises KeystoreError (that never echoes the password) if the file is missing, unreadable,
+    not an encrypted key file, malformed, or the password is wrong."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -70,7 +86,7 @@ def load_account(path: Path, password: str) -> LocalAccount:
         raise KeystoreError(f"no key file at {path} (create one with `micropay account new`)") from None
     except (OSError, ValueError):
         raise KeystoreError(f"{path} is not a readable key file") from None
-    if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
+    if not isinstance(data, dict) or ("crypto" not in data and "Crypto" not in data):
         raise KeystoreError(f"{path} is not an encrypted key file")
     try:
         key = Account.decrypt(data, password)
@@ -80,4 +96,5 @@ def load_account(path: Path, password: str) -> LocalAccount:
         raise KeystoreError(f"{path} is a malformed key file") from None
     except Exception:  # noqa: BLE001 - malformed JSON fields raise KeyError/TypeError/...
         raise KeystoreError(f"{path} is a malformed key file") from None
-    return Account.from_key(key)
+    account: LocalAccount = Account.from_key(key)
+    return account

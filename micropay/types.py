@@ -1,15 +1,8 @@
-"""Units and shapes shared across micropay."""
+"""Limits and shapes shared across micropay."""
 
 from __future__ import annotations
 
-from typing import NewType, TypedDict
-
-#: An amount in the channel token's smallest unit (wei for ETH).
-BaseUnits = NewType("BaseUnits", int)
-#: keccak256(abi.encode(payer, payee, token, salt)): a channel's id on its escrow.
-ChannelId = NewType("ChannelId", bytes)
-#: The 32-byte commitment to every task receipt of a channel so far.
-LedgerRoot = NewType("LedgerRoot", bytes)
+from typing import TypedDict
 
 #: Largest deposit, claim or cumulative amount the escrow stores (uint96).
 MAX_AMOUNT = 2**96 - 1

@@ -15,6 +15,9 @@ def parse_amount(text: str, decimals: int, symbol: str) -> int:
 
     A number with a symbol must not have more decimal places than the token has: the amount must
     be exact. The symbol must be the channel token's ("wei" and "units" name base units).
+
+    Raises MicropayValueError (a ValueError) if the text is not such an amount, names another
+    token, has decimals without a symbol, or has more decimal places than the token.
     """
     match = _AMOUNT.match(text or "")
     if not match:
@@ -36,7 +39,10 @@ def parse_amount(text: str, decimals: int, symbol: str) -> int:
 
 
 def format_amount(value: int, decimals: int, symbol: str) -> str:
-    """"0.05 ETH": exact, without trailing zeros."""
+    """"0.05 ETH": exact, without trailing zeros. Never raises for ``decimals`` >= 0.
+
+    ``value`` must not be negative (floor division would misrender it): format ``abs(value)``
+    and add the sign, as the demo statement does."""
     whole, fraction = divmod(value, 10**decimals)
     digits = f"{fraction:0{decimals}d}".rstrip("0") if decimals else ""
     return f"{whole}{'.' + digits if digits else ''} {symbol}"

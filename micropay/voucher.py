@@ -16,15 +16,17 @@ escrow accepts. Wallets that report ``v`` as 0/1 are normalised to 27/28 by
 from __future__ import annotations
 
 import functools
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from eth_utils import is_address
+from eth_typing import ChecksumAddress
+from eth_utils.address import is_address
 
 from micropay._utils import textform
 from micropay._utils.addresses import normalize
-
 from micropay._utils.crypto import SECP256K1_HALF_N, SECP256K1_N, keccak, recover_address, unsafe_sign_digest
 from micropay.errors import DomainMismatch, InvalidSignature, InvalidVoucher
 from micropay.types import MAX_AMOUNT, VoucherJSON
@@ -55,11 +57,28 @@ TEXT_PREFIX = "mpv1"
 # chain id, escrow, channel id, amount, ledger root, signature
 _LAYOUT = (8, 20, 32, 12, 32, 65)
 _PAYLOAD_SIZE = sum(_LAYOUT)
+_CHAIN_ID, _ESCROW, _CHANNEL_ID, _AMOUNT, _LEDGER_ROOT, _SIGNATURE = (
+    slice(start, end) for start, end in itertools.pairwise(itertools.accumulate(_LAYOUT, initial=0))
+)
+
+
+class VoucherFields(NamedTuple):
+    """A :class:`Voucher`'s constructor arguments in order, as read from its bytes (not yet validated:
+    ``Voucher(*fields)`` validates them)."""
+
+    chain_id: int
+    escrow: str
+    channel_id: bytes
+    amount: int
+    ledger_root: bytes
+    signature: bytes
 
 
 @functools.lru_cache(maxsize=256)
 def domain_separator(chain_id: int, escrow: bytes) -> bytes:
-    """EIP-712 domain separator of an escrow (20-byte address) on a chain."""
+    """EIP-712 domain separator of an escrow (20-byte address) on a chain.
+
+    Raises OverflowError if ``chain_id`` is negative or does not fit in a uint256."""
     return keccak(
         DOMAIN_TYPEHASH
         + keccak(DOMAIN_NAME.encode())
@@ -70,12 +89,15 @@ def domain_separator(chain_id: int, escrow: bytes) -> bytes:
 
 
 def voucher_digest(chain_id: int, escrow: bytes, channel_id: bytes, amount: int, ledger_root: bytes) -> bytes:
-    """The 32-byte EIP-712 digest a payer signs (the contract's ``voucherDigest``)."""
+    """The 32-byte EIP-712 digest a payer signs (the contract's ``voucherDigest``).
+
+    Nothing is validated (callers do that); raises OverflowError only if ``chain_id`` or
+    ``amount`` is negative or does not fit in a uint256."""
     struct_hash = keccak(VOUCHER_TYPEHASH + channel_id + amount.to_bytes(32, "big") + ledger_root)
     return keccak(b"\x19\x01" + domain_separator(chain_id, escrow) + struct_hash)
 
 
-def _checked_address(value: object, what: str) -> str:
+def _checked_address(value: object, what: str) -> ChecksumAddress:
     """The checksummed form of an address given as text or 20 bytes; InvalidVoucher otherwise."""
     normalized = normalize(value) if isinstance(value, (str, bytes)) else None
     if normalized is not None:
@@ -107,7 +129,9 @@ def _check_int(value: object, low: int, high: int, what: str) -> int:
 
 
 def check_signature_form(signature: bytes) -> None:
-    """Reject what the escrow would reject: wrong length, v not 27/28, zero or high r/s."""
+    """Reject what the escrow would reject: wrong length, v not 27/28, zero or high r/s.
+
+    Raises InvalidSignature (an InvalidVoucher) naming the first of those it finds."""
     if len(signature) != 65:
         raise InvalidSignature(f"signature must be 65 bytes (r, s, v), got {len(signature)}")
     r = int.from_bytes(signature[:32], "big")
@@ -122,7 +146,12 @@ def check_signature_form(signature: bytes) -> None:
 
 @dataclass(frozen=True)
 class Voucher:
-    """A signed cumulative payment on one channel. Immutable and validated on construction."""
+    """A signed cumulative payment on one channel. Immutable and validated on construction.
+
+    ``escrow`` may also be given as 20 bytes; it is stored checksummed. Raises InvalidVoucher if
+    a field has the wrong type, size or range or the escrow has a wrong EIP-55 checksum, and
+    InvalidSignature (an InvalidVoucher) if the signature is not in the form the escrow accepts
+    (:func:`check_signature_form`). The signer is not checked here: see :meth:`verify`."""
 
     chain_id: int
     escrow: str
@@ -145,6 +174,7 @@ class Voucher:
     # -- hashing and signer --------------------------------------------------------------
 
     def digest(self) -> bytes:
+        """The EIP-712 digest this voucher's signature is over. Never raises."""
         return voucher_digest(self.chain_id, self._escrow_bytes, self.channel_id, self.amount, self.ledger_root)
 
     @property
@@ -153,20 +183,29 @@ class Voucher:
 
     @cached_property
     def signer_bytes(self) -> bytes:
-        """The recovered 20-byte signer (recovered once, then cached)."""
+        """The recovered 20-byte signer (recovered once, then cached).
+
+        Raises InvalidSignature if the signature recovers to no signer (or to the zero address)."""
         signer = recover_address(self.digest(), self.signature)
         if signer is None or signer == bytes(20):
             raise InvalidSignature("signature does not recover to any signer")
         return signer
 
     @property
-    def signer(self) -> str:
-        """The checksummed address that signed this voucher."""
+    def signer(self) -> ChecksumAddress:
+        """The checksummed address that signed this voucher.
+
+        Raises InvalidSignature if the signature recovers to no signer (see :attr:`signer_bytes`)."""
         return _checked_address(self.signer_bytes, "signer")
 
     def verify(self, expected_payer: str, *, chain_id: int | None = None, escrow: str | None = None) -> None:
         """Raise unless this voucher is signed by ``expected_payer`` (and, if given, is for this
-        chain and escrow). Returns nothing: a voucher that passes is good."""
+        chain and escrow). Returns nothing: a voucher that passes is good.
+
+        Raises DomainMismatch if ``chain_id`` or ``escrow`` differs from the voucher's,
+        InvalidSignature if another key signed it (or the signature recovers to no one), and
+        InvalidVoucher if ``expected_payer`` or ``escrow`` is not an address (or has a wrong
+        EIP-55 checksum). DomainMismatch and InvalidSignature are InvalidVoucher too."""
         if chain_id is not None and chain_id != self.chain_id:
             raise DomainMismatch(f"voucher is for chain {self.chain_id}, expected {chain_id}")
         if escrow is not None and _checked_address(escrow, "expected escrow") != self.escrow:
@@ -177,12 +216,17 @@ class Voucher:
     # -- EIP-712 for wallets ---------------------------------------------------------------
 
     def typed_data(self) -> dict[str, Any]:
+        """The EIP-712 message of this voucher, as :func:`voucher_typed_data` builds it. Never raises."""
         return voucher_typed_data(self.chain_id, self.escrow, self.channel_id, self.amount, self.ledger_root)
 
     @classmethod
-    def from_typed_signature(cls, typed_data: dict[str, Any], signature: bytes | str) -> Voucher:
+    def from_typed_signature(cls, typed_data: Mapping[str, Any], signature: bytes | str) -> Voucher:
         """Wrap a signature an external wallet made over :func:`voucher_typed_data` output
-        (MetaMask's ``eth_signTypedData_v4``). A ``v`` of 0/1 is normalised to 27/28."""
+        (MetaMask's ``eth_signTypedData_v4``). A ``v`` of 0/1 is normalised to 27/28.
+
+        Raises DomainMismatch if the typed data is for another EIP-712 domain name or version,
+        InvalidVoucher if it is not a Voucher message or a field is missing or malformed (and
+        whatever the constructor raises). The signer is not checked: call :meth:`verify`."""
         try:
             if typed_data["primaryType"] != "Voucher":
                 raise InvalidVoucher("typed data is not a Voucher")
@@ -208,7 +252,9 @@ class Voucher:
     # -- text and JSON forms --------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Fixed layout: chain id (8) | escrow (20) | channel id (32) | amount (12) | root (32) | sig (65)."""
+        """Fixed layout: chain id (8) | escrow (20) | channel id (32) | amount (12) | root (32) | sig (65).
+
+        Never raises (the constructor validated every field)."""
         return (
             self.chain_id.to_bytes(8, "big")
             + self._escrow_bytes
@@ -220,35 +266,46 @@ class Voucher:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Voucher:
+        """Parse :meth:`to_bytes` output. Raises InvalidVoucher (or InvalidSignature) as
+        :meth:`fields_from_bytes` and the constructor do."""
         return cls(*cls.fields_from_bytes(data))
 
     @staticmethod
-    def fields_from_bytes(data: bytes) -> tuple[int, bytes, bytes, int, bytes, bytes]:
-        """The constructor arguments stored in :meth:`to_bytes` output (not yet validated)."""
+    def fields_from_bytes(data: bytes) -> VoucherFields:
+        """The constructor arguments stored in :meth:`to_bytes` output, the escrow as checksummed
+        text. Only the length is checked here: ``Voucher(*fields)`` validates the rest.
+
+        Raises InvalidVoucher if ``data`` is not exactly one voucher's bytes long."""
         if len(data) != _PAYLOAD_SIZE:
             raise InvalidVoucher(f"voucher bytes must be {_PAYLOAD_SIZE} long, got {len(data)}")
-        fields, offset = [], 0
-        for size in _LAYOUT:
-            fields.append(data[offset : offset + size])
-            offset += size
-        chain_id, escrow, channel_id, amount, root, signature = fields
-        return int.from_bytes(chain_id, "big"), escrow, channel_id, int.from_bytes(amount, "big"), root, signature
+        return VoucherFields(
+            int.from_bytes(data[_CHAIN_ID], "big"),
+            _checked_address(data[_ESCROW], "escrow"),  # memoized: the checksum is computed once per escrow
+            data[_CHANNEL_ID],
+            int.from_bytes(data[_AMOUNT], "big"),
+            data[_LEDGER_ROOT],
+            data[_SIGNATURE],
+        )
 
     def encode(self) -> str:
         """One line of lowercase letters and digits 2-7: safe in URLs, chat and email, selectable
-        with a double click. ``mpv1`` + base32(payload + 4-byte keccak checksum)."""
+        with a double click. ``mpv1`` + base32(payload + 4-byte keccak checksum). Never raises."""
         return textform.wrap(TEXT_PREFIX, self.to_bytes())
 
     @classmethod
     def decode(cls, text: str) -> Voucher:
         """Parse :meth:`encode` output. Whitespace (line wraps in mail and chat) and case are
-        ignored; a mistyped character fails the checksum before any signature work."""
+        ignored; a mistyped character fails the checksum before any signature work.
+
+        Raises InvalidVoucher if the text is not a string, lacks the ``mpv1`` prefix, was cut,
+        extended or mistyped, and whatever the constructor raises for its fields."""
         payload = textform.unwrap(text, TEXT_PREFIX, "voucher")
         if len(payload) != _PAYLOAD_SIZE:
             raise InvalidVoucher("voucher text has the wrong length: it was cut or extended")
         return cls.from_bytes(payload)
 
     def to_dict(self) -> VoucherJSON:
+        """The voucher as JSON (:class:`~micropay.types.VoucherJSON`). Never raises."""
         return {
             "chainId": self.chain_id,
             "escrow": self.escrow,
@@ -260,6 +317,10 @@ class Voucher:
 
     @classmethod
     def from_dict(cls, data: object) -> Voucher:
+        """Parse :meth:`to_dict` output (as it comes out of ``json.loads``).
+
+        Raises InvalidVoucher if ``data`` is not an object with exactly the VoucherJSON keys, a
+        value is malformed, or the constructor rejects a field."""
         if not isinstance(data, dict):
             raise InvalidVoucher(f"voucher JSON must be an object, got {type(data).__name__}")
         expected = set(VoucherJSON.__annotations__)
@@ -280,7 +341,10 @@ class Voucher:
 
 def voucher_typed_data(chain_id: int, escrow: str, channel_id: bytes, amount: int, ledger_root: bytes
                        ) -> dict[str, Any]:
-    """The full EIP-712 message a wallet signs (JSON-ready: bytes as 0x-hex)."""
+    """The full EIP-712 message a wallet signs (JSON-ready: bytes as 0x-hex).
+
+    A plain ``dict[str, Any]``, the type eth-account's ``encode_typed_data(full_message=...)``
+    takes. Nothing is validated, so it never raises for bytes arguments."""
     return {
         "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "Voucher": VOUCHER_FIELDS},
         "primaryType": "Voucher",
@@ -297,6 +361,9 @@ def sign_voucher(account: LocalAccount, *, chain_id: int, escrow: str, channel_i
 
     This signs blindly: it does not know what was signed before. :class:`micropay.Payer` is what
     guarantees a cumulative amount is never signed twice.
+
+    Raises InvalidVoucher if a field has the wrong type, size or range, or the escrow is not an
+    address (or has a wrong EIP-55 checksum).
     """
     escrow = _checked_address(escrow, "escrow")
     _check_int(chain_id, 1, MAX_CHAIN_ID, "chain id")

@@ -37,7 +37,8 @@ ESCROW = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 def interleaved_medians(operations: dict[str, Callable[[int], object]], batch: int, batches: int
                         ) -> dict[str, float]:
     """Median µs per call of each operation. Batches of the operations alternate, so every one is
-    measured under the same machine conditions (a shared VM's speed drifts over seconds)."""
+    measured under the same machine conditions (a shared VM's speed drifts over seconds).
+    Raises whatever an operation raises (a failed eth-account recovery is an AssertionError)."""
     for operation in operations.values():
         operation(0)  # warm caches (domain separator, imports)
     per_call: dict[str, list[float]] = {name: [] for name in operations}
@@ -51,6 +52,9 @@ def interleaved_medians(operations: dict[str, Callable[[int], object]], batch: i
 
 
 def measure(batch: int, batches: int) -> dict[str, float]:
+    """µs per sign and verify for micropay, eth-account and the raw floor (keys as in ``--json``).
+
+    Raises AssertionError if eth-account recovers another signer (it never should)."""
     account = Account.from_key(b"\x11" * 32)
     channel_id, root = b"\x22" * 32, b"\x33" * 32
     n = batch * batches + 1
@@ -99,8 +103,9 @@ def measure(batch: int, batches: int) -> dict[str, float]:
 
 
 def table(r: dict[str, float]) -> str:
-    rows = [f"{'operation':<8} {'micropay µs':>12} {'floor µs':>9} {'/floor':>7} {'eth-account µs':>15} "
-            f"{'speedup':>8}  targets: /floor <= 1.5, speedup >= 5"]
+    """The results as a text table with ratios and targets. Raises KeyError if a figure is missing."""
+    rows = [(f"{'operation':<8} {'micropay µs':>12} {'floor µs':>9} {'/floor':>7} {'eth-account µs':>15} "
+             f"{'speedup':>8}  targets: /floor <= 1.5, speedup >= 5")]
     for op in ("sign", "verify"):
         ours, floor, theirs = r[f"{op}_us"], r[f"floor_{op}_us"], r[f"eth_account_{op}_us"]
         ok = "ok" if ours / floor <= 1.5 and theirs / ours >= 5 else "MISSED"
@@ -110,6 +115,9 @@ def table(r: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run on one core, print a table or JSON; returns the exit status (0).
+
+    Raises SystemExit for bad arguments (argparse)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--batch", type=int, default=200, help="operations per batch (default 200)")

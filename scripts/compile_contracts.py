@@ -54,7 +54,9 @@ class CompileError(RuntimeError):
 
 @functools.cache
 def solc_binary() -> Path:
-    """A solc for SOLC_VERSION: native through py-solc-x if it can be had, else the npm adapter."""
+    """A solc for SOLC_VERSION: native through py-solc-x if it can be had, else the npm adapter.
+
+    Raises CompileError if neither is available or the npm package is another version."""
     try:
         return Path(solcx.install_solc(SOLC_VERSION))
     except Exception:  # noqa: BLE001 - any install failure means: fall back to solcjs
@@ -71,7 +73,9 @@ def solc_binary() -> Path:
 
 
 def compile_sources(sources: dict[str, str]) -> dict[str, Any]:
-    """Compile {source unit name: text} with the project settings; returns solc's standard-json output."""
+    """Compile {source unit name: text} with the project settings; returns solc's standard-json output.
+
+    Raises CompileError if no compiler is available or solc rejects the sources."""
     input_json = {
         "language": "Solidity",
         "sources": {name: {"content": text} for name, text in sources.items()},
@@ -86,11 +90,18 @@ def compile_sources(sources: dict[str, str]) -> dict[str, Any]:
 
 
 def compile_files(paths: list[Path]) -> dict[str, Any]:
+    """:func:`compile_sources` of files inside the project, named by their path from the root.
+
+    Raises CompileError as :func:`compile_sources` does, OSError if a file cannot be read, and
+    ValueError if a path is outside the project."""
     return compile_sources({path.resolve().relative_to(ROOT).as_posix(): path.read_text() for path in paths})
 
 
 def escrow_artifact(output: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The artifact users load: ABI, bytecode, compiler version and settings."""
+    """The artifact users load: ABI, bytecode, compiler version and settings.
+
+    Raises CompileError when it has to compile and cannot, and KeyError if ``output`` lacks the
+    escrow contract."""
     if output is None:
         output = compile_files([ROOT / ESCROW_SOURCE])
     contract = output["contracts"][ESCROW_SOURCE][ESCROW_CONTRACT]
@@ -113,11 +124,15 @@ def escrow_artifact(output: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def render(artifact: dict[str, Any]) -> str:
+    """The artifact as the stable JSON text that is committed. Raises TypeError for non-JSON values."""
     return json.dumps(artifact, indent=1, sort_keys=True) + "\n"
 
 
 def write_build_info(output: dict[str, Any]) -> Path:
-    """Hardhat-style build-info, which slither reads with --hardhat-ignore-compile."""
+    """Hardhat-style build-info, which slither reads with --hardhat-ignore-compile.
+
+    Raises KeyError if ``output`` does not come from :func:`compile_sources`, CompileError if the
+    compiler is gone, and OSError if the file cannot be written."""
     input_json = output["_input"]
     body = {k: v for k, v in output.items() if k != "_input"}
     build_info = {
@@ -135,6 +150,9 @@ def write_build_info(output: dict[str, Any]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write (or with --check, compare) the shipped artifact; returns the exit status.
+
+    Raises CompileError if the contracts do not compile, and SystemExit for bad arguments."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if the shipped artifact is stale")
     parser.add_argument("--build-info", action="store_true", help="write artifacts/build-info for slither")

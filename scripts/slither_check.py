@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import compile_contracts  # noqa: E402
+import compile_contracts
 
 ROOT = compile_contracts.ROOT
 TRIAGE = ROOT / "contracts" / "SLITHER_TRIAGE.md"
@@ -29,7 +29,7 @@ BLOCKING = {"High", "Medium"}
 
 
 def triaged() -> set[tuple[str, str]]:
-    """(check, function) pairs from the table rows of the triage file."""
+    """(check, function) pairs from the table rows of the triage file. Raises OSError if it cannot be read."""
     pairs = set()
     for line in TRIAGE.read_text().splitlines():
         cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
@@ -39,6 +39,7 @@ def triaged() -> set[tuple[str, str]]:
 
 
 def function_of(result: dict) -> str:
+    """The function a slither finding is in, or "" if none. Raises KeyError for a malformed finding."""
     for element in result.get("elements", []):
         if element.get("type") == "function":
             return element["name"]
@@ -49,6 +50,10 @@ def function_of(result: dict) -> str:
 
 
 def run_slither() -> list[dict]:
+    """Slither's detector results for the escrow.
+
+    Raises SystemExit if slither is missing, produces no report or reports failure, and
+    CompileError (compile_contracts) if the contracts do not compile."""
     slither = os.environ.get("SLITHER") or shutil.which("slither")
     if slither:
         slither = os.path.abspath(slither)  # slither runs from a temporary folder
@@ -78,6 +83,9 @@ def run_slither() -> list[dict]:
 
 
 def main() -> int:
+    """Print every finding; returns 1 if a High or Medium one is not triaged, else 0.
+
+    Raises SystemExit and CompileError as :func:`run_slither` does."""
     results = run_slither()
     accepted = triaged()
     untriaged = []

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 
-from eth_utils import is_address, to_canonical_address, to_checksum_address
+from eth_typing import ChecksumAddress
+from eth_utils.address import is_address, to_canonical_address, to_checksum_address
 
 
 @functools.lru_cache(maxsize=4096)
-def normalize(value: str | bytes) -> tuple[str, bytes] | None:
+def normalize(value: str | bytes) -> tuple[ChecksumAddress, bytes] | None:
     """(checksummed, 20 bytes) for a valid address given as text or bytes, else None.
 
     Text in mixed case carries an EIP-55 checksum and is only valid if the checksum is right.
+    Never raises for a hashable argument: anything that is not an address gives None.
     """
     if isinstance(value, bytes):
         return (to_checksum_address(value), value) if len(value) == 20 else None
@@ -28,7 +30,10 @@ def normalize(value: str | bytes) -> tuple[str, bytes] | None:
 
 
 def word(address: str) -> bytes:
-    """An already-validated address as a 32-byte ABI word."""
+    """An already-validated address as a 32-byte ABI word.
+
+    Raises ValueError if ``address`` is not an address (or has a wrong EIP-55 checksum).
+    """
     normalized = normalize(address)
     if normalized is None:
         raise ValueError(f"not an address: {address!r}")

@@ -15,11 +15,16 @@ _TO_INT = str.maketrans(_ALPHABET, _INT_DIGITS)
 
 
 def encode(data: bytes) -> str:
+    """Canonical unpadded lowercase base32 of ``data``. Never raises for bytes."""
     return base64.b32encode(data).decode("ascii").rstrip("=").lower()
 
 
 def decode(text: str) -> bytes | None:
-    """The bytes of canonical unpadded lowercase base32 text, or None if it is not that."""
+    """The bytes of canonical unpadded lowercase base32 text, or None if it is not that.
+
+    Never raises for a string: malformed text (wrong length, a character outside the alphabet,
+    non-zero padding bits) gives None.
+    """
     if not text:
         return b""
     size, spare = divmod(len(text) * 5, 8)

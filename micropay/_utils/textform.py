@@ -15,11 +15,15 @@ CHECKSUM_SIZE = 4
 
 
 def wrap(prefix: str, payload: bytes) -> str:
+    """``prefix`` + base32(``payload`` + its 4-byte keccak checksum). Never raises."""
     return prefix + base32.encode(payload + keccak(payload)[:CHECKSUM_SIZE])
 
 
 def unwrap(text: object, prefix: str, what: str) -> bytes:
-    """The payload inside ``text``; InvalidVoucher, saying what is wrong, otherwise."""
+    """The payload inside ``text``.
+
+    Raises InvalidVoucher, saying what is wrong and naming ``what``, if ``text`` is not a string,
+    lacks ``prefix``, is not base32, is too short or fails the checksum."""
     if not isinstance(text, str):
         raise InvalidVoucher(f"{what} text must be a string, got {type(text).__name__}")
     compact = "".join(text.split()).lower()
