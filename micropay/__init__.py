@@ -1,46 +1,113 @@
-"""micropay: pay a freelancer per task with off-chain vouchers, settle on-chain once."""
+"""micropay: pay a freelancer per task with off-chain vouchers, settle on-chain once.
 
+The flow, and the module of each step: a client's :class:`Payer` (:mod:`micropay.payer`) signs a
+:class:`Voucher` (:mod:`micropay.voucher`) over the task :class:`Ledger` (:mod:`micropay.ledger`)
+and sends it as a :class:`Payment` (:mod:`micropay.payment`); the freelancer's :class:`Payee`
+(:mod:`micropay.payee`) receives it into a :class:`VoucherStore` (:mod:`micropay.store`) and
+settles through the :class:`Escrow` proxy (:mod:`micropay.escrow`), the one door to the chain.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from micropay.artifact import load_artifact, matches_artifact
+from micropay.channel import ETH, ChannelKey, ChannelState, ChannelStatus
 from micropay.errors import (
+    ArtifactError,
+    ChannelError,
+    ChannelExpired,
+    ChannelFinal,
+    ChannelNotExpired,
+    ContractRevert,
     DomainMismatch,
+    InsufficientDeposit,
+    InsufficientFunds,
     InvalidSignature,
     InvalidVoucher,
+    KeystoreError,
+    LedgerGap,
     LedgerMismatch,
     MicropayError,
     MicropayValueError,
+    NodeError,
+    NothingToClaim,
+    NotParticipant,
+    StaleVoucher,
+    StoreError,
+    TransactionError,
+    UnknownChannel,
+    UnknownEscrow,
 )
-from micropay.escrow import ETH, ChannelKey, ChannelState, ChannelStatus, Escrow, load_artifact, matches_artifact
-from micropay.ledger import Ledger, TaskReceipt, verify_ledger
-from micropay.payee import Payee, Received, Settlement, Unclaimed
+from micropay.escrow import Escrow
+from micropay.ledger import InvalidReceipt, Ledger, LedgerEntry, TaskReceipt, verify_ledger
+from micropay.overview import ChannelView, overview
+from micropay.payee import Payee
 from micropay.payer import Payer
-from micropay.payment import Payment
+from micropay.payment import Payment, parse_payment
+from micropay.receiving import Received
+from micropay.records import ChannelRecord, SettlementRecord
+from micropay.settling import Settlement, SettlementPlan, Unclaimed
 from micropay.store import VoucherStore
+from micropay.transactions import Receipt, TxOptions
 from micropay.voucher import Voucher, sign_voucher
+
+try:
+    __version__ = version("micropay")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ETH",
+    "ArtifactError",
+    "ChannelError",
+    "ChannelExpired",
+    "ChannelFinal",
     "ChannelKey",
+    "ChannelNotExpired",
+    "ChannelRecord",
     "ChannelState",
     "ChannelStatus",
-    "Escrow",
-    "Payee",
-    "Payer",
-    "Payment",
-    "Received",
-    "Settlement",
-    "Unclaimed",
-    "VoucherStore",
+    "ChannelView",
+    "ContractRevert",
     "DomainMismatch",
+    "Escrow",
+    "InsufficientDeposit",
+    "InsufficientFunds",
+    "InvalidReceipt",
     "InvalidSignature",
     "InvalidVoucher",
+    "KeystoreError",
     "Ledger",
+    "LedgerEntry",
+    "LedgerGap",
     "LedgerMismatch",
     "MicropayError",
     "MicropayValueError",
+    "NodeError",
+    "NotParticipant",
+    "NothingToClaim",
+    "Payee",
+    "Payer",
+    "Payment",
+    "Receipt",
+    "Received",
+    "Settlement",
+    "SettlementPlan",
+    "SettlementRecord",
+    "StaleVoucher",
+    "StoreError",
     "TaskReceipt",
+    "TransactionError",
+    "TxOptions",
+    "Unclaimed",
+    "UnknownChannel",
+    "UnknownEscrow",
     "Voucher",
+    "VoucherStore",
+    "__version__",
     "load_artifact",
     "matches_artifact",
+    "overview",
+    "parse_payment",
     "sign_voucher",
     "verify_ledger",
 ]
-__version__ = "0.1.0"

@@ -13,11 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, Web3
 
+from micropay._utils.reverts import ErrorDecoder
 from micropay.escrow import Escrow
 from micropay.payee import Payee
 from micropay.payer import Payer
+from micropay.transactions import TransactionPipeline
 from micropay.units import format_amount
 
 TASKS = [
@@ -32,6 +35,8 @@ DEPOSIT = 5 * 10**16  # 0.05 ETH
 
 @dataclass
 class DemoStatement:
+    """What the demo did and what it cost each side: tasks, on-chain steps, balances."""
+
     tasks: list[tuple[str, int]] = field(default_factory=list)
     steps: list[tuple[str, str, int, int]] = field(default_factory=list)  # who, what, gas used, fee (wei)
     client: tuple[str, int, int] = ("", 0, 0)  # address, balance before, after
@@ -41,9 +46,11 @@ class DemoStatement:
 
     @property
     def paid(self) -> int:
+        """Total paid for the tasks, in wei."""
         return sum(price for _, price in self.tasks)
 
     def fees(self, who: str) -> int:
+        """Gas fees (wei) that ``who`` ("client" or "freelancer") paid; 0 for anyone else."""
         return sum(fee for party, _, _, fee in self.steps if party == who)
 
 
@@ -52,21 +59,27 @@ def _eth(value: int) -> str:
 
 
 def run_demo(echo: Callable[[str], None] = print) -> DemoStatement:
+    """Deploy an escrow on a fresh embedded chain, open a channel, pay for five tasks, settle
+    once and close, narrating through ``echo``; returns the closing statement.
+
+    Raises MicropayError (or an eth-tester/web3 error) only if the embedded chain misbehaves:
+    every step is one that succeeds on a healthy one."""
     w3 = Web3(EthereumTesterProvider())
-    funder = w3.eth.accounts[0]
-    deployer, client, freelancer = (Account.create() for _ in range(3))
-    for account in (deployer, client, freelancer):
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
-            {"from": funder, "to": account.address, "value": 10**18}))
+    funder = w3.eth.accounts[0]  # the embedded chain's own funded, node-managed account
+    accounts: list[LocalAccount] = [Account.create() for _ in range(3)]
+    deployer, client, freelancer = accounts
+    pipeline = TransactionPipeline(w3, ErrorDecoder([]))
+    for account in accounts:
+        pipeline.transfer(funder, account.address, 10**18)
+    escrow = Escrow.deploy(w3, deployer)
     statement = DemoStatement(deposit=DEPOSIT)
-    statement.client = (client.address, w3.eth.get_balance(client.address), 0)
-    statement.freelancer = (freelancer.address, w3.eth.get_balance(freelancer.address), 0)
+    statement.client = (client.address, escrow.balance(client.address), 0)
+    statement.freelancer = (freelancer.address, escrow.balance(freelancer.address), 0)
 
     def record(who: str, what: str) -> None:
-        receipt = w3.eth.get_transaction_receipt(w3.eth.get_block("latest")["transactions"][-1])
-        statement.steps.append((who, what, receipt.gasUsed, receipt.gasUsed * receipt.effectiveGasPrice))
+        receipt = escrow.latest_receipt()
+        statement.steps.append((who, what, receipt.gas_used, receipt.fee))
 
-    escrow = Escrow.deploy(w3, deployer)
     echo(f"escrow deployed at {escrow.address} on the embedded chain (id {escrow.chain_id})")
     with tempfile.TemporaryDirectory() as tmp:
         payer = Payer(escrow, client, Path(tmp) / "client.db")
@@ -87,12 +100,13 @@ def run_demo(echo: Callable[[str], None] = print) -> DemoStatement:
         payee.close(channel.id)
         record("freelancer", "close channel")
         statement.refund = DEPOSIT - statement.paid
-    statement.client = (client.address, statement.client[1], w3.eth.get_balance(client.address))
-    statement.freelancer = (freelancer.address, statement.freelancer[1], w3.eth.get_balance(freelancer.address))
+    statement.client = (client.address, statement.client[1], escrow.balance(client.address))
+    statement.freelancer = (freelancer.address, statement.freelancer[1], escrow.balance(freelancer.address))
     return statement
 
 
 def format_statement(statement: DemoStatement) -> str:
+    """The closing statement as a text table. Never raises."""
     lines = ["", "CLOSING STATEMENT", "", f"{'task':<24} {'price':>14}"]
     lines += [f"{task:<24} {_eth(price):>14}" for task, price in statement.tasks]
     lines += [f"{'total paid':<24} {_eth(statement.paid):>14}", "", f"{'on-chain step':<34} {'gas':>8} {'fee':>22}"]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 
 class MicropayError(Exception):
-    """Root of every micropay error."""
+    """Root of every micropay error. ``revert`` is the contract's custom error when a revert
+    caused it (see :func:`error_for_revert`), else None."""
+
+    revert: ContractRevert | None = None
 
 
 class MicropayValueError(MicropayError, ValueError):
@@ -116,3 +119,34 @@ class KeystoreError(MicropayError):
 
 class NodeError(MicropayError, ConnectionError):
     """The Ethereum node cannot be reached, or is on another chain than expected."""
+
+
+#: The escrow's (and OpenZeppelin ERC-20's) custom errors, and the micropay error each means.
+REVERT_ERRORS: dict[str, type[MicropayError]] = {
+    "ChannelNotFound": UnknownChannel,
+    "ChannelFinal": ChannelFinal,
+    "ChannelExpired": ChannelExpired,
+    "ChannelNotExpired": ChannelNotExpired,
+    "NotPayer": NotParticipant,
+    "NotPayee": NotParticipant,
+    "NothingToClaim": NothingToClaim,
+    "InvalidSignature": InvalidSignature,
+    "InvalidPayee": MicropayValueError,
+    "InvalidAmount": MicropayValueError,
+    "InvalidExpiry": MicropayValueError,
+    "InvalidWindow": MicropayValueError,
+    "AmountTooLarge": MicropayValueError,
+    "ERC20InsufficientBalance": InsufficientFunds,
+    "ERC20InsufficientAllowance": InsufficientFunds,
+}
+
+
+def error_for_revert(revert: ContractRevert) -> MicropayError:
+    """The micropay error an escrow (or ERC-20) custom error means; the revert itself is kept
+    as its ``revert`` attribute. An unknown revert is returned as it is."""
+    error_class = REVERT_ERRORS.get(revert.name)
+    if error_class is None:
+        return revert
+    error = error_class(str(revert))
+    error.revert = revert
+    return error

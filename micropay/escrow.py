@@ -1,207 +1,62 @@
-"""The MicropayEscrow contract: its shipped artifact, and :class:`Escrow`, a proxy to call it.
+"""The one door to the chain: :class:`Escrow`, a proxy to one deployed MicropayEscrow.
 
-Every proxy method checks what it can in Python first (so users get a clear micropay error, not
-a raw revert), estimates gas, signs locally, sends raw, waits for the receipt, and turns a
-custom-error revert into the matching micropay exception.
+Every read, event query, gas estimate and transaction micropay makes goes through this proxy
+(and the :mod:`~micropay.transactions` pipeline it sends with); no other module touches web3
+contract objects. Each write checks what it can in Python first (so users get a clear micropay
+error, not a raw revert), then estimates, signs, sends and waits for the receipt; a custom-error
+revert becomes the matching micropay exception. Reads of many channels are one JSON-RPC batch.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
-from typing import Any, TypedDict
+from typing import Any, cast
 
+from eth_typing import BlockNumber
 from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
+from web3.providers.base import JSONBaseProvider
 
-from micropay._utils import tx
-from micropay._utils.addresses import normalize, word
-from micropay._utils.crypto import keccak
 from micropay._utils.reverts import ErrorDecoder
-from micropay._utils.tx import Sender, sender_address
+from micropay.artifact import ERC20_ERRORS, load_artifact, matches_artifact
+from micropay.channel import ETH, ChannelKey, ChannelState, checked_address
 from micropay.errors import (
-    ArtifactError,
     ChannelExpired,
     ChannelFinal,
     ChannelNotExpired,
-    ContractRevert,
     InsufficientFunds,
     InvalidSignature,
-    MicropayError,
     MicropayValueError,
-    NotParticipant,
     NothingToClaim,
+    NotParticipant,
+    TransactionError,
     UnknownChannel,
     UnknownEscrow,
+    error_for_revert,
 )
+from micropay.token import Token
+from micropay.transactions import Hook, Receipt, Sender, TransactionPipeline, TxOptions, as_checksum, sender_address
 from micropay.types import MAX_AMOUNT
 from micropay.voucher import Voucher
 
-ARTIFACT_NAME = "MicropayEscrow.json"
-
-
-class CompilerInfo(TypedDict):
-    version: str
-    settings: dict[str, Any]
-
-
-class EscrowArtifact(TypedDict):
-    contractName: str
-    sourceName: str
-    sourceSha256: str
-    compiler: CompilerInfo
-    abi: list[dict[str, Any]]
-    bytecode: str
-    deployedBytecode: str
-    immutableReferences: list[list[int]]
-
-
-@functools.cache
-def _artifact_text() -> str:
-    try:
-        return (resources.files("micropay") / "artifacts" / ARTIFACT_NAME).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ArtifactError(f"contract artifact {ARTIFACT_NAME} is missing from the micropay package") from exc
-
-
-def load_artifact() -> EscrowArtifact:
-    """ABI, bytecode and compiler settings of the shipped escrow (a fresh copy each call)."""
-    try:
-        artifact: EscrowArtifact = json.loads(_artifact_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"contract artifact {ARTIFACT_NAME} is corrupt: {exc}") from exc
-    missing = {"abi", "bytecode", "deployedBytecode", "immutableReferences"} - artifact.keys()
-    if missing:
-        raise ArtifactError(f"contract artifact {ARTIFACT_NAME} lacks {sorted(missing)}")
-    return artifact
-
-
-def matches_artifact(deployed_code: bytes) -> bool:
-    """True if on-chain runtime code is the shipped escrow, ignoring the immutable values
-    (this deployment's address, chain id and domain separator) that the constructor fills in."""
-    artifact = load_artifact()
-    expected = bytearray.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
-    actual = bytearray(deployed_code)
-    if len(actual) != len(expected):
-        return False
-    for start, length in artifact["immutableReferences"]:
-        actual[start : start + length] = expected[start : start + length] = bytes(length)
-    return actual == expected
-
-
-ETH = "0x0000000000000000000000000000000000000000"
-MAX_SALT = 2**96 - 1
-
-
-def _address(value: object, what: str) -> str:
-    normalized = normalize(value) if isinstance(value, str) else None
-    if normalized is None:
-        raise MicropayValueError(f"{what} must be an address (with a correct checksum), got {value!r:.60}")
-    return normalized[0]
-
+#: Channel reads per JSON-RPC batch: providers cap batch sizes (commonly at 1,000 calls).
+BATCH_SIZE = 500
 
 @dataclass(frozen=True)
-class ChannelKey:
-    """What names a channel: its id is keccak256(abi.encode(payer, payee, token, salt))."""
+class Claimed:
+    """One channel's ``Claimed`` event: its new claimed total."""
 
-    payer: str
-    payee: str
-    token: str
-    salt: int
-
-    def __post_init__(self) -> None:
-        for name in ("payer", "payee", "token"):
-            object.__setattr__(self, name, _address(getattr(self, name), name))
-        if not isinstance(self.salt, int) or isinstance(self.salt, bool) or not 0 <= self.salt <= MAX_SALT:
-            raise MicropayValueError("salt must be an integer in [0, 2**96)")
-
-    @cached_property
-    def id(self) -> bytes:
-        """keccak256(abi.encode(payer, payee, token, salt)): four static 32-byte ABI words."""
-        return keccak(word(self.payer) + word(self.payee) + word(self.token) + self.salt.to_bytes(32, "big"))
-
-    def as_tuple(self) -> tuple[str, str, str, int]:
-        return (self.payer, self.payee, self.token, self.salt)
-
-    @property
-    def is_eth(self) -> bool:
-        return self.token == ETH
-
-
-class ChannelStatus(str, enum.Enum):
-    OPEN = "open"
-    EXPIRED = "expired"  # past expiry: the payee can no longer claim, the payer may reclaim
-    CLOSED = "closed"  # closed by the payee or reclaimed by the payer: final
-
-
-@dataclass(frozen=True)
-class ChannelState:
-    """A channel as the escrow holds it, at block time ``observed_at``."""
-
-    key: ChannelKey
-    deposit: int
+    channel_id: bytes
     claimed: int
-    expiry: int
-    window: int
-    closed: bool
-    observed_at: int
-
-    @property
-    def id(self) -> bytes:
-        return self.key.id
-
-    payer = property(lambda self: self.key.payer)
-    payee = property(lambda self: self.key.payee)
-    token = property(lambda self: self.key.token)
-
-    @property
-    def status(self) -> ChannelStatus:
-        if self.closed:
-            return ChannelStatus.CLOSED
-        return ChannelStatus.EXPIRED if self.observed_at > self.expiry else ChannelStatus.OPEN
-
-    # A transaction sent now lands in a later block, at least one second after `observed_at`.
-    @property
-    def claimable_next_block(self) -> bool:
-        return not self.closed and self.observed_at + 1 <= self.expiry
-
-    @property
-    def reclaimable_next_block(self) -> bool:
-        return not self.closed and self.observed_at + 1 > self.expiry
 
 
-
-_REVERT_TO_ERROR: dict[str, type[MicropayError]] = {
-    "ChannelNotFound": UnknownChannel,
-    "ChannelFinal": ChannelFinal,
-    "ChannelExpired": ChannelExpired,
-    "ChannelNotExpired": ChannelNotExpired,
-    "NotPayer": NotParticipant,
-    "NotPayee": NotParticipant,
-    "NothingToClaim": NothingToClaim,
-    "InvalidSignature": InvalidSignature,
-    "InvalidPayee": MicropayValueError,
-    "InvalidAmount": MicropayValueError,
-    "InvalidExpiry": MicropayValueError,
-    "InvalidWindow": MicropayValueError,
-    "AmountTooLarge": MicropayValueError,
-    "ERC20InsufficientBalance": InsufficientFunds,
-    "ERC20InsufficientAllowance": InsufficientFunds,
-}
-
-
-def _map_revert(revert: ContractRevert) -> MicropayError:
-    error_class = _REVERT_TO_ERROR.get(revert.name)
-    if error_class is None:
-        return revert
-    error = error_class(str(revert))
-    error.revert = revert  # type: ignore[attr-defined]
-    return error
+def _check_amount(amount: object, what: str) -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_AMOUNT:
+        raise MicropayValueError(f"{what} must be a positive integer in base units, at most 2**96 - 1")
 
 
 class Escrow:
@@ -211,57 +66,103 @@ class Escrow:
     MAX_WINDOW = 30 * 86_400
 
     def __init__(self, w3: Web3, address: str, *, from_block: int = 0, chain_id: int | None = None,
-                 options: tx.TxOptions | None = None) -> None:
+                 options: TxOptions | None = None) -> None:
         """``chain_id``, if given, is trusted instead of asked from the node (it is known offline).
         ``options`` set the fee cap, confirmations and timeout of every transaction."""
-        artifact = load_artifact()
+        abi = load_artifact()["abi"]
         if chain_id is not None:
             self.__dict__["chain_id"] = chain_id
         self.w3 = w3
-        self.address = _address(address, "escrow address")
-        self.contract = w3.eth.contract(address=self.address, abi=artifact["abi"])
+        self.address = checked_address(address, "escrow address")
+        #: The raw web3 contract: for tests and tools that must bypass the prechecks.
+        self.contract = w3.eth.contract(address=as_checksum(self.address), abi=abi)
         self.from_block = from_block
-        self.options = options or tx.TxOptions()
-        self._decoder = ErrorDecoder(artifact["abi"] + _ERC20_ERRORS)
+        self.pipeline = TransactionPipeline(w3, ErrorDecoder(abi + ERC20_ERRORS), error_for_revert, options)
         self._keys: dict[bytes, ChannelKey] = {}
+
+    @property
+    def options(self) -> TxOptions:
+        return self.pipeline.options
 
     # -- construction ------------------------------------------------------------------
 
     @classmethod
-    def deploy(cls, w3: Web3, account: Sender, **kwargs: Any) -> Escrow:
+    def deploy(cls, w3: Web3, account: Sender, *, options: TxOptions | None = None) -> Escrow:
+        """Deploy the shipped escrow. Raises :class:`InsufficientFunds` or :class:`TransactionError`."""
         artifact = load_artifact()
         factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-        receipt = tx.send(w3, account, factory.constructor(), decoder=ErrorDecoder(artifact["abi"]),
-                          map_revert=_map_revert, options=kwargs.get("options") or tx.TxOptions())
-        return cls(w3, receipt.contractAddress, from_block=receipt.blockNumber, **kwargs)
+        pipeline = TransactionPipeline(w3, ErrorDecoder(artifact["abi"]), error_for_revert, options)
+        receipt = pipeline.send(account, factory.constructor())
+        assert receipt.contract_address is not None  # a successful deployment has one
+        return cls(w3, receipt.contract_address, from_block=receipt.block_number, options=options)
 
     @classmethod
-    def at(cls, w3: Web3, address: str, **kwargs: Any) -> Escrow:
-        """The escrow at ``address``, after checking the code there is the shipped contract."""
-        escrow = cls(w3, address, **kwargs)
-        code = bytes(w3.eth.get_code(escrow.address))
+    def at(cls, w3: Web3, address: str, *, options: TxOptions | None = None) -> Escrow:
+        """The escrow at ``address``, after checking the code there is the shipped contract.
+
+        Raises :class:`UnknownEscrow` if there is no code or other code there."""
+        escrow = cls(w3, address, options=options)
+        code = bytes(w3.eth.get_code(as_checksum(escrow.address)))
         if not code:
-            raise UnknownEscrow(f"no contract at {escrow.address} on chain {w3.eth.chain_id}")
+            raise UnknownEscrow(f"no contract at {escrow.address} on chain {escrow.chain_id}")
         if not matches_artifact(code):
             raise UnknownEscrow(f"the contract at {escrow.address} is not the micropay escrow this version ships")
         return escrow
 
     @cached_property
     def chain_id(self) -> int:
-        return self.w3.eth.chain_id
+        return int(self.w3.eth.chain_id)
 
-    # -- reads ---------------------------------------------------------------------------
+    # -- chain reads -----------------------------------------------------------------------
 
     def now(self) -> int:
-        return self.w3.eth.get_block("latest")["timestamp"]
+        """The latest block's timestamp."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def block_time(self, number: int) -> int:
+        return int(self.w3.eth.get_block(BlockNumber(number))["timestamp"])
+
+    def latest_receipt(self) -> Receipt:
+        """The receipt of the newest transaction in the latest block (a dev chain mines one
+        transaction per block). Raises :class:`TransactionError` if that block has none."""
+        transactions = self.w3.eth.get_block("latest")["transactions"]
+        last = transactions[-1] if transactions else None
+        receipt = self.find_receipt(bytes(last)) if isinstance(last, bytes) else None
+        if receipt is None:
+            raise TransactionError("the latest block holds no transaction")
+        return receipt
+
+    def balance(self, account: str) -> int:
+        """ETH held by ``account``, in wei."""
+        return int(self.w3.eth.get_balance(as_checksum(checked_address(account, "account"))))
+
+    def gas_price(self) -> int:
+        return int(self.w3.eth.gas_price)
+
+    def token(self, address: str) -> Token:
+        """A proxy to the ERC-20 at ``address``, sending through this escrow's options."""
+        return Token(self.w3, checked_address(address, "token"), self.options)
+
+    def token_units(self, token: str) -> tuple[int, str]:
+        """(decimals, symbol) of a channel token: (18, "ETH") for ETH, else asked of the token."""
+        if token == ETH:
+            return 18, "ETH"
+        erc20 = self.token(token)
+        return erc20.decimals, erc20.symbol
+
+    # -- escrow reads ------------------------------------------------------------------------
 
     def key(self, channel_id: bytes) -> ChannelKey:
-        """The key of a channel, from its ChannelOpened event (cached: keys never change)."""
+        """The key of a channel, from its ChannelOpened event (cached: keys never change).
+
+        Raises :class:`UnknownChannel` if no such channel was opened on this escrow."""
         key = self._keys.get(channel_id)
         if key is None:
             logs = self.contract.events.ChannelOpened.get_logs(
-                argument_filters={"channelId": channel_id}, from_block=self.from_block
-            )
+                argument_filters={"channelId": channel_id}, from_block=self.from_block)
             if not logs:
                 raise UnknownChannel(f"no channel 0x{channel_id.hex()} on escrow {self.address}")
             args = logs[0]["args"]
@@ -269,30 +170,77 @@ class Escrow:
             self._keys[channel_id] = key
         return key
 
-    def channel(self, channel_id: bytes | ChannelKey) -> ChannelState:
-        key = channel_id if isinstance(channel_id, ChannelKey) else self.key(bytes(channel_id))
-        block = self.w3.eth.get_block("latest")
-        deposit, claimed, expiry, window, closed = self.contract.functions.channel(key.id).call(
-            block_identifier=block["number"]
-        )
-        if expiry == 0:
+    def channel(self, channel: bytes | ChannelKey) -> ChannelState:
+        """The channel's state now. Raises :class:`UnknownChannel` if it does not exist."""
+        key = channel if isinstance(channel, ChannelKey) else self.key(bytes(channel))
+        (state,) = self.channels([key])
+        if state is None:
             raise UnknownChannel(f"no channel 0x{key.id.hex()} on escrow {self.address}")
-        return ChannelState(key, deposit, claimed, expiry, window, closed, block["timestamp"])
+        return state
+
+    def channels(self, keys: Sequence[ChannelKey]) -> list[ChannelState | None]:
+        """The state of every channel in ``keys`` at one block (None where there is no such
+        channel): one request for the block, then one JSON-RPC batch per :data:`BATCH_SIZE`."""
+        block = self.w3.eth.get_block("latest")
+        number, timestamp = int(block["number"]), int(block["timestamp"])
+        rows = self._call_many([self.contract.functions.channel(key.id) for key in keys], number)
+        states: list[ChannelState | None] = []
+        for key, row in zip(keys, rows, strict=True):
+            deposit, claimed, expiry, window, closed = cast("tuple[int, int, int, int, bool]", row)
+            states.append(None if expiry == 0 else
+                          ChannelState(key, deposit, claimed, expiry, window, closed, timestamp))
+        return states
+
+    def _call_many(self, calls: Sequence[ContractFunction], block: int) -> list[Any]:
+        if not isinstance(self.w3.provider, JSONBaseProvider) or len(calls) <= 1:
+            return [call.call(block_identifier=BlockNumber(block)) for call in calls]  # in-process: no round trips
+        results: list[Any] = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            with self.w3.batch_requests() as batch:
+                for call in calls[start : start + BATCH_SIZE]:
+                    batch.add(call.call(block_identifier=BlockNumber(block)))
+                results += batch.execute()
+        return results
 
     def owed(self, account: str, token: str = ETH) -> int:
-        return self.contract.functions.owed(_address(account, "account"), _address(token, "token")).call()
+        """What the escrow holds for ``account`` after a push to it failed."""
+        call = self.contract.functions.owed(checked_address(account, "account"), checked_address(token, "token"))
+        return int(call.call())
 
     def digest(self, voucher: Voucher) -> bytes:
-        return self.contract.functions.voucherDigest(voucher.channel_id, voucher.amount, voucher.ledger_root).call()
+        """The contract's own EIP-712 digest of a voucher."""
+        return bytes(self.contract.functions.voucherDigest(voucher.channel_id, voucher.amount,
+                                                           voucher.ledger_root).call())
 
-    # -- payer ---------------------------------------------------------------------------
+    def closes_requested(self, payee: str, from_block: int, to_block: int) -> set[bytes]:
+        """Ids of the channels to ``payee`` whose payer called requestClose in these blocks."""
+        logs = self.contract.events.CloseRequested.get_logs(
+            argument_filters={"payee": payee}, from_block=from_block, to_block=to_block)
+        return {bytes(log["args"]["channelId"]) for log in logs}
+
+    # -- what a receipt says -------------------------------------------------------------------
+
+    def claimed_in(self, receipt: Receipt) -> list[Claimed]:
+        """The ``Claimed`` events of a mined transaction."""
+        events = self.contract.events.Claimed().process_receipt(receipt.web3_receipt, errors=DISCARD)
+        return [Claimed(bytes(e["args"]["channelId"]), int(e["args"]["claimed"])) for e in events]
+
+    def refund_in(self, receipt: Receipt) -> int:
+        """The refund of a ``reclaim`` transaction (0 if it has no ``Reclaimed`` event)."""
+        events = self.contract.events.Reclaimed().process_receipt(receipt.web3_receipt, errors=DISCARD)
+        return sum(int(e["args"]["refund"]) for e in events)
+
+    # -- payer -------------------------------------------------------------------------------
 
     def open(self, sender: Sender, payee: str, deposit: int, *, token: str | None = None, salt: int | None = None,
-             expiry: int, window: int = 86_400) -> tuple[ChannelKey, Any]:
-        """Open a channel; for a token, the escrow must already be approved for ``deposit``."""
+             expiry: int, window: int = 86_400) -> tuple[ChannelKey, Receipt]:
+        """Open a channel; for a token, the escrow must already be approved for ``deposit``.
+
+        Raises :class:`MicropayValueError` for bad arguments, :class:`InsufficientFunds`, or what
+        the transaction raises."""
         payer = sender_address(sender)
-        token = ETH if token is None else _address(token, "token")
-        payee = _address(payee, "payee")
+        token = ETH if token is None else checked_address(token, "token")
+        payee = checked_address(payee, "payee")
         if payee in (payer, ETH):
             raise MicropayValueError("the payee must be another, non-zero address")
         _check_amount(deposit, "deposit")
@@ -302,23 +250,22 @@ class Escrow:
             raise MicropayValueError("expiry must be a unix time before 2106")
         if expiry <= self.now():
             raise MicropayValueError("expiry must be in the future")
-        if salt is None:
-            salt = secrets.randbits(64)
-        key = ChannelKey(payer, payee, token, salt)
-        if self.contract.functions.channel(key.id).call()[2] != 0:
-            raise MicropayValueError(f"a channel with salt {salt} already exists to this payee; use another salt")
+        key = ChannelKey(payer, payee, token, secrets.randbits(64) if salt is None else salt)
+        if self.channels([key])[0] is not None:
+            raise MicropayValueError(f"a channel with salt {key.salt} already exists to this payee; use another salt")
         if key.is_eth:
-            balance = self.w3.eth.get_balance(payer)
+            balance = self.balance(payer)
             if balance < deposit:
                 raise InsufficientFunds(f"{payer} holds {balance} wei, less than the deposit {deposit} (plus gas)")
-            fn, value = self.contract.functions.open(payee, salt, expiry, window), deposit
+            receipt = self.unsafe_send(sender, self.contract.functions.open(payee, key.salt, expiry, window), deposit)
         else:
-            fn, value = self.contract.functions.openToken(payee, token, salt, deposit, expiry, window), 0
-        receipt = self._send(sender, fn, value)
+            receipt = self.unsafe_send(sender, self.contract.functions.openToken(
+                payee, token, key.salt, deposit, expiry, window))
         self._keys[key.id] = key
         return key, receipt
 
-    def top_up(self, sender: Sender, key: ChannelKey, amount: int) -> Any:
+    def top_up(self, sender: Sender, key: ChannelKey, amount: int) -> Receipt:
+        """Add ``amount`` to the deposit. Raises :class:`NotParticipant`, :class:`ChannelExpired`, …"""
         self._require_role(sender, key.payer, "payer")
         _check_amount(amount, "top-up")
         state = self._live(key)
@@ -326,82 +273,107 @@ class Escrow:
             raise MicropayValueError("the deposit would exceed the escrow's maximum (2**96 - 1)")
         if not state.claimable_next_block:
             raise ChannelExpired("the channel has expired; reclaim it and open a new one")
-        return self._send(sender, self.contract.functions.topUp(key.as_tuple(), amount), amount if key.is_eth else 0)
+        call = self.contract.functions.topUp(key.as_tuple(), amount)
+        return self.unsafe_send(sender, call, amount if key.is_eth else 0)
 
-    def extend(self, sender: Sender, key: ChannelKey, new_expiry: int) -> Any:
+    def extend(self, sender: Sender, key: ChannelKey, new_expiry: int) -> Receipt:
+        """Move the expiry later. Raises :class:`NotParticipant` or :class:`MicropayValueError`."""
         self._require_role(sender, key.payer, "payer")
         state = self._live(key)
         if new_expiry <= state.expiry or new_expiry >= 2**32:
             raise MicropayValueError(f"the new expiry must be later than {state.expiry} (and before 2106)")
-        return self._send(sender, self.contract.functions.extend(key.as_tuple(), new_expiry))
+        return self.unsafe_send(sender, self.contract.functions.extend(key.as_tuple(), new_expiry))
 
-    def request_close(self, sender: Sender, key: ChannelKey) -> Any:
+    def request_close(self, sender: Sender, key: ChannelKey) -> Receipt:
+        """Start the exit. Raises :class:`NotParticipant` or :class:`ChannelExpired`."""
         self._require_role(sender, key.payer, "payer")
         if not self._live(key).claimable_next_block:
             raise ChannelExpired("the channel already expired: reclaim instead")
-        return self._send(sender, self.contract.functions.requestClose(key.as_tuple()))
+        return self.unsafe_send(sender, self.contract.functions.requestClose(key.as_tuple()))
 
-    def reclaim(self, sender: Sender, key: ChannelKey) -> Any:
+    def reclaim(self, sender: Sender, key: ChannelKey) -> Receipt:
+        """After expiry, refund the payer. Raises :class:`ChannelNotExpired` before then."""
         self._require_role(sender, key.payer, "payer")
         state = self._live(key)
         if not state.reclaimable_next_block:
             raise ChannelNotExpired(f"the payee may claim until {state.expiry}; reclaim after that")
-        return self._send(sender, self.contract.functions.reclaim(key.as_tuple()))
+        return self.unsafe_send(sender, self.contract.functions.reclaim(key.as_tuple()))
 
-    # -- payee (or anyone) ---------------------------------------------------------------
+    # -- payee (or anyone) ---------------------------------------------------------------------
 
-    def claim(self, sender: Sender, key: ChannelKey, voucher: Voucher) -> Any:
+    def claim(self, sender: Sender, key: ChannelKey, voucher: Voucher) -> Receipt:
+        """Claim one voucher. Raises :class:`InvalidSignature`, :class:`ChannelExpired`,
+        :class:`NothingToClaim`, …"""
         self._check_voucher(key, voucher)
         state = self._live(key)
         if not state.claimable_next_block:
             raise ChannelExpired(f"the channel expired at {state.expiry}: its vouchers can no longer be claimed")
         if min(voucher.amount, state.deposit) <= state.claimed:
             raise NothingToClaim(f"{state.claimed} is already claimed; this voucher adds nothing")
-        fn = self.contract.functions.claim(key.as_tuple(), voucher.amount, voucher.ledger_root, voucher.signature)
-        return self._send(sender, fn)
+        call = self.contract.functions.claim(key.as_tuple(), voucher.amount, voucher.ledger_root, voucher.signature)
+        return self.unsafe_send(sender, call)
 
-    def claim_many(self, sender: Sender, payee: str, token: str, items: Sequence[tuple[ChannelKey, Voucher]]) -> Any:
-        payee, token = _address(payee, "payee"), _address(token, "token")
+    def claim_many_gas(self, sender: Sender, payee: str, token: str,
+                       items: Sequence[tuple[ChannelKey, Voucher]]) -> int:
+        """Gas (with margin) for one claimMany of ``items``; raises what its revert means."""
+        return self.pipeline.estimate(sender, self._claim_many_call(payee, token, items))
+
+    def claim_many(self, sender: Sender, payee: str, token: str, items: Sequence[tuple[ChannelKey, Voucher]], *,
+                   gas: int | None = None, before_broadcast: Hook | None = None,
+                   on_dropped: Hook | None = None) -> Receipt:
+        """Claim many channels of one payee and token in one transaction. The hooks are the
+        pipeline's (:meth:`TransactionPipeline.send`). Raises :class:`MicropayValueError` for a
+        mixed batch, :class:`InvalidSignature` for a bad voucher, or what the transaction raises."""
+        return self.pipeline.send(sender, self._claim_many_call(payee, token, items), gas=gas,
+                                  before_broadcast=before_broadcast, on_dropped=on_dropped)
+
+    def _claim_many_call(self, payee: str, token: str, items: Sequence[tuple[ChannelKey, Voucher]]
+                         ) -> ContractFunction:
+        payee, token = checked_address(payee, "payee"), checked_address(token, "token")
         for key, voucher in items:
             if (key.payee, key.token) != (payee, token):
                 raise MicropayValueError("every voucher in one claimMany must be for the same payee and token")
             self._check_voucher(key, voucher)
-        fn = self.claim_many_call(payee, token, items)
-        return self._send(sender, fn)
-
-    def claim_many_call(self, payee: str, token: str, items: Sequence[tuple[ChannelKey, Voucher]]) -> Any:
         entries = [(k.payer, k.salt, v.amount, v.ledger_root, v.signature) for k, v in items]
         return self.contract.functions.claimMany(payee, token, entries)
 
-    def close(self, sender: Sender, key: ChannelKey, voucher: Voucher | None = None) -> Any:
+    def close(self, sender: Sender, key: ChannelKey, voucher: Voucher | None = None) -> Receipt:
+        """The payee closes now, with ``voucher`` if any; the rest goes back to the payer."""
         self._require_role(sender, key.payee, "payee")
         self._live(key)
         if voucher is None:
-            fn = self.contract.functions.close(key.as_tuple(), 0, bytes(32), b"")
+            call = self.contract.functions.close(key.as_tuple(), 0, bytes(32), b"")
         else:
             self._check_voucher(key, voucher)
-            fn = self.contract.functions.close(key.as_tuple(), voucher.amount, voucher.ledger_root, voucher.signature)
-        return self._send(sender, fn)
+            call = self.contract.functions.close(key.as_tuple(), voucher.amount, voucher.ledger_root,
+                                                 voucher.signature)
+        return self.unsafe_send(sender, call)
 
-    def withdraw(self, sender: Sender, token: str = ETH, to: str | None = None) -> Any:
+    def withdraw(self, sender: Sender, token: str = ETH, to: str | None = None) -> Receipt:
+        """Withdraw what a failed push left owed. Raises :class:`NothingToClaim` if nothing is."""
         account = sender_address(sender)
-        to = account if to is None else _address(to, "recipient")
+        recipient = account if to is None else checked_address(to, "recipient")
         if self.owed(account, token) == 0:
             raise NothingToClaim("nothing is owed to this account in this token")
-        return self._send(sender, self.contract.functions.withdraw(_address(token, "token"), to))
+        return self.unsafe_send(sender, self.contract.functions.withdraw(checked_address(token, "token"), recipient))
 
-    # -- events --------------------------------------------------------------------------
+    # -- transactions ----------------------------------------------------------------------------
 
-    def events(self, name: str, receipt: Any) -> list[Any]:
-        from web3.logs import DISCARD
+    def unsafe_send(self, sender: Sender, call: ContractFunction, value: int = 0) -> Receipt:
+        """Send a raw contract call through the pipeline WITHOUT the proxy's prechecks: a revert
+        is still decoded into its micropay error. For tools and tests that need exactly that."""
+        return self.pipeline.send(sender, call, value=value)
 
-        return list(getattr(self.contract.events, name)().process_receipt(receipt, errors=DISCARD))
+    def find_receipt(self, tx_hash: bytes) -> Receipt | None:
+        return self.pipeline.find_receipt(tx_hash)
 
-    # -- internals -----------------------------------------------------------------------
+    def wait(self, tx_hash: bytes, *, require_success: bool = True) -> Receipt:
+        return self.pipeline.wait(tx_hash, require_success=require_success)
 
-    def _send(self, sender: Sender, fn: Any, value: int = 0) -> Any:
-        return tx.send(self.w3, sender, fn, value=value, decoder=self._decoder, map_revert=_map_revert,
-                       options=self.options)
+    def rebroadcast(self, raw: bytes) -> None:
+        self.pipeline.rebroadcast(raw)
+
+    # -- internals -------------------------------------------------------------------------------
 
     def _live(self, key: ChannelKey) -> ChannelState:
         state = self.channel(key)
@@ -418,19 +390,3 @@ class Escrow:
     def _require_role(sender: Sender, expected: str, role: str) -> None:
         if sender_address(sender) != expected:
             raise NotParticipant(f"only the channel's {role} ({expected}) can do this")
-
-
-def _check_amount(amount: object, what: str) -> None:
-    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_AMOUNT:
-        raise MicropayValueError(f"{what} must be a positive integer in base units, at most 2**96 - 1")
-
-
-# OpenZeppelin ERC-20 custom errors, so token reverts during open/topUp decode too.
-_ERC20_ERRORS: list[dict[str, Any]] = [
-    {"type": "error", "name": "ERC20InsufficientBalance", "inputs": [
-        {"name": "sender", "type": "address"}, {"name": "balance", "type": "uint256"},
-        {"name": "needed", "type": "uint256"}]},
-    {"type": "error", "name": "ERC20InsufficientAllowance", "inputs": [
-        {"name": "spender", "type": "address"}, {"name": "allowance", "type": "uint256"},
-        {"name": "needed", "type": "uint256"}]},
-]

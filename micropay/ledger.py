@@ -89,11 +89,37 @@ def extend_root(root: bytes, receipt: TaskReceipt) -> bytes:
     return keccak(root + receipt.hash())
 
 
-def ledger_root(receipts: Iterable[TaskReceipt]) -> bytes:
-    root = EMPTY_ROOT
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One receipt of a ledger with the root and running total after it."""
+
+    receipt: TaskReceipt
+    root: bytes
+    total: int
+
+
+def extend_entries(last: LedgerEntry | None, receipts: Iterable[TaskReceipt]) -> list[LedgerEntry]:
+    """Ledger entries for ``receipts`` appended after ``last`` (None for an empty ledger): the one
+    place a ledger's roots and totals are computed.
+
+    Raises :class:`InvalidReceipt` if the running total would exceed the escrow's maximum.
+    """
+    root = last.root if last else EMPTY_ROOT
+    total = last.total if last else 0
+    entries = []
     for receipt in receipts:
+        total += receipt.amount
+        if total > MAX_AMOUNT:
+            raise InvalidReceipt(f"ledger total {total} would exceed the escrow's maximum {MAX_AMOUNT}")
         root = extend_root(root, receipt)
-    return root
+        entries.append(LedgerEntry(receipt, root, total))
+    return entries
+
+
+def ledger_root(receipts: Iterable[TaskReceipt]) -> bytes:
+    """The root of a ledger holding ``receipts`` in order."""
+    entries = extend_entries(None, receipts)
+    return entries[-1].root if entries else EMPTY_ROOT
 
 
 @dataclass(frozen=True)
@@ -105,22 +131,23 @@ class Ledger:
     root: bytes = EMPTY_ROOT
 
     @classmethod
-    def of(cls, receipts: Sequence[TaskReceipt]) -> Ledger:
-        ledger = cls()
-        for receipt in receipts:
-            ledger = ledger.append(receipt)
-        return ledger
+    def of(cls, receipts: Iterable[TaskReceipt]) -> Ledger:
+        """The ledger of ``receipts``, in linear time. Raises :class:`InvalidReceipt` past the maximum."""
+        items = tuple(receipts)
+        entries = extend_entries(None, items)
+        return cls(items, entries[-1].total, entries[-1].root) if entries else cls()
 
     def append(self, receipt: TaskReceipt) -> Ledger:
-        total = self.total + receipt.amount
-        if total > MAX_AMOUNT:
-            raise InvalidReceipt(f"ledger total {total} would exceed the escrow's maximum {MAX_AMOUNT}")
-        return Ledger(self.receipts + (receipt,), total, extend_root(self.root, receipt))
+        """A new ledger with ``receipt`` at the end (copies the receipts: use :meth:`of` in bulk)."""
+        (entry,) = extend_entries(LedgerEntry(receipt, self.root, self.total), [receipt])
+        return Ledger((*self.receipts, receipt), entry.total, entry.root)
 
 
 def verify_ledger(receipts: Sequence[TaskReceipt], voucher: Voucher) -> Ledger:
     """Check that ``receipts`` are exactly what ``voucher`` paid for: the amounts sum to its
-    cumulative amount and the hash chain gives its ledger root. Returns the ledger."""
+    cumulative amount and the hash chain gives its ledger root. Returns the ledger.
+
+    Raises :class:`LedgerMismatch` if they do not, :class:`InvalidReceipt` past the maximum."""
     ledger = Ledger.of(receipts)
     if ledger.total != voucher.amount:
         raise LedgerMismatch(f"receipts sum to {ledger.total}, the voucher promises {voucher.amount}")

@@ -4,6 +4,8 @@ The rule that keeps the client's money safe: the new cumulative amount, its ledg
 voucher are committed to the store *before* the voucher is returned, in one transaction that
 holds the store's write lock. So a cumulative amount is never signed twice (not after a crash,
 not by two threads or processes at once), and a payment can never exceed the deposit.
+
+Paying needs no node: a Payer built with ``escrow=None`` signs from what the store holds.
 """
 
 from __future__ import annotations
@@ -14,78 +16,77 @@ from datetime import timedelta
 
 from eth_account.signers.local import LocalAccount
 
+from micropay.channel import ETH, ChannelKey, Duration, to_seconds
 from micropay.errors import (
     ChannelExpired,
     ChannelFinal,
     InsufficientDeposit,
     MicropayValueError,
+    NodeError,
     NotParticipant,
     StoreError,
 )
-from micropay.escrow import ETH, ChannelKey, Escrow
-from micropay.ledger import EMPTY_ROOT, TaskReceipt
+from micropay.escrow import Escrow
+from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
 from micropay.payment import Payment
-from micropay.store import ChannelRecord, LedgerEntry, VoucherStore, extend_entries
-from micropay.token import Token
+from micropay.records import ChannelRecord
+from micropay.store import VoucherStore
 from micropay.voucher import sign_voucher
 
 
-def _open_store(store: VoucherStore | str | os.PathLike[str]) -> VoucherStore:
-    return store if isinstance(store, VoucherStore) else VoucherStore(store)
-
-
-def _seconds(value: timedelta | int) -> int:
-    return int(value.total_seconds()) if isinstance(value, timedelta) else int(value)
-
-
 class Payer:
-    """A client paying freelancers from ``account`` (an eth-account ``LocalAccount``)."""
+    """A client paying freelancers from ``account`` (an eth-account ``LocalAccount``).
 
-    def __init__(self, escrow: Escrow, account: LocalAccount, store: VoucherStore | str | os.PathLike[str]) -> None:
+    ``escrow`` is the chain door for opening, topping up and closing; ``None`` works offline
+    (paying and resending need only the store). Raises :class:`MicropayValueError` if
+    ``account`` cannot sign."""
+
+    def __init__(self, escrow: Escrow | None, account: LocalAccount,
+                 store: VoucherStore | str | os.PathLike[str]) -> None:
         if not isinstance(account, LocalAccount):
             raise MicropayValueError("a Payer signs vouchers, so it needs an eth-account LocalAccount")
-        self.escrow = escrow
+        self._escrow = escrow
         self.account = account
-        self.store = _open_store(store)
+        self.store = VoucherStore.open(store)
 
     @property
     def address(self) -> str:
         return self.account.address
 
+    @property
+    def escrow(self) -> Escrow:
+        """The escrow proxy; raises :class:`NodeError` for an offline payer."""
+        if self._escrow is None:
+            raise NodeError("this needs the chain: give the Payer an Escrow (the CLI: --rpc URL)")
+        return self._escrow
+
     # -- channels --------------------------------------------------------------------------
 
-    def open_channel(
-        self,
-        payee: str,
-        deposit: int,
-        token: str | None = None,
-        expires_in: timedelta | int = timedelta(days=30),
-        *,
-        window: timedelta | int = timedelta(days=1),
-        salt: int | None = None,
-    ) -> ChannelRecord:
+    def open_channel(self, payee: str, deposit: int, token: str | None = None,
+                     expires_in: Duration = timedelta(days=30), *, window: Duration = timedelta(days=1),
+                     salt: int | None = None) -> ChannelRecord:
         """Open a channel to ``payee`` with ``deposit`` base units (wei for ETH). For a token, the
-        escrow is approved for exactly the deposit first if it is not already."""
+        escrow is approved for exactly the deposit first if it is not already. Raises what
+        :meth:`Escrow.open` raises."""
         token = ETH if token is None else token
         if token != ETH:
-            erc20 = Token(self.escrow.w3, token)
-            if erc20.allowance(self.address, self.escrow.address) < deposit:
-                erc20.approve(self.account, self.escrow.address, deposit, self.escrow.options)
-        expiry = self.escrow.now() + _seconds(expires_in)
+            self.escrow.token(token).ensure_allowance(self.account, self.escrow.address, deposit)
+        expiry = self.escrow.now() + to_seconds(expires_in)
         key, _ = self.escrow.open(self.account, payee, deposit, token=token, salt=salt, expiry=expiry,
-                                  window=_seconds(window))
-        state = self.escrow.channel(key)
-        record = ChannelRecord(key, self.escrow.chain_id, self.escrow.address, "payer", state.deposit,
-                               state.claimed, state.expiry, state.window, state.closed, time.time(),
-                               state.observed_at)
+                                  window=to_seconds(window))
+        record = ChannelRecord.of(self.escrow.channel(key), self.escrow.chain_id, self.escrow.address, "payer")
         self.store.add_channel(record)
         return record
 
     def channel(self, channel_id: bytes) -> ChannelRecord:
+        """Raises :class:`UnknownChannel`, or :class:`NotParticipant` if this account does not pay it."""
         record = self.store.channel(channel_id)
         if record.role != "payer" or record.key.payer != self.address:
             raise NotParticipant(f"channel 0x{channel_id.hex()} is not one this account pays from")
         return record
+
+    def key(self, channel_id: bytes) -> ChannelKey:
+        return self.channel(channel_id).key
 
     def ledger(self, channel_id: bytes) -> list[LedgerEntry]:
         return self.store.ledger(self.channel(channel_id).id)
@@ -93,8 +94,7 @@ class Payer:
     def sync(self, channel_id: bytes) -> ChannelRecord:
         """Refresh the stored deposit, claimed amount and expiry from the chain."""
         record = self.channel(channel_id)
-        state = self.escrow.channel(record.key)
-        fresh = record.updated(state, checked_at=time.time())
+        fresh = record.updated(self.escrow.channel(record.key), checked_at=time.time())
         self.store.update_chain_state(fresh)
         return fresh
 
@@ -102,11 +102,15 @@ class Payer:
 
     def pay(self, channel_id: bytes, amount: int, task: str, *, deliverable: bytes = EMPTY_ROOT,
             note: str = "") -> Payment:
-        """Pay ``amount`` base units for ``task``. Returns the new cumulative voucher (a
-        :class:`Payment` that carries this task's receipt), already committed to the store."""
+        """Pay ``amount`` base units for ``task``. Returns the new cumulative voucher with this
+        task's receipt, already committed to the store. Works offline.
+
+        Raises :class:`UnknownChannel`, :class:`NotParticipant`, :class:`ChannelFinal`,
+        :class:`ChannelExpired`, :class:`InsufficientDeposit` (with the shortfall), or
+        :class:`InvalidReceipt` for a bad task."""
         receipt = TaskReceipt(task, amount, deliverable, note)
-        with self.store.transaction() as db:
-            tip = self.store.tip(channel_id, db)  # the ledger's last entry, not the whole ledger
+        with self.store.transaction() as tx:
+            tip = tx.tip(channel_id)  # the ledger's last entry, not the whole ledger
             if tip is None:
                 raise self.store.unknown(channel_id)
             record, last = tip.record, tip.last
@@ -128,14 +132,16 @@ class Payer:
             (entry,) = extend_entries(last, [receipt])
             voucher = sign_voucher(self.account, chain_id=record.chain_id, escrow=record.escrow,
                                    channel_id=channel_id, amount=total, ledger_root=entry.root)
-            self.store.add_receipts(db, channel_id, count, [entry])
-            self.store.add_voucher(db, voucher, count + 1)
-            self.store.set_issued(db, channel_id, total)
+            tx.add_receipts(channel_id, count, [entry])
+            tx.add_voucher(voucher, count + 1)
+            tx.set_issued(channel_id, total)
         return Payment.of(voucher, (receipt,), count)
 
     def resend(self, channel_id: bytes, since: int = 0) -> Payment:
         """The latest payment again, with the receipts from index ``since`` (what a payee that
-        reported a :class:`~micropay.errors.LedgerGap` asks for). Signs nothing new."""
+        reported a :class:`~micropay.errors.LedgerGap` asks for). Signs nothing new.
+
+        Raises :class:`MicropayValueError` if nothing was paid yet."""
         record = self.channel(channel_id)
         best = self.store.best_voucher(record.id)
         if best is None:
@@ -146,17 +152,17 @@ class Payer:
     # -- deposit and exit ------------------------------------------------------------------
 
     def top_up(self, channel_id: bytes, amount: int) -> ChannelRecord:
+        """Add ``amount`` to the deposit (approving a token first if needed)."""
         record = self.channel(channel_id)
         if record.key.token != ETH:
-            erc20 = Token(self.escrow.w3, record.key.token)
-            if erc20.allowance(self.address, self.escrow.address) < amount:
-                erc20.approve(self.account, self.escrow.address, amount, self.escrow.options)
+            self.escrow.token(record.key.token).ensure_allowance(self.account, self.escrow.address, amount)
         self.escrow.top_up(self.account, record.key, amount)
         return self.sync(channel_id)
 
-    def extend(self, channel_id: bytes, expires_in: timedelta | int) -> ChannelRecord:
+    def extend(self, channel_id: bytes, expires_in: Duration) -> ChannelRecord:
+        """Move the expiry to ``expires_in`` from now."""
         record = self.channel(channel_id)
-        self.escrow.extend(self.account, record.key, self.escrow.now() + _seconds(expires_in))
+        self.escrow.extend(self.account, record.key, self.escrow.now() + to_seconds(expires_in))
         return self.sync(channel_id)
 
     def request_close(self, channel_id: bytes) -> ChannelRecord:
@@ -167,10 +173,6 @@ class Payer:
     def reclaim(self, channel_id: bytes) -> int:
         """After expiry, take back what was not claimed. Returns the refund."""
         record = self.channel(channel_id)
-        receipt = self.escrow.reclaim(self.account, record.key)
-        refund = self.escrow.events("Reclaimed", receipt)[0]["args"]["refund"]
+        refund = self.escrow.refund_in(self.escrow.reclaim(self.account, record.key))
         self.sync(channel_id)
         return refund
-
-    def key(self, channel_id: bytes) -> ChannelKey:
-        return self.channel(channel_id).key

@@ -5,12 +5,15 @@ what it paid for, a payment carries the receipts from ``first_index`` on, usuall
 new task. If the payee holds fewer receipts than ``first_index`` (a payment got lost), it answers
 with :class:`~micropay.errors.LedgerGap` and the payer resends the latest payment from there:
 vouchers are cumulative, so resending the latest is always harmless.
+
+A bare voucher (``mpv1…``) is a payment that names no receipts (``first_index`` None): enough to
+repeat one already held, never enough to add tasks.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from micropay._utils import textform
 from micropay.errors import InvalidVoucher, MicropayValueError
@@ -18,60 +21,110 @@ from micropay.ledger import TaskReceipt
 from micropay.voucher import Voucher
 
 TEXT_PREFIX = "mpp1"
-_VOUCHER_SIZE = 169
+#: Bytes of the voucher at the start of a payment payload (see :meth:`Voucher.to_bytes`).
+VOUCHER_SIZE = 169
 
 
 @dataclass(frozen=True)
-class Payment(Voucher):
-    """A :class:`Voucher` that also carries receipts ``first_index`` .. end of its ledger."""
+class Payment:
+    """A :class:`Voucher` with the receipts ``first_index`` .. end of its ledger.
 
-    receipts: tuple[TaskReceipt, ...] = field(default=())
-    first_index: int = 0
+    Raises :class:`InvalidVoucher` if the parts are of the wrong type or range."""
+
+    voucher: Voucher
+    receipts: tuple[TaskReceipt, ...] = ()
+    first_index: int | None = 0
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        if not isinstance(self.voucher, Voucher):
+            raise InvalidVoucher("a payment's voucher must be a Voucher")
         if not isinstance(self.receipts, tuple) or not all(isinstance(r, TaskReceipt) for r in self.receipts):
             raise InvalidVoucher("payment receipts must be a tuple of TaskReceipt")
-        if not isinstance(self.first_index, int) or isinstance(self.first_index, bool) or \
-                not 0 <= self.first_index < 2**32:
+        index = self.first_index
+        if index is None:
+            if self.receipts:
+                raise InvalidVoucher("a bare voucher carries no receipts")
+        elif not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 2**32:
             raise InvalidVoucher("payment first_index must be a non-negative integer")
 
     @classmethod
     def of(cls, voucher: Voucher, receipts: tuple[TaskReceipt, ...], first_index: int) -> Payment:
-        return cls(voucher.chain_id, voucher.escrow, voucher.channel_id, voucher.amount, voucher.ledger_root,
-                   voucher.signature, tuple(receipts), first_index)
+        return cls(voucher, tuple(receipts), first_index)
+
+    @classmethod
+    def bare(cls, voucher: Voucher) -> Payment:
+        """A voucher sent on its own: it says how much, not for which tasks."""
+        return cls(voucher, (), None)
 
     @property
-    def voucher(self) -> Voucher:
-        return Voucher(self.chain_id, self.escrow, self.channel_id, self.amount, self.ledger_root, self.signature)
+    def is_bare(self) -> bool:
+        return self.first_index is None
+
+    # The voucher's fields, for readers of a payment.
+    @property
+    def chain_id(self) -> int:
+        return self.voucher.chain_id
+
+    @property
+    def escrow(self) -> str:
+        return self.voucher.escrow
+
+    @property
+    def channel_id(self) -> bytes:
+        return self.voucher.channel_id
+
+    @property
+    def amount(self) -> int:
+        return self.voucher.amount
+
+    @property
+    def ledger_root(self) -> bytes:
+        return self.voucher.ledger_root
+
+    @property
+    def signature(self) -> bytes:
+        return self.voucher.signature
+
+    @property
+    def signer(self) -> str:
+        return self.voucher.signer
 
     def encode(self) -> str:
-        """``mpp1`` + base32(voucher, first index, receipts as JSON, 4-byte keccak checksum)."""
+        """``mpp1`` + base32(voucher, first index, receipts as JSON, 4-byte keccak checksum); a
+        bare voucher encodes as its own ``mpv1`` text."""
+        if self.first_index is None:
+            return self.voucher.encode()
         receipts = json.dumps([r.to_dict() for r in self.receipts], separators=(",", ":"), ensure_ascii=False)
-        return textform.wrap(TEXT_PREFIX, self.to_bytes() + self.first_index.to_bytes(4, "big") + receipts.encode())
+        return textform.wrap(TEXT_PREFIX, self.voucher.to_bytes() + self.first_index.to_bytes(4, "big")
+                             + receipts.encode())
 
     @classmethod
     def decode(cls, text: str) -> Payment:
+        """Parse ``mpp1…`` text. Raises :class:`InvalidVoucher` for anything malformed."""
         payload = textform.unwrap(text, TEXT_PREFIX, "payment")
-        if len(payload) < _VOUCHER_SIZE + 4 + 2:
+        if len(payload) < VOUCHER_SIZE + 4 + 2:
             raise InvalidVoucher("payment text is too short: it was cut")
-        first_index = int.from_bytes(payload[_VOUCHER_SIZE:_VOUCHER_SIZE + 4], "big")
+        first_index = int.from_bytes(payload[VOUCHER_SIZE:VOUCHER_SIZE + 4], "big")
         try:
-            items = json.loads(payload[_VOUCHER_SIZE + 4:].decode())
+            items = json.loads(payload[VOUCHER_SIZE + 4:].decode())
             if not isinstance(items, list):
                 raise InvalidVoucher("payment receipts must be a list")
             receipts = tuple(TaskReceipt.from_dict(item) for item in items)
         except (UnicodeDecodeError, json.JSONDecodeError, MicropayValueError) as exc:
             raise InvalidVoucher(f"payment receipts are malformed: {exc}") from exc
-        return cls(*Voucher.fields_from_bytes(payload[:_VOUCHER_SIZE]), receipts, first_index)
+        return cls(Voucher.from_bytes(payload[:VOUCHER_SIZE]), receipts, first_index)
 
 
-def parse_payment(value: object) -> Voucher:
-    """A Payment or Voucher from an object or text (``mpp1…`` or ``mpv1…``)."""
-    if isinstance(value, Voucher):
+def parse_payment(value: object) -> Payment:
+    """A Payment from a Payment, a Voucher, or their text (``mpp1…`` or ``mpv1…``).
+
+    Raises :class:`InvalidVoucher` for anything else or anything malformed."""
+    if isinstance(value, Payment):
         return value
+    if isinstance(value, Voucher):
+        return Payment.bare(value)
     if isinstance(value, str):
         if value.lstrip()[: len(TEXT_PREFIX)].lower() == TEXT_PREFIX:
             return Payment.decode(value)
-        return Voucher.decode(value)
+        return Payment.bare(Voucher.decode(value))
     raise InvalidVoucher(f"expected a voucher, a payment or their text, got {type(value).__name__}")

@@ -1,4 +1,7 @@
-"""A minimal ERC-20 proxy: what a payer needs to fund a channel, and what the CLI shows."""
+"""A minimal ERC-20 proxy: what a payer needs to fund a channel, and what the CLI shows.
+
+Get one from :meth:`micropay.escrow.Escrow.token`, so it sends through the escrow's options.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,8 @@ from typing import Any
 
 from web3 import Web3
 
-from micropay._utils import tx
 from micropay._utils.reverts import ErrorDecoder
-from micropay._utils.tx import Sender
-from micropay.errors import ContractRevert, MicropayError
+from micropay.transactions import Receipt, Sender, TransactionPipeline, TxOptions, as_checksum
 
 ERC20_ABI: list[dict[str, Any]] = [
     {"type": "function", "name": name, "stateMutability": "view", "inputs": inputs,
@@ -28,32 +29,34 @@ ERC20_ABI: list[dict[str, Any]] = [
 ]
 
 
-def _as_error(revert: ContractRevert) -> MicropayError:
-    return revert
-
-
 class Token:
-    """An ERC-20 at ``address``. Creating it makes no network calls."""
+    """An ERC-20 at ``address`` (already checksummed). Creating it makes no network calls."""
 
-    def __init__(self, w3: Web3, address: str) -> None:
-        self.w3 = w3
-        self.address = Web3.to_checksum_address(address)
-        self.contract = w3.eth.contract(address=self.address, abi=ERC20_ABI)
+    def __init__(self, w3: Web3, address: str, options: TxOptions | None = None) -> None:
+        self.address = address
+        self.contract = w3.eth.contract(address=as_checksum(address), abi=ERC20_ABI)
+        self.pipeline = TransactionPipeline(w3, ErrorDecoder(ERC20_ABI), options=options)
 
     def balance_of(self, account: str) -> int:
-        return self.contract.functions.balanceOf(account).call()
+        return int(self.contract.functions.balanceOf(account).call())
 
     def allowance(self, owner: str, spender: str) -> int:
-        return self.contract.functions.allowance(owner, spender).call()
+        return int(self.contract.functions.allowance(owner, spender).call())
 
     @cached_property
     def decimals(self) -> int:
-        return self.contract.functions.decimals().call()
+        return int(self.contract.functions.decimals().call())
 
     @cached_property
     def symbol(self) -> str:
-        return self.contract.functions.symbol().call()
+        return str(self.contract.functions.symbol().call())
 
-    def approve(self, sender: Sender, spender: str, amount: int, options: tx.TxOptions | None = None) -> Any:
-        return tx.send(self.w3, sender, self.contract.functions.approve(spender, amount),
-                       decoder=ErrorDecoder(ERC20_ABI), map_revert=_as_error, options=options or tx.TxOptions())
+    def approve(self, sender: Sender, spender: str, amount: int) -> Receipt:
+        """Allow ``spender`` to move ``amount``. Raises what the transaction pipeline raises."""
+        return self.pipeline.send(sender, self.contract.functions.approve(spender, amount))
+
+    def ensure_allowance(self, sender: Sender, spender: str, amount: int) -> None:
+        """Approve exactly ``amount`` unless ``spender`` may already move that much."""
+        owner = sender if isinstance(sender, str) else sender.address
+        if self.allowance(owner, spender) < amount:
+            self.approve(sender, spender, amount)

@@ -40,7 +40,7 @@ from micropay import Escrow, Payee, Payer
 from micropay._utils import textform
 from micropay._utils.crypto import keccak, recover_address
 from micropay.ledger import RECEIPT_TYPEHASH
-from micropay.payment import _VOUCHER_SIZE, TEXT_PREFIX
+from micropay.payment import TEXT_PREFIX, VOUCHER_SIZE
 from micropay.voucher import Voucher, voucher_digest
 
 
@@ -55,6 +55,7 @@ class BareCommits:
         self.row = os.urandom(300)  # about what one receive writes
 
     def rate(self, commits: int) -> float:
+        """Commits per second over ``commits`` transactions. Raises sqlite3.Error if the disk fails."""
         start = time.perf_counter()
         for _ in range(commits):
             self.db.execute("BEGIN IMMEDIATE")
@@ -64,6 +65,10 @@ class BareCommits:
 
 
 class Setup:
+    """An embedded chain with a deployed escrow, a funded freelancer and six funded clients.
+
+    Raises MicropayError (or a web3/eth-tester error) if the embedded chain fails to set up."""
+
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
@@ -77,6 +82,7 @@ class Setup:
         self.clients = self.accounts[2:]
 
     def payee(self, name: str) -> Payee:
+        """The freelancer's Payee over its own store file ``<name>.db``. Raises StoreError as Payee does."""
         return Payee(self.escrow, self.freelancer, self.dir / f"{name}.db")
 
 
@@ -95,10 +101,13 @@ class BareBonesReceive:
         self.root, self.count = bytes(32), 0
 
     def receive(self, text: str) -> None:
+        """Store one payment's voucher and first receipt durably. Raises InvalidVoucher for text that
+        is not a payment, KeyError or ValueError for malformed receipts, sqlite3.Error on disk failure."""
         payload = textform.unwrap(text, TEXT_PREFIX, "payment")
-        chain_id, escrow, channel, amount, root, signature = Voucher.fields_from_bytes(payload[:_VOUCHER_SIZE])
-        item = json.loads(payload[_VOUCHER_SIZE + 4:])[0]  # after the 4-byte first index
-        recover_address(voucher_digest(chain_id, escrow, channel, amount, root), signature)
+        chain_id, escrow, channel, amount, root, signature = Voucher.fields_from_bytes(payload[:VOUCHER_SIZE])
+        item = json.loads(payload[VOUCHER_SIZE + 4:])[0]  # after the 4-byte first index
+        escrow_bytes = bytes.fromhex(escrow[2:])  # fields_from_bytes gives the escrow checksummed (memoized)
+        recover_address(voucher_digest(chain_id, escrow_bytes, channel, amount, root), signature)
         receipt = keccak(RECEIPT_TYPEHASH + keccak(item["taskId"].encode()) + int(item["amount"]).to_bytes(32, "big")
                          + bytes.fromhex(item["deliverable"][2:]) + keccak(item["note"].encode()))
         self.root = keccak(self.root + receipt)
@@ -111,6 +120,8 @@ class BareBonesReceive:
 
 
 def timed(receive: Callable[[str], object], texts: Iterator[str], count: int) -> float:
+    """Calls per second of ``receive`` over the next ``count`` texts. Raises StopIteration if
+    ``texts`` runs out, and whatever ``receive`` raises."""
     start = time.perf_counter()
     for _ in range(count):
         receive(next(texts))
@@ -118,7 +129,9 @@ def timed(receive: Callable[[str], object], texts: Iterator[str], count: int) ->
 
 
 def receive_rates(setup: Setup, receives: int, batches: int) -> dict[str, float]:
-    """Median rate of each kind of batch; the kinds alternate so all see the disk alike."""
+    """Median rate of each kind of batch; the kinds alternate so all see the disk alike.
+
+    Raises whatever a receive, the chain or SQLite raises: on a healthy setup, nothing."""
     payer = Payer(setup.escrow, setup.clients[0], setup.dir / "client.db")
     channel = payer.open_channel(setup.freelancer.address, 10**20, expires_in=timedelta(days=30))
     texts = [payer.pay(channel.id, 10**12, task=f"task {n}").encode() for n in range(2 * receives * batches + 1)]
@@ -150,6 +163,10 @@ def receive_rates(setup: Setup, receives: int, batches: int) -> dict[str, float]
 
 
 def settle_gas_per_channel(setup: Setup, channels: int) -> float:
+    """Gas of one claimMany settling ``channels`` channels, per channel.
+
+    Raises AssertionError if the settlement did not cover every channel, and whatever opening,
+    paying or settling raises."""
     payee = setup.payee(f"freelancer-settle-{channels}")
     for i in range(channels):
         payer = Payer(setup.escrow, setup.clients[i % len(setup.clients)], setup.dir / f"settle-{channels}-{i}.db")
@@ -161,6 +178,9 @@ def settle_gas_per_channel(setup: Setup, channels: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a table or JSON; returns the exit status (0).
+
+    Raises SystemExit for bad arguments (argparse), and whatever the measurements raise."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--receives", type=int, default=400, help="receives per batch (default 400)")

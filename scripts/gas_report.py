@@ -26,10 +26,9 @@ from eth_tester.backends.pyevm.main import get_default_account_keys
 from web3 import EthereumTesterProvider, Web3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import compile_contracts  # noqa: E402
-
-from micropay.escrow import load_artifact  # noqa: E402
-from micropay.voucher import sign_voucher  # noqa: E402
+import compile_contracts
+from micropay.artifact import load_artifact
+from micropay.voucher import sign_voucher
 
 ETH = "0x" + "00" * 20
 DAY = 86_400
@@ -55,11 +54,16 @@ PER_EXTRA_TARGET = 12_000
 
 
 class Bench:
+    """The shipped escrow and a test ERC-20 on a fresh embedded chain, with funded payers.
+
+    Raises CompileError (compile_contracts) if the test token cannot be compiled, and
+    RuntimeError if a setup transaction fails."""
+
     def __init__(self) -> None:
         self.tester = EthereumTester(PyEVMBackend())
         self.w3 = Web3(EthereumTesterProvider(self.tester))
         self.accounts = list(self.w3.eth.accounts)
-        self.keys = {a: k.to_bytes() for a, k in zip(self.accounts, get_default_account_keys())}
+        self.keys = {a: k.to_bytes() for a, k in zip(self.accounts, get_default_account_keys(), strict=True)}
         self.deployer, self.payee = self.accounts[0], self.accounts[9]
         self.payers = self.accounts[1:6]
         artifact = load_artifact()
@@ -81,15 +85,20 @@ class Bench:
         return token
 
     def send(self, fn: Any, sender: str, value: int = 0) -> Any:
+        """Send a contract call from a node-managed account and return its receipt.
+
+        Raises RuntimeError if it fails on chain, and web3's errors if it would revert."""
         receipt = self.w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender, "value": value}))
         if receipt.status != 1:
             raise RuntimeError(f"{fn} failed")
         return receipt
 
     def now(self) -> int:
+        """The latest block's timestamp."""
         return self.w3.eth.get_block("latest").timestamp
 
     def open(self, payer: str, deposit: int, token: str = ETH) -> tuple[tuple, Any]:
+        """Open a fresh channel from ``payer`` to the payee; (channel key, receipt). Raises as :meth:`send`."""
         self.salt += 1
         key = (payer, self.payee, token, self.salt)
         expiry = self.now() + 30 * DAY
@@ -99,12 +108,16 @@ class Bench:
                               payer)
 
     def voucher(self, key: tuple, amount: int, root: bytes) -> tuple:
+        """(key, amount, root, signature) of a voucher the channel's payer signs, as claim() takes them.
+
+        Raises InvalidVoucher if ``amount`` or ``root`` is out of range."""
         voucher = sign_voucher(Account.from_key(self.keys[key[0]]), chain_id=self.w3.eth.chain_id,
                                escrow=self.escrow.address, channel_id=self.escrow.functions.channelId(key).call(),
                                amount=amount, ledger_root=root)
         return (key, voucher.amount, voucher.ledger_root, voucher.signature)
 
     def claim_many(self, n: int) -> int:
+        """Gas of one claimMany over ``n`` freshly opened channels. Raises as :meth:`send`."""
         claims = []
         for i in range(n):
             key, _ = self.open(self.payers[i % len(self.payers)], 10**18)
@@ -113,6 +126,7 @@ class Bench:
         return self.send(self.escrow.functions.claimMany(self.payee, ETH, claims), self.payee).gasUsed
 
     def run(self) -> dict[str, int]:
+        """Gas used by each operation in TARGETS. Raises RuntimeError if any step fails on chain."""
         gas: dict[str, int] = {"deploy": self.deploy_gas}
         payer = self.payers[0]
         self.send(self.token.functions.approve(self.escrow.address, 2**256 - 1), payer)
@@ -165,6 +179,7 @@ class Bench:
 
 
 def table(gas: dict[str, int]) -> str:
+    """The figures against their targets and anchors. Raises KeyError for an operation not in TARGETS."""
     rows = [f"{'operation':<20} {'gas':>10} {'target':>10}  {'ok':<3} anchor to beat"]
     for name, used in gas.items():
         target, anchor = TARGETS[name]
@@ -178,6 +193,9 @@ def table(gas: dict[str, int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure and print a table or JSON; returns the exit status (0).
+
+    Raises SystemExit for bad arguments, and RuntimeError if a step fails on chain."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)

@@ -6,7 +6,7 @@ import pytest
 
 import compile_contracts
 from micropay.errors import ArtifactError
-from micropay.escrow import _artifact_text, load_artifact, matches_artifact
+from micropay.artifact import _artifact_text, load_artifact, matches_artifact
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +31,33 @@ def test_artifact_pins_compiler_and_evm(fresh_artifact):
     assert "pragma solidity 0.8.30;" in source
 
 
-def test_deployed_code_matches_the_artifact(w3, escrow, token):
+def test_artifact_lists_the_immutables_a_deployment_fills_in():
     assert load_artifact()["immutableReferences"], "EIP712 caches its domain in immutables"
-    assert matches_artifact(bytes(w3.eth.get_code(escrow.address)))
-    assert not matches_artifact(bytes(w3.eth.get_code(token.address)))
-    tampered = bytearray(w3.eth.get_code(escrow.address))
+
+
+def flip_a_byte(code: bytes) -> bytes:
+    tampered = bytearray(code)
     tampered[10] ^= 0xFF
-    assert not matches_artifact(bytes(tampered))
+    return bytes(tampered)
 
 
-def test_corrupt_artifact_raises_artifact_error(monkeypatch):
-    monkeypatch.setattr("micropay.escrow._artifact_text", lambda: "{not json")
-    with pytest.raises(ArtifactError, match="corrupt"):
-        load_artifact()
-    monkeypatch.setattr("micropay.escrow._artifact_text", lambda: json.dumps({"abi": []}))
-    with pytest.raises(ArtifactError, match="lacks"):
+@pytest.mark.parametrize(("contract", "edit", "matches"), [
+    pytest.param("escrow", bytes, True, id="deployed-escrow"),
+    pytest.param("token", bytes, False, id="another-contract"),
+    pytest.param("escrow", flip_a_byte, False, id="escrow-with-a-flipped-byte"),
+])
+def test_deployed_code_matches_the_artifact(w3, escrow, token, contract, edit, matches):
+    address = {"escrow": escrow, "token": token}[contract].address
+    assert matches_artifact(edit(bytes(w3.eth.get_code(address)))) is matches
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("{not json", "corrupt", id="not-json"),
+    pytest.param(json.dumps({"abi": []}), "lacks", id="missing-fields"),
+])
+def test_corrupt_artifact_raises_artifact_error(monkeypatch, text, message):
+    monkeypatch.setattr("micropay.artifact._artifact_text", lambda: text)
+    with pytest.raises(ArtifactError, match=message):
         load_artifact()
 
 

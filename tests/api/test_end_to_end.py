@@ -29,7 +29,7 @@ def test_two_clients_two_channels_each_one_settlement(w3, lib_escrow, clients, f
     settlement = payee.settle(min_net=0)
 
     receipt = w3.eth.get_transaction_receipt(settlement.tx_hash)
-    assert len(lib_escrow.events("Claimed", receipt)) == 4  # one transaction for every channel
+    assert len(lib_escrow.claimed_in(lib_escrow.wait(settlement.tx_hash))) == 4  # one transaction for every channel
     assert set(settlement.channels) == set(expected)
     assert settlement.gross == sum(expected.values())
     assert settlement.fee == receipt.gasUsed * receipt.effectiveGasPrice
@@ -65,10 +65,12 @@ def test_settle_skips_channels_worth_less_than_their_gas(w3, lib_escrow, clients
     dust = payer.open_channel(freelancer.address, 10**17)
     payee.receive(payer.pay(big.id, 10**16, task="real work"))
     payee.receive(payer.pay(dust.id, 1_000, task="a typo fix"))  # 1000 wei: far below any gas share
-    preview = payee.settle(dry_run=True)
-    assert preview.channels == (big.id,) and preview.tx_hash == b""
-    assert lib_escrow.channel(big.id).claimed == 0  # a dry run sends nothing
-    settlement = payee.settle()
-    assert settlement.channels == (big.id,)
+    plan = payee.plan_settlement()
+    assert plan.channels == (big.id,) and plan.gross == 10**16 and plan.fee == plan.gas * plan.gas_price > 0
+    assert plan.net == plan.gross - plan.fee
+    assert lib_escrow.channel(big.id).claimed == 0  # planning sends nothing
+    settlement = payee.settle(plan)
+    assert settlement.channels == (big.id,) and settlement.gross == plan.gross
+    assert settlement.gas_used <= plan.gas and settlement.fee <= plan.fee
     assert lib_escrow.channel(dust.id).claimed == 0
     assert {u.channel_id: u.value for u in payee.unclaimed()}[dust.id] == 1_000

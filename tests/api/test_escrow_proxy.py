@@ -68,10 +68,10 @@ def test_a_revert_that_slips_past_the_prechecks_is_decoded(lib_escrow, clients, 
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 1000)
     with pytest.raises(ChannelNotExpired) as info:  # sent straight to the chain, no precheck
-        lib_escrow._send(clients[0], lib_escrow.contract.functions.reclaim(channel.key.as_tuple()))
+        lib_escrow.unsafe_send(clients[0], lib_escrow.contract.functions.reclaim(channel.key.as_tuple()))
     assert info.value.revert.name == "ChannelNotExpired"
     with pytest.raises(NotParticipant):
-        lib_escrow._send(freelancer, lib_escrow.contract.functions.requestClose(channel.key.as_tuple()))
+        lib_escrow.unsafe_send(freelancer, lib_escrow.contract.functions.requestClose(channel.key.as_tuple()))
 
 
 def test_expired_channel_cannot_be_claimed(tester, lib_escrow, clients, freelancer, make_payer):
@@ -80,7 +80,7 @@ def test_expired_channel_cannot_be_claimed(tester, lib_escrow, clients, freelanc
     payment = payer.pay(channel.id, 10, task="late")
     tester.time_travel(channel.expiry + 5)
     with pytest.raises(ChannelExpired):
-        lib_escrow.claim(freelancer, channel.key, payment)
+        lib_escrow.claim(freelancer, channel.key, payment.voucher)
 
 
 def test_not_enough_eth_is_insufficient_funds(lib_escrow, freelancer):

@@ -10,14 +10,16 @@ import pytest
 from helpers import store_bytes
 from micropay import VoucherStore
 from micropay.errors import StoreError
-from micropay.store import SCHEMA_VERSION, from_u256, u256
+from micropay.records import from_u256, u256
+from micropay.schema import SCHEMA_VERSION
 
 
 def test_new_store_is_private_and_versioned(tmp_path):
     store = VoucherStore(tmp_path / "new.db")
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
     assert store.schema_version == SCHEMA_VERSION
-    assert {row[0] for row in store._read("SELECT name FROM sqlite_master WHERE type='table'")} >= {
+    tables = sqlite3.connect(store.path).execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+    assert {row[0] for row in tables} >= {
         "channels", "vouchers", "receipts", "settlements", "cursors"}
 
 
@@ -80,7 +82,7 @@ def test_tampered_bundle_is_rejected_and_changes_nothing(clients, freelancer, ma
 
 def test_resigned_bundle_with_a_forged_voucher_is_rejected(clients, freelancer, make_payer, payee, tmp_path):
     from micropay.errors import InvalidVoucher
-    from micropay.store import bundle_digest
+    from micropay.bundle import bundle_digest
 
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 10**16)
@@ -94,12 +96,14 @@ def test_resigned_bundle_with_a_forged_voucher_is_rejected(clients, freelancer, 
 
 def test_a_failed_commit_is_rolled_back_and_the_store_still_works(tmp_path):
     store = VoucherStore(tmp_path / "store.db")
-    with pytest.raises(StoreError, match="could not commit"), store.transaction() as db:
+    with pytest.raises(StoreError, match="could not commit"), store.transaction() as tx:
         # A deferred foreign-key violation passes every statement and fails only at COMMIT,
-        # which leaves SQLite's transaction open unless the store rolls it back.
-        db.execute("PRAGMA defer_foreign_keys=ON")
-        db.execute("INSERT INTO cursors VALUES ('kept?', 1)")
-        db.execute("INSERT INTO vouchers VALUES (?, ?, ?, ?, 0, 0)", (b"\x01" * 32, b"\x00" * 32, b"", b""))
+        # which leaves SQLite's transaction open unless the store rolls it back. The unit of
+        # work offers no raw SQL, so the fault is injected on its connection directly.
+        tx._db.execute("PRAGMA defer_foreign_keys=ON")
+        tx.set_cursor("kept?", 1)
+        tx._db.execute("INSERT INTO vouchers VALUES (?, ?, ?, ?, 0, 0)", (b"\x01" * 32, b"\x00" * 32, b"", b""))
     assert store.cursor("kept?") is None
-    store.set_cursor("later", 2)
+    with store.transaction() as tx:
+        tx.set_cursor("later", 2)
     assert store.cursor("later") == 2

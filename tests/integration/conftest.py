@@ -6,8 +6,8 @@ import pytest
 
 from chains import Anvil, AnvilChain, EthTesterChain
 from micropay import Escrow
-from micropay._utils import tx
 from micropay._utils.reverts import ErrorDecoder
+from micropay.transactions import TransactionPipeline
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +44,6 @@ def deployed(node, helper_contracts):
     escrow = Escrow.deploy(node.w3, deployer)
     data = helper_contracts["TestToken"]
     factory = node.w3.eth.contract(abi=data["abi"], bytecode=data["bytecode"])
-    receipt = tx.send(node.w3, deployer, factory.constructor(), decoder=ErrorDecoder(data["abi"]),
-                      map_revert=lambda revert: revert)
-    token = node.w3.eth.contract(address=receipt.contractAddress, abi=data["abi"])
+    receipt = TransactionPipeline(node.w3, ErrorDecoder(data["abi"])).send(deployer, factory.constructor())
+    token = node.w3.eth.contract(address=receipt.contract_address, abi=data["abi"])
     return escrow, token, deployer

@@ -5,9 +5,10 @@ from pathlib import Path
 
 from eth_account import Account
 
-from micropay.escrow import ETH, ChannelKey
-from micropay.ledger import Ledger, TaskReceipt, extend_root
-from micropay.store import ChannelRecord, LedgerEntry, VoucherStore
+from micropay.channel import ETH, ChannelKey
+from micropay.ledger import Ledger, TaskReceipt, extend_entries
+from micropay.records import ChannelRecord
+from micropay.store import VoucherStore
 from micropay.voucher import sign_voucher
 
 
@@ -22,13 +23,9 @@ def _bundle() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store = VoucherStore(Path(tmp) / "b.db")
         store.add_channel(ChannelRecord(key, 1, escrow, "payee", 100, 0, 2**31, 3600, False, 0.0))
-        entries, root, total = [], bytes(32), 0
-        for r in receipts:
-            root, total = extend_root(root, r), total + r.amount
-            entries.append(LedgerEntry(r, root, total))
-        with store.transaction() as db:
-            store.add_receipts(db, key.id, 0, entries)
-            store.add_voucher(db, voucher, 2)
+        with store.transaction() as tx:
+            tx.add_receipts(key.id, 0, extend_entries(None, receipts))
+            tx.add_voucher(voucher, 2)
         bundle = store.export()
         store.close()
     return bundle

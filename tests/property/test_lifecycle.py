@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from helpers import ETH, HOUR, high_s, transact
 from micropay import Escrow, Payee, Payer
 from micropay.errors import InvalidVoucher, MicropayError
-from micropay.escrow import ChannelKey
+from micropay.channel import ChannelKey
 from micropay.payment import Payment
 from micropay.voucher import sign_voucher
 
@@ -229,7 +229,7 @@ class Lifecycle(RuleBasedStateMachine):
         states = {c.key.id: self.escrow.contract.functions.channel(c.key.id).call() for c in self.channels}
         fn = self.escrow.contract.functions.claim(key.as_tuple(), best.amount, best.ledger_root, signature)
         with pytest.raises(MicropayError):
-            self.escrow._send(self.relayer, fn)
+            self.escrow.unsafe_send(self.relayer, fn)
         seen("a forged claim reverted")
         assert states == {c.key.id: self.escrow.contract.functions.channel(c.key.id).call()
                           for c in self.channels}  # invariant 8, on chain: nothing changed
@@ -379,7 +379,7 @@ class Lifecycle(RuleBasedStateMachine):
 def _payer_record(escrow, state):
     import time
 
-    from micropay.store import ChannelRecord
+    from micropay.records import ChannelRecord
 
     return ChannelRecord(state.key, escrow.chain_id, escrow.address, "payer", state.deposit, state.claimed,
                          state.expiry, state.window, state.closed, time.time(), state.observed_at)

@@ -1,0 +1,127 @@
+"""Backups: a store's channels, vouchers and ledgers as one verifiable JSON bundle.
+
+Each voucher in a bundle carries its signature and receipts, so whoever imports it can verify
+everything; a checksum over the whole catches a truncated or edited file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from micropay.channel import ChannelKey
+from micropay.errors import MicropayError, StoreError
+from micropay.ledger import Ledger, TaskReceipt, extend_entries, verify_ledger
+from micropay.records import ChannelRecord
+from micropay.voucher import Voucher
+
+if TYPE_CHECKING:
+    from micropay.store import StoreTransaction, VoucherStore
+
+FORMAT = "micropay-bundle"
+VERSION = 1
+
+
+def export_bundle(store: VoucherStore) -> dict[str, Any]:
+    """Every channel of ``store`` with its ledger and best voucher, as portable JSON."""
+    channels = []
+    for record in store.channels():
+        best = store.best_voucher(record.id)
+        ledger = store.ledger(record.id)
+        channels.append({
+            "chainId": record.chain_id, "escrow": record.escrow, "role": record.role,
+            "payer": record.key.payer, "payee": record.key.payee, "token": record.key.token,
+            "salt": str(record.key.salt), "deposit": str(record.deposit), "claimed": str(record.claimed),
+            "expiry": record.expiry, "window": record.window, "closed": record.closed,
+            "issued": str(record.issued),
+            "voucher": None if best is None else best[0].to_dict(),
+            "receipts": [entry.receipt.to_dict() for entry in ledger[: best[1] if best else 0]],
+        })
+    body: dict[str, Any] = {"format": FORMAT, "version": VERSION, "channels": channels}
+    return {**body, "sha256": bundle_digest(body)}
+
+
+def import_bundle(store: VoucherStore, bundle: object) -> int:
+    """Merge an :func:`export_bundle` bundle into ``store``. Everything is verified before anything
+    is written: the checksum, every key, every voucher's signature against its channel's payer,
+    and every ledger against its voucher. A voucher replaces the stored one only if it is higher
+    and its ledger extends the stored ledger. Returns how many channels changed.
+
+    Raises :class:`StoreError` for a malformed or altered bundle, :class:`InvalidVoucher` or
+    :class:`LedgerMismatch` for a voucher or ledger that does not verify; the store is unchanged."""
+    plans = [_parse_channel(item) for item in _channels(bundle)]
+    changed = 0
+    with store.transaction() as tx:
+        for record, voucher, receipts in plans:
+            changed += _merge(tx, record, voucher, receipts)
+    return changed
+
+
+def _merge(tx: StoreTransaction, record: ChannelRecord, voucher: Voucher | None, receipts: list[TaskReceipt]) -> int:
+    changed = 0
+    existing = tx.find_channel(record.id)
+    if existing is None:
+        tx.add_channel(record)
+        existing = record
+    elif (existing.chain_id, existing.escrow) != (record.chain_id, record.escrow):
+        raise StoreError(f"channel 0x{record.id.hex()} is on another escrow in this store")
+    if record.issued > existing.issued:
+        tx.set_issued(record.id, record.issued)
+        changed = 1
+    if voucher is None:
+        return changed
+    best = tx.best_voucher(record.id)
+    if best is not None and best[0].amount >= voucher.amount:
+        return changed
+    stored = tx.ledger(record.id)
+    if [e.receipt for e in stored] != receipts[: len(stored)]:
+        raise StoreError(f"channel 0x{record.id.hex()}: the bundle's ledger does not extend the stored one")
+    tx.add_receipts(record.id, len(stored), extend_entries(stored[-1] if stored else None, receipts[len(stored):]))
+    tx.add_voucher(voucher, len(receipts))
+    return 1
+
+
+def _channels(bundle: object) -> list[object]:
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT or bundle.get("version") != VERSION:
+        raise StoreError(f"not a micropay bundle (format {FORMAT}, version {VERSION})")
+    if bundle.get("sha256") != bundle_digest(bundle):
+        raise StoreError("the bundle's checksum does not match: it was changed or truncated")
+    channels = bundle.get("channels")
+    if not isinstance(channels, list):
+        raise StoreError("the bundle has no channel list")
+    return channels
+
+
+def _parse_channel(item: object) -> tuple[ChannelRecord, Voucher | None, list[TaskReceipt]]:
+    try:
+        if not isinstance(item, dict):
+            raise StoreError("a bundle channel must be an object")
+        key = ChannelKey(item["payer"], item["payee"], item["token"], int(item["salt"]))
+        role = item["role"]
+        if role not in ("payer", "payee") or not isinstance(item["chainId"], int):
+            raise StoreError("a bundle channel has a bad role or chain id")
+        record = ChannelRecord(key, item["chainId"], item["escrow"], role, int(item["deposit"]),
+                               int(item["claimed"]), item["expiry"], item["window"], bool(item["closed"]), 0.0,
+                               0, int(item.get("issued", "0")))
+        receipts = [TaskReceipt.from_dict(r) for r in item["receipts"]]
+        voucher = None if item["voucher"] is None else Voucher.from_dict(item["voucher"])
+        if voucher is not None:
+            if voucher.channel_id != key.id or (voucher.chain_id, voucher.escrow) != (record.chain_id, record.escrow):
+                raise StoreError("a bundle voucher is for another channel, chain or escrow")
+            voucher.verify(key.payer)
+            verify_ledger(receipts, voucher)
+        elif receipts:
+            raise StoreError("a bundle channel has receipts but no voucher")
+        Ledger.of(receipts)
+        return record, voucher, receipts
+    except MicropayError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"a bundle channel is malformed: {exc!r}") from exc
+
+
+def bundle_digest(bundle: dict[str, Any]) -> str:
+    """The checksum a bundle carries: sha256 of its canonical JSON without the checksum."""
+    body = {k: v for k, v in bundle.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -1,0 +1,123 @@
+"""What names a channel and what the escrow holds for it: :class:`ChannelKey`, :class:`ChannelState`.
+
+Both are plain values: building them makes no network call. The escrow proxy
+(:mod:`micropay.escrow`) reads them from the chain; the store keeps them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+
+from micropay._utils.addresses import normalize, word
+from micropay._utils.crypto import keccak
+from micropay.errors import MicropayValueError
+
+#: The token address that means native ETH.
+ETH = "0x0000000000000000000000000000000000000000"
+#: Salts are uint96 in the escrow.
+MAX_SALT = 2**96 - 1
+
+
+def checked_address(value: object, what: str) -> str:
+    """The EIP-55 checksummed form of ``value``.
+
+    Raises :class:`MicropayValueError` if it is not an address or its mixed-case checksum is wrong.
+    """
+    normalized = normalize(value) if isinstance(value, str) else None
+    if normalized is None:
+        raise MicropayValueError(f"{what} must be an address (with a correct checksum), got {value!r:.60}")
+    return normalized[0]
+
+
+@dataclass(frozen=True)
+class ChannelKey:
+    """What names a channel: its id is keccak256(abi.encode(payer, payee, token, salt)).
+
+    Raises :class:`MicropayValueError` for a malformed address or a salt outside [0, 2**96).
+    """
+
+    payer: str
+    payee: str
+    token: str
+    salt: int
+
+    def __post_init__(self) -> None:
+        for name in ("payer", "payee", "token"):
+            object.__setattr__(self, name, checked_address(getattr(self, name), name))
+        if not isinstance(self.salt, int) or isinstance(self.salt, bool) or not 0 <= self.salt <= MAX_SALT:
+            raise MicropayValueError("salt must be an integer in [0, 2**96)")
+
+    @cached_property
+    def id(self) -> bytes:
+        """keccak256(abi.encode(payer, payee, token, salt)): four static 32-byte ABI words."""
+        return keccak(word(self.payer) + word(self.payee) + word(self.token) + self.salt.to_bytes(32, "big"))
+
+    def as_tuple(self) -> tuple[str, str, str, int]:
+        """The key as the contract's ``ChannelKey`` struct argument."""
+        return (self.payer, self.payee, self.token, self.salt)
+
+    @property
+    def is_eth(self) -> bool:
+        return self.token == ETH
+
+
+class ChannelStatus(str, enum.Enum):
+    OPEN = "open"
+    EXPIRED = "expired"  # past expiry: the payee can no longer claim, the payer may reclaim
+    CLOSED = "closed"  # closed by the payee or reclaimed by the payer: final
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """A channel as the escrow holds it, at block time ``observed_at``."""
+
+    key: ChannelKey
+    deposit: int
+    claimed: int
+    expiry: int
+    window: int
+    closed: bool
+    observed_at: int
+
+    @property
+    def id(self) -> bytes:
+        return self.key.id
+
+    @property
+    def payer(self) -> str:
+        return self.key.payer
+
+    @property
+    def payee(self) -> str:
+        return self.key.payee
+
+    @property
+    def token(self) -> str:
+        return self.key.token
+
+    @property
+    def status(self) -> ChannelStatus:
+        if self.closed:
+            return ChannelStatus.CLOSED
+        return ChannelStatus.EXPIRED if self.observed_at > self.expiry else ChannelStatus.OPEN
+
+    # A transaction sent now lands in a later block, at least one second after `observed_at`.
+    @property
+    def claimable_next_block(self) -> bool:
+        return not self.closed and self.observed_at + 1 <= self.expiry
+
+    @property
+    def reclaimable_next_block(self) -> bool:
+        return not self.closed and self.observed_at + 1 > self.expiry
+
+
+#: A length of time: a ``timedelta`` or whole seconds.
+Duration = timedelta | int
+
+
+def to_seconds(value: Duration) -> int:
+    """Whole seconds of a duration given as a ``timedelta`` or an int."""
+    return int(value.total_seconds()) if isinstance(value, timedelta) else int(value)

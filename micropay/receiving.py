@@ -1,0 +1,180 @@
+"""Receiving: verify a payment and store it durably before saying yes.
+
+``Receiver.receive`` checks everything a payment must satisfy, then commits it to the store in
+one durable transaction *before* returning: once a payment is acknowledged it cannot be lost,
+not even to ``kill -9``. A rejected payment changes nothing in the store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from micropay.errors import (
+    ChannelExpired,
+    ChannelFinal,
+    DomainMismatch,
+    InsufficientDeposit,
+    InvalidSignature,
+    InvalidVoucher,
+    LedgerGap,
+    LedgerMismatch,
+    NotParticipant,
+    StaleVoucher,
+)
+from micropay.escrow import Escrow
+from micropay.ledger import LedgerEntry, TaskReceipt, extend_entries
+from micropay.payment import Payment, parse_payment
+from micropay.records import BestVoucher, ChannelRecord, ChannelTip
+from micropay.store import StoreTransaction, VoucherStore
+from micropay.voucher import Voucher
+
+
+@dataclass(frozen=True)
+class Received:
+    """What one received payment did: the amount it added and the tasks it paid for."""
+
+    channel_id: bytes
+    payer: str
+    cumulative: int
+    added: int
+    tasks: tuple[TaskReceipt, ...]
+    duplicate: bool = False
+
+
+class Receiver:
+    """Receives payments to ``address`` on ``escrow`` into ``store``."""
+
+    def __init__(self, escrow: Escrow, address: str, store: VoucherStore, *, safety_margin: int,
+                 freshness: float) -> None:
+        self.escrow = escrow
+        self.address = address
+        self.store = store
+        self.safety_margin = safety_margin
+        self.freshness = freshness
+
+    def receive(self, payment: Payment | Voucher | str) -> Received:
+        """Verify a payment (or its text) and store it durably; returns what it added.
+
+        Raises :class:`InvalidVoucher` (or its subclasses :class:`InvalidSignature`,
+        :class:`DomainMismatch`, :class:`StaleVoucher`, :class:`LedgerGap`) for a payment that does
+        not verify or connect, :class:`LedgerMismatch` for receipts that do not add up,
+        :class:`NotParticipant`, :class:`UnknownChannel`, :class:`ChannelFinal`,
+        :class:`ChannelExpired` or :class:`InsufficientDeposit` for a channel that cannot take it."""
+        paid = parse_payment(payment)
+        voucher = paid.voucher
+        if (voucher.chain_id, voucher.escrow) != (self.escrow.chain_id, self.escrow.address):
+            raise DomainMismatch(f"payment is for escrow {voucher.escrow} on chain {voucher.chain_id}, "
+                                 f"this payee uses {self.escrow.address} on chain {self.escrow.chain_id}")
+        signer = voucher.signer
+        record = self._channel_for(voucher)
+        if signer != record.key.payer:
+            raise InvalidSignature(f"payment signed by {signer}, but the channel's payer is {record.key.payer}")
+        state = self._fresh(record, voucher.amount)  # any chain read happens before taking the write lock
+        # Judged against stored state under the file's write lock, so two processes receiving on
+        # one channel take turns instead of racing.
+        with self.store.transaction() as tx:
+            return self._store_payment(tx, paid, record, state)
+
+    def _store_payment(self, tx: StoreTransaction, paid: Payment, record: ChannelRecord,
+                       state: ChannelRecord) -> Received:
+        """Inside the write transaction: judge ``paid`` against what is stored and record it."""
+        voucher = paid.voucher
+        tip = tx.tip(record.id)
+        best = tip.best if tip else None
+        if best is not None and voucher.amount <= best.amount:
+            return self._repeat(tx, voucher, best, record)
+        current = state
+        if tip is not None and tip.record.checked_at > state.checked_at:
+            current = tip.record  # another process read the chain (a watcher saw a close) since
+        self._judge(current, voucher.amount)
+        have = best.receipt_count if best else 0  # the best voucher's ledger is the stored ledger
+        last = tip.last if tip else None
+        new = self._new_receipts(paid, have, self._stored_from(tx, paid, have))
+        entries = extend_entries(last, new)
+        if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
+            raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
+        if tip is None:
+            tx.add_channel(current)
+        elif current is not tip.record and current != tip.record:  # the chain was read again
+            tx.update_chain_state(current)
+            current = tip.record.updated(current, checked_at=current.checked_at)
+        else:
+            current = tip.record
+        tx.add_receipts(record.id, have, entries)
+        best = BestVoucher(voucher.amount, voucher.ledger_root, voucher.signature, have + len(entries))
+        tx.add_voucher(voucher, best.receipt_count)
+        tx.set_tip(ChannelTip(current, best, entries[-1]))
+        previous = last.total if last else 0
+        return Received(record.id, record.key.payer, voucher.amount, voucher.amount - previous,
+                        tuple(e.receipt for e in entries))
+
+    @staticmethod
+    def _stored_from(tx: StoreTransaction, paid: Payment, have: int) -> list[LedgerEntry]:
+        """The stored entries from the payment's ``first_index`` on: normally none (it starts where
+        the stored ledger ends); a payment resent from earlier overlaps what is stored."""
+        if paid.first_index is None or paid.first_index >= have:
+            return []
+        return tx.ledger(paid.channel_id, start=paid.first_index)
+
+    @staticmethod
+    def _repeat(tx: StoreTransaction, voucher: Voucher, best: BestVoucher, record: ChannelRecord) -> Received:
+        """A voucher at or below the best one held: the same one again is an idempotent no-op."""
+        if voucher.amount < best.amount:
+            raise StaleVoucher(f"already holding a voucher for {best.amount}; this one is for {voucher.amount}")
+        if (voucher.ledger_root, voucher.signature) != (best.ledger_root, best.signature):
+            raise InvalidVoucher("a different voucher for the same amount is already stored")
+        previous_amount, previous_count = tx.voucher_before(record.id, best.amount)
+        tasks = tx.ledger(record.id, start=previous_count)[: best.receipt_count - previous_count]
+        return Received(record.id, record.key.payer, best.amount, best.amount - previous_amount,
+                        tuple(e.receipt for e in tasks), duplicate=True)
+
+    @staticmethod
+    def _new_receipts(paid: Payment, have: int, stored_from_first: list[LedgerEntry]) -> tuple[TaskReceipt, ...]:
+        """The receipts a payment adds, given the stored entries from its ``first_index`` on."""
+        if paid.first_index is None:
+            raise LedgerGap(f"a bare voucher does not say which tasks it pays; send the payment (mpp1…) "
+                            f"with receipts from index {have}", have)
+        if paid.first_index > have:
+            raise LedgerGap(f"this payee holds {have} receipts; resend the payment from index {have}", have)
+        overlap = paid.receipts[: have - paid.first_index]
+        if [e.receipt for e in stored_from_first] != list(overlap):
+            raise LedgerMismatch("the payment rewrites tasks that were already paid")
+        new = paid.receipts[have - paid.first_index:]
+        if not new:
+            raise LedgerMismatch("the payment adds no task receipt")
+        return new
+
+    def _channel_for(self, voucher: Voucher) -> ChannelRecord:
+        """The channel a voucher pays: as stored or, on first contact, as read from the chain."""
+        # The cached tip needs no lock: a channel's parties never change, and the chain state it
+        # carries is checked again against the stored tip inside the write transaction.
+        tip = self.store.peek_tip(voucher.channel_id) or self.store.tip(voucher.channel_id)
+        if tip is not None:
+            if tip.record.role != "payee" or tip.record.key.payee != self.address:
+                raise NotParticipant("this channel does not pay this account")
+            return tip.record
+        key = self.escrow.key(voucher.channel_id)
+        if key.payee != self.address:
+            raise NotParticipant(f"the channel pays {key.payee}, not this account ({self.address})")
+        return ChannelRecord.of(self.escrow.channel(key), self.escrow.chain_id, self.escrow.address, "payee")
+
+    def _fresh(self, record: ChannelRecord, amount: int) -> ChannelRecord:
+        """``record`` itself if its chain state is fresh enough to judge ``amount`` by, otherwise
+        a new read from the chain (a payer may just have topped up, or started closing)."""
+        if time.time() - record.checked_at > self.freshness or amount > record.deposit or record.closed:
+            return ChannelRecord.of(self.escrow.channel(record.key), self.escrow.chain_id, self.escrow.address,
+                                    "payee")
+        return record
+
+    def _judge(self, state: ChannelRecord, amount: int) -> None:
+        """Deposit, finality and the expiry margin."""
+        if state.closed:
+            raise ChannelFinal("the channel is closed: no payment on it can be redeemed")
+        if amount > state.deposit:
+            raise InsufficientDeposit(f"the voucher promises {amount} but the deposit is {state.deposit}",
+                                      shortfall=amount - state.deposit)
+        chain_now = state.observed_at + (time.time() - state.checked_at)  # block time when read, plus elapsed
+        if state.expiry - chain_now < self.safety_margin:
+            raise ChannelExpired(f"the channel expires at {state.expiry}, within the safety margin of "
+                                 f"{self.safety_margin}s: ask the payer to extend it")

@@ -1,0 +1,189 @@
+"""What the voucher store holds, as frozen values, and how each maps to a SQLite row.
+
+Amounts are 32-byte big-endian blobs: lossless for uint256 and ordered correctly by SQLite's
+byte comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from micropay.channel import ChannelKey, ChannelState
+from micropay.errors import StoreError
+from micropay.ledger import LedgerEntry, TaskReceipt
+
+Role = Literal["payer", "payee"]
+SettlementStatus = Literal["pending", "confirmed", "failed"]
+#: A value SQLite hands back for a column.
+SqlValue = bytes | str | int | float | None
+Row = Sequence[SqlValue]
+
+
+def u256(value: int) -> bytes:
+    """An amount as the store keeps it: 32 bytes, big-endian."""
+    return value.to_bytes(32, "big")
+
+
+def from_u256(blob: SqlValue) -> int:
+    """The amount in a 32-byte big-endian blob."""
+    return int.from_bytes(as_bytes(blob), "big")
+
+
+def _altered(value: SqlValue, kind: str) -> StoreError:
+    return StoreError(f"a column holds {type(value).__name__} where {kind} belongs: the store was altered")
+
+
+def as_bytes(value: SqlValue) -> bytes:
+    if not isinstance(value, bytes):
+        raise _altered(value, "a blob")
+    return value
+
+
+def as_int(value: SqlValue) -> int:
+    if not isinstance(value, int):
+        raise _altered(value, "an integer")
+    return value
+
+
+def as_float(value: SqlValue) -> float:
+    if not isinstance(value, (int, float)):
+        raise _altered(value, "a number")
+    return float(value)
+
+
+def as_str(value: SqlValue) -> str:
+    if not isinstance(value, str):
+        raise _altered(value, "text")
+    return value
+
+
+def _role(value: SqlValue) -> Role:
+    if value == "payer":
+        return "payer"
+    if value == "payee":
+        return "payee"
+    raise _altered(value, "a role")
+
+
+def _status(value: SqlValue) -> SettlementStatus:
+    for status in ("pending", "confirmed", "failed"):
+        if value == status:
+            return status
+    raise _altered(value, "a settlement status")
+
+
+@dataclass(frozen=True)
+class ChannelRecord:
+    """A channel as this store knows it: its key, its role here, and the last chain state read."""
+
+    key: ChannelKey
+    chain_id: int
+    escrow: str
+    role: Role
+    deposit: int
+    claimed: int
+    expiry: int
+    window: int
+    closed: bool
+    checked_at: float  # wall-clock time of the last chain read
+    observed_at: int = 0  # block time of that read
+    issued: int = 0  # payer: the highest cumulative amount ever signed
+
+    @property
+    def id(self) -> bytes:
+        return self.key.id
+
+    @classmethod
+    def of(cls, state: ChannelState, chain_id: int, escrow: str, role: Role) -> ChannelRecord:
+        """A new record of ``state``, read just now."""
+        return cls(state.key, chain_id, escrow, role, state.deposit, state.claimed, state.expiry, state.window,
+                   state.closed, time.time(), state.observed_at)
+
+    def updated(self, chain: ChannelRecord | ChannelState, checked_at: float) -> ChannelRecord:
+        """This record with the chain state of ``chain``, read at wall-clock ``checked_at``: what
+        :meth:`StoreTransaction.update_chain_state` writes."""
+        return dataclasses.replace(self, deposit=chain.deposit, claimed=chain.claimed, expiry=chain.expiry,
+                                   closed=chain.closed, checked_at=checked_at, observed_at=chain.observed_at)
+
+    def to_row(self) -> tuple[SqlValue, ...]:
+        return (self.id, self.chain_id, self.escrow, self.role, self.key.payer, self.key.payee, self.key.token,
+                u256(self.key.salt), u256(self.deposit), u256(self.claimed), self.expiry, self.window,
+                int(self.closed), self.checked_at, self.observed_at, u256(self.issued))
+
+    @classmethod
+    def from_row(cls, row: Row) -> ChannelRecord:
+        """Raises :class:`StoreError` if the row's id does not match its key (an altered store)."""
+        (cid, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, closed,
+         checked_at, observed_at, issued) = row
+        key = ChannelKey(as_str(payer), as_str(payee), as_str(token), from_u256(salt))
+        if key.id != cid:
+            raise StoreError(f"channel row 0x{key.id.hex()} does not match its key: the store was altered")
+        return cls(key, as_int(chain_id), as_str(escrow), _role(role), from_u256(deposit), from_u256(claimed),
+                   as_int(expiry), as_int(window), bool(closed), as_float(checked_at), as_int(observed_at),
+                   from_u256(issued))
+
+
+@dataclass(frozen=True)
+class BestVoucher:
+    """The highest voucher held on a channel, unparsed: the receive path only compares it."""
+
+    amount: int
+    ledger_root: bytes
+    signature: bytes
+    receipt_count: int
+
+
+@dataclass(frozen=True)
+class ChannelTip:
+    """What a new voucher on a channel is judged against: the channel row, the best voucher held
+    and the ledger entry that voucher ends on."""
+
+    record: ChannelRecord
+    best: BestVoucher | None
+    last: LedgerEntry | None
+
+
+@dataclass(frozen=True)
+class SettlementRecord:
+    """One claimMany transaction as recorded before it was broadcast, and what became of it."""
+
+    tx_hash: bytes
+    raw_tx: bytes | None
+    escrow: str
+    token: str
+    status: SettlementStatus
+    items: list[tuple[bytes, int]]  # (channel id, cumulative amount claimed)
+    gross: int
+    gas_used: int | None
+    fee: int | None
+    block: int | None
+
+    def to_row(self) -> tuple[SqlValue, ...]:
+        items = json.dumps([[cid.hex(), str(amount)] for cid, amount in self.items])
+        return (self.tx_hash, self.raw_tx, self.escrow, self.token, self.status, items, u256(self.gross),
+                self.gas_used, None if self.fee is None else u256(self.fee), self.block, time.time())
+
+    @classmethod
+    def from_row(cls, row: Row) -> SettlementRecord:
+        tx_hash, raw_tx, escrow, token, status, items, gross, gas_used, fee, block, _ = row
+        parsed = [(bytes.fromhex(cid), int(amount)) for cid, amount in json.loads(as_str(items))]
+        return cls(as_bytes(tx_hash), None if raw_tx is None else as_bytes(raw_tx), as_str(escrow), as_str(token),
+                   _status(status), parsed, from_u256(gross), None if gas_used is None else as_int(gas_used),
+                   None if fee is None else from_u256(fee), None if block is None else as_int(block))
+
+
+def entry_from_row(row: Row) -> LedgerEntry:
+    task_id, amount, deliverable, note, root, total = row
+    return LedgerEntry(TaskReceipt(as_str(task_id), from_u256(amount), as_bytes(deliverable), as_str(note)),
+                       as_bytes(root), from_u256(total))
+
+
+def entry_to_row(channel_id: bytes, index: int, entry: LedgerEntry) -> tuple[SqlValue, ...]:
+    receipt = entry.receipt
+    return (channel_id, index, receipt.task_id, u256(receipt.amount), receipt.deliverable, receipt.note,
+            entry.root, u256(entry.total))

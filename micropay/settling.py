@@ -1,0 +1,245 @@
+"""Settling: claim every channel worth claiming in one claimMany, planned first, then executed.
+
+:meth:`Settler.plan` reads the chain state of every channel in one batch, chooses the channels
+whose unclaimed value beats their share of the fee, and estimates the transaction: a typed
+:class:`SettlementPlan` that a dry run shows. :meth:`Settler.execute` sends it through the
+escrow's transaction pipeline, recording the signed transaction *before* it is broadcast, so a
+crash between sending and the receipt never counts a claim twice; :meth:`Settler.resolve_pending`
+finishes what a crash interrupted. Payouts come from the receipt's events and what the store
+knew, without reading history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from micropay.channel import ETH, ChannelKey, ChannelState
+from micropay.errors import NothingToClaim, TransactionError
+from micropay.escrow import Escrow
+from micropay.records import ChannelRecord, SettlementRecord
+from micropay.store import VoucherStore
+from micropay.transactions import Receipt, Sender, SignedTx, sender_address
+from micropay.voucher import Voucher
+
+
+@dataclass(frozen=True)
+class Unclaimed:
+    """One channel's best voucher held against what is claimed on chain."""
+
+    channel_id: bytes
+    payer: str
+    token: str
+    best: int  # highest voucher held
+    claimed: int  # already claimed on chain
+    deposit: int
+    expiry: int
+    claimable: bool  # a claim sent now would still be in time
+
+    @property
+    def value(self) -> int:
+        return max(0, min(self.best, self.deposit) - self.claimed)
+
+
+@dataclass(frozen=True)
+class SettlementPlan:
+    """What a settlement would claim, and its estimated cost; :meth:`Settler.execute` sends it."""
+
+    token: str
+    items: tuple[tuple[ChannelKey, Voucher], ...]
+    gross: int
+    gas: int  # the gas limit, with margin
+    gas_price: int  # wei per gas when planned
+
+    @property
+    def channels(self) -> tuple[bytes, ...]:
+        return tuple(key.id for key, _ in self.items)
+
+    @property
+    def fee(self) -> int:
+        """The most the transaction can cost at the planned gas price, in wei."""
+        return self.gas * self.gas_price
+
+    @property
+    def net(self) -> int:
+        """Gross minus the fee (meaningful when the channels pay ETH)."""
+        return self.gross - self.fee if self.token == ETH else self.gross
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A mined settlement: what it claimed and what it cost."""
+
+    tx_hash: bytes
+    channels: tuple[bytes, ...]
+    gross: int
+    gas_used: int
+    fee: int  # in wei
+    token: str
+
+    @property
+    def net(self) -> int:
+        """Gross minus the fee (meaningful when the channels pay ETH)."""
+        return self.gross - self.fee if self.token == ETH else self.gross
+
+
+@dataclass(frozen=True)
+class _Held:
+    record: ChannelRecord
+    best: Voucher
+    state: ChannelState
+
+
+class Settler:
+    """Settles the channels ``account`` is paid on through ``escrow``, as recorded in ``store``."""
+
+    def __init__(self, escrow: Escrow, account: Sender, store: VoucherStore) -> None:
+        self.escrow = escrow
+        self.account = account
+        self.store = store
+
+    @property
+    def address(self) -> str:
+        return sender_address(self.account)
+
+    def channels(self) -> list[ChannelRecord]:
+        """This payee's channels on this escrow and chain, as stored."""
+        return [r for r in self.store.channels("payee")
+                if (r.chain_id, r.escrow, r.key.payee) == (self.escrow.chain_id, self.escrow.address, self.address)]
+
+    def _held(self) -> list[_Held]:
+        """Every open channel with a voucher held, with its chain state read now in one batch.
+        A channel the chain shows final is recorded so, and never read again."""
+        candidates = []
+        for record in self.channels():
+            if record.closed:
+                continue
+            found = self.store.best_voucher(record.id)
+            if found is not None:
+                candidates.append((record, found[0]))
+        states = self.escrow.channels([record.key for record, _ in candidates])
+        held, changed, now = [], [], time.time()
+        for (record, voucher), state in zip(candidates, states, strict=True):
+            if state is None:
+                continue
+            held.append(_Held(record, voucher, state))
+            if (state.deposit, state.claimed, state.expiry, state.closed) != \
+                    (record.deposit, record.claimed, record.expiry, record.closed):
+                changed.append(record.updated(state, checked_at=now))
+        if changed:
+            with self.store.transaction() as tx:
+                for record in changed:
+                    tx.update_chain_state(record)
+        return held
+
+    def unclaimed(self) -> list[Unclaimed]:
+        """Per open channel: the best voucher held against what is claimed on chain (read now)."""
+        return [Unclaimed(h.record.id, h.record.key.payer, h.record.key.token, h.best.amount, h.state.claimed,
+                          h.state.deposit, h.state.expiry, h.state.claimable_next_block) for h in self._held()]
+
+    # -- planning --------------------------------------------------------------------------
+
+    def plan(self, min_net: int = 0, *, token: str = ETH, only: set[bytes] | None = None) -> SettlementPlan:
+        """Choose every channel in ``token`` worth claiming and estimate one claimMany for them.
+
+        A channel is worth it when its unclaimed value exceeds ``min_net`` plus its share of the
+        estimated fee (for ETH channels; for a token the fee is in another unit and is not
+        subtracted). Channels in a pending settlement are left out. Raises :class:`NothingToClaim`
+        when no channel is worth claiming."""
+        self.resolve_pending()
+        pending = {cid for s in self.store.settlements("pending") for cid, _ in s.items}
+        candidates = [h for h in self._held()
+                      if h.record.key.token == token and h.state.claimable_next_block
+                      and _value(h) > 0 and h.record.id not in pending and (only is None or h.record.id in only)]
+        if not candidates:
+            raise NothingToClaim("no channel has anything worth claiming")
+        gas_price = self.escrow.gas_price()
+        chosen = candidates
+        gas = self._estimate(chosen, token)
+        for _ in range(2):  # choose, re-estimate for the smaller batch, choose again
+            share = gas * gas_price // len(chosen) if token == ETH else 0
+            kept = [c for c in chosen if _value(c) > min_net + share]
+            if kept == chosen or not kept:
+                chosen = kept
+                break
+            chosen = kept
+            gas = self._estimate(chosen, token)  # the estimate always matches `chosen`
+        if not chosen:
+            raise NothingToClaim(f"no channel's unclaimed value exceeds min_net {min_net} plus its share of gas")
+        return SettlementPlan(token, tuple((h.record.key, h.best) for h in chosen), sum(_value(h) for h in chosen),
+                              gas, gas_price)
+
+    def _estimate(self, chosen: Sequence[_Held], token: str) -> int:
+        return self.escrow.claim_many_gas(self.account, self.address, token, [(h.record.key, h.best) for h in chosen])
+
+    # -- executing -------------------------------------------------------------------------
+
+    def execute(self, plan: SettlementPlan) -> Settlement:
+        """Send ``plan`` as one claimMany and wait for it. The signed transaction is recorded as
+        pending before the node sees it; a transaction that can never be mined is marked failed.
+
+        Raises :class:`TransactionError` (the row stays pending if the outcome is unknown, and
+        :meth:`resolve_pending` settles it later) or what the pipeline raises."""
+        sent: list[bytes] = []
+
+        def record(signed: SignedTx) -> None:
+            sent.append(signed.tx_hash)
+            with self.store.transaction() as tx:
+                tx.add_settlement(SettlementRecord(
+                    signed.tx_hash, signed.raw, self.escrow.address, plan.token, "pending",
+                    [(key.id, voucher.amount) for key, voucher in plan.items], plan.gross, None, None, None))
+
+        def dropped(signed: SignedTx) -> None:
+            with self.store.transaction() as tx:
+                tx.update_settlement(signed.tx_hash, status="failed")
+
+        try:
+            receipt = self.escrow.claim_many(self.account, self.address, plan.token, plan.items, gas=plan.gas,
+                                             before_broadcast=record, on_dropped=dropped)
+        except TransactionError:
+            mined = self.escrow.find_receipt(sent[-1]) if sent else None
+            if mined is not None and mined.status != 1:
+                with self.store.transaction() as tx:
+                    tx.update_settlement(mined.tx_hash, status="failed", gas_used=mined.gas_used)
+            raise
+        return self._confirm(receipt, plan.token)
+
+    def _confirm(self, receipt: Receipt, token: str) -> Settlement:
+        """Record a mined settlement: each channel's new claimed total, and the settlement itself."""
+        claimed = self.escrow.claimed_in(receipt)
+        gross, now = 0, time.time()
+        with self.store.transaction() as tx:
+            for event in claimed:
+                record = tx.channel(event.channel_id)
+                gross += max(0, event.claimed - record.claimed)  # the rise over what the store knew
+                tx.update_chain_state(dataclasses.replace(record, claimed=event.claimed, checked_at=now))
+            tx.update_settlement(receipt.tx_hash, status="confirmed", gas_used=receipt.gas_used, fee=receipt.fee,
+                                 block=receipt.block_number)
+        return Settlement(receipt.tx_hash, tuple(e.channel_id for e in claimed), gross, receipt.gas_used,
+                          receipt.fee, token)
+
+    def resolve_pending(self) -> list[Settlement]:
+        """Finish settlements a crash interrupted: confirm mined ones, rebroadcast the others;
+        one that fails or cannot be mined in time is marked failed."""
+        done = []
+        for pending in self.store.settlements("pending"):
+            receipt = self.escrow.find_receipt(pending.tx_hash)
+            if receipt is None and pending.raw_tx is not None:
+                try:
+                    self.escrow.rebroadcast(pending.raw_tx)
+                    receipt = self.escrow.wait(pending.tx_hash, require_success=False)
+                except TransactionError:
+                    receipt = None
+            if receipt is None or receipt.status != 1:
+                with self.store.transaction() as tx:
+                    tx.update_settlement(pending.tx_hash, status="failed",
+                                         gas_used=None if receipt is None else receipt.gas_used)
+            else:
+                done.append(self._confirm(receipt, pending.token))
+        return done
+
+
+def _value(held: _Held) -> int:
+    return max(0, min(held.best.amount, held.state.deposit) - held.state.claimed)
