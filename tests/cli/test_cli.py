@@ -2,22 +2,25 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from eth_account import Account
 
 from micropay import keystore
-from micropay.cli import main
+from micropay.cli import context, main
 
 PASSWORD = "correct horse battery staple"
+# The in-process chain (conftest.py) mines only when asked: no later block would confirm a transaction.
+ENV = {"MICROPAY_PASSWORD": PASSWORD, "MICROPAY_CONFIRMATIONS": "0"}
 
 
 class Person:
     """One user of the command: a data directory with one key file."""
 
     def __init__(self, w3, tmp_path, name):
-        self.w3, self.home = w3, tmp_path / name
+        self.home = tmp_path / name
         self.runner = CliRunner()
         # A low scrypt work factor keeps each command fast; `account new` itself is tested below.
         account = Account.create()
@@ -27,8 +30,7 @@ class Person:
             {"from": w3.eth.accounts[0], "to": self.address, "value": 10**19}))
 
     def run(self, *args, input=None, ok=True, env=None):
-        result = self.runner.invoke(main, ["--home", str(self.home), *args], obj={"w3": self.w3}, input=input,
-                                    env={"MICROPAY_PASSWORD": PASSWORD, **(env or {})})
+        result = self.runner.invoke(main, ["--home", str(self.home), *args], input=input, env={**ENV, **(env or {})})
         if ok:
             assert result.exit_code == 0, result.output + repr(result.exception)
         return result
@@ -118,7 +120,7 @@ def test_account_commands_never_print_secrets(w3, tmp_path):
     for output in (imported.output, person.run("account", "list").output):
         assert PASSWORD not in output and "4f4f4f4f" not in output
     for entry in listed:  # the key files are encrypted and private
-        text = open(entry["path"]).read()
+        text = Path(entry["path"]).read_text()
         assert "4f4f4f4f" not in text and '"crypto"' in text
 
 
@@ -163,6 +165,26 @@ def test_missing_and_malformed_keystore(people, tmp_path):
     assert_clean_error(client.run("--keystore", str(broken), "deploy", ok=False), "malformed key file")
 
 
+def test_without_rpc_there_is_no_node(monkeypatch, tmp_path):
+    monkeypatch.undo()  # the real connect: no --rpc, no MICROPAY_RPC
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "settle"], env={**ENV, "MICROPAY_RPC": None})
+    assert_clean_error(result, "no Ethereum node", "--rpc")
+
+
+def test_offline_commands_never_connect(people, monkeypatch):
+    client, freelancer, _ = people
+    channel = client.json("open", freelancer.address, "0.01 ETH")["channel"]
+
+    def no_node(rpc):
+        raise AssertionError("an offline command asked for the node")
+
+    monkeypatch.setattr(context, "connect", no_node)
+    assert client.run("pay", channel, "0.001 ETH", "offline").stdout.startswith("mpp1")
+    assert client.json("account", "list")[0]["address"] == client.address
+    assert json.loads(client.run("export").stdout)["channels"]
+    assert freelancer.run("status").stdout.strip() == "no channels yet"
+
+
 def test_unreachable_rpc_and_wrong_chain(w3, tmp_path, people):
     result = CliRunner().invoke(main, ["--home", str(tmp_path), "--rpc", "http://127.0.0.1:9", "settle"],
                                 env={"MICROPAY_PASSWORD": PASSWORD})
@@ -186,13 +208,13 @@ def test_corrupt_voucher(people):
     assert_clean_error(freelancer.run("--escrow", escrow, "receive", corrupt, ok=False), "checksum")
 
 
-def test_insufficient_funds_for_gas(w3, tmp_path, people):
+def test_insufficient_funds_for_gas(tmp_path, people):
     _, _, escrow = people
     broke = CliRunner()
     home = tmp_path / "broke"
-    broke.invoke(main, ["--home", str(home), "account", "new"], env={"MICROPAY_PASSWORD": PASSWORD})
+    broke.invoke(main, ["--home", str(home), "account", "new"], env=ENV)
     result = broke.invoke(main, ["--home", str(home), "--escrow", escrow, "open", "0x" + "12" * 20, "0.01 ETH"],
-                          obj={"w3": w3}, env={"MICROPAY_PASSWORD": PASSWORD})
+                          env=ENV)
     assert_clean_error(result, "wei")
 
 

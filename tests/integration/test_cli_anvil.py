@@ -26,7 +26,7 @@ class User:
             # anvil automines one block per transaction: no later blocks would ever confirm one
             [sys.executable, "-m", "micropay", "--rpc", self.rpc, "--home", str(self.home), "--confirmations", "0",
              *args],
-            input=input, capture_output=True, text=True, timeout=120,
+            check=False, input=input, capture_output=True, text=True, timeout=120,
             env={**os.environ, "MICROPAY_PASSWORD": PASSWORD})
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -42,6 +42,10 @@ def test_client_and_freelancer_processes_on_anvil(anvil, tmp_path):
     texts = [client.run("pay", channel, "0.01 ETH", f"task {n}").strip() for n in range(3)]
     received = freelancer.run("--escrow", escrow, "receive", input="\n".join(texts) + "\n")
     assert received.splitlines()[-1] == "+0.01 ETH for 'task 2'; 0.03 ETH so far"
+    (row,) = json.loads(freelancer.run("--escrow", escrow, "status", "--json"))  # one batched read over HTTP
+    assert (row["role"], row["unclaimed"], row["tasks"]) == ("payee", str(3 * 10**16), 3)
+    planned = json.loads(freelancer.run("--escrow", escrow, "settle", "--dry-run", "--json"))
+    assert (planned["tx"], planned["channels"], planned["gross"]) == (None, 1, str(3 * 10**16))
     before = w3.eth.get_balance(freelancer.address)
     settled = json.loads(freelancer.run("--escrow", escrow, "settle", "--json"))
     assert int(settled["gross"]) == 3 * 10**16
