@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
-from hypothesis.database import DirectoryBasedExampleDatabase
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm.main import get_default_account_keys
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from web3 import EthereumTesterProvider, Web3
 
 import compile_contracts
 from helpers import DAY, ETH, HOUR, Key, sign_voucher, transact
-from micropay.escrow import load_artifact
+from micropay.artifact import load_artifact
 
 # Profiles: the default budget is what CI runs; `deep` is for long local runs. CI keeps no example
 # database (a failing example is printed in full); locally it lives in .hypothesis/ (never committed).
@@ -29,25 +31,46 @@ HELPER_SOURCES = sorted((Path(__file__).parent / "contracts").glob("*.sol"))
 MINT = 10**30
 
 
-@pytest.fixture(scope="session")
-def helper_contracts(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
-    """ABI + bytecode of tests/contracts/*.sol, compiled once and cached by source hash."""
-    digest = hashlib.sha256()
-    for path in HELPER_SOURCES:
-        digest.update(path.read_bytes())
-    digest.update(repr(compile_contracts.SETTINGS).encode())
-    cache_key = f"micropay/helpers/{digest.hexdigest()}"
-    cached = request.config.cache.get(cache_key, None)
-    if cached is not None:
-        return cached
+def _compile_helpers() -> dict[str, dict[str, Any]]:
     output = compile_contracts.compile_files(HELPER_SOURCES)
-    contracts = {
+    return {
         name: {"abi": data["abi"], "bytecode": "0x" + data["evm"]["bytecode"]["object"]}
         for unit in output["contracts"].values()
         for name, data in unit.items()
         if data["evm"]["bytecode"]["object"]
     }
-    request.config.cache.set(cache_key, contracts)
+
+
+@pytest.fixture(scope="session")
+def helper_contracts(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    """ABI + bytecode of tests/contracts/*.sol, compiled once and cached by source hash: in pytest's
+    cache, or (with ``-p no:cacheprovider``) in a file of its own under the system temp directory."""
+    digest = hashlib.sha256()
+    for path in HELPER_SOURCES:
+        digest.update(path.read_bytes())
+    digest.update(repr(compile_contracts.SETTINGS).encode())
+    cache = getattr(request.config, "cache", None)  # absent when the cache plugin is off
+    if cache is not None:
+        cache_key = f"micropay/helpers/{digest.hexdigest()}"
+        cached = cache.get(cache_key, None)
+        if cached is not None:
+            return cached
+        contracts = _compile_helpers()
+        cache.set(cache_key, contracts)
+        return contracts
+    cache_file = Path(tempfile.gettempdir()) / "micropay-test-helpers" / f"{digest.hexdigest()}.json"
+    try:
+        return json.loads(cache_file.read_text())
+    except (OSError, ValueError):  # not there yet, or unreadable: compile again
+        pass
+    contracts = _compile_helpers()
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=cache_file.parent, suffix=".tmp", delete=False) as out:
+            json.dump(contracts, out)
+        os.replace(out.name, cache_file)  # atomic: a concurrent run never reads half a file
+    except OSError:
+        pass  # an unwritable temp directory only costs a compile next time
     return contracts
 
 
@@ -98,7 +121,7 @@ def stranger(accounts: list[str]) -> str:
 
 @pytest.fixture(scope="session")
 def key_of(accounts: list[str], keys: list[Any]) -> Callable[[str], bytes]:
-    by_address = {address: key.to_bytes() for address, key in zip(accounts, keys)}
+    by_address = {address: key.to_bytes() for address, key in zip(accounts, keys, strict=False)}
     return lambda address: by_address[address]
 
 
@@ -140,7 +163,14 @@ def token(deploy_helper: Callable[..., Any], escrow: Any, accounts: list[str]) -
 
 
 @pytest.fixture(autouse=True)
-def _isolated_chain(tester: EthereumTester, request: pytest.FixtureRequest) -> Iterator[None]:
+def _isolated_chain(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Revert the session chain after each test that uses it. A test that never touches the chain
+    (``tester`` is not among its fixtures, directly or through ``w3``, ``escrow`` and the like)
+    does not start one."""
+    if "tester" not in request.fixturenames:  # the transitive closure of the test's fixtures
+        yield
+        return
+    tester: EthereumTester = request.getfixturevalue("tester")
     # Session fixtures (deployments) are set up before this runs, so they survive the revert.
     snapshot = tester.take_snapshot()
     yield

@@ -5,8 +5,8 @@ import json
 import pytest
 
 import compile_contracts
-from micropay.errors import ArtifactError
 from micropay.artifact import _artifact_text, load_artifact, matches_artifact
+from micropay.errors import ArtifactError
 
 
 @pytest.fixture(scope="module")

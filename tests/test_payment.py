@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from micropay.errors import InvalidVoucher
 from micropay.ledger import Ledger, TaskReceipt
 from micropay.payment import Payment, parse_payment
-from micropay.voucher import Voucher, sign_voucher
+from micropay.voucher import sign_voucher
 
 PAYER = Account.from_key(b"\x05" * 32)
 receipts = st.lists(st.builds(TaskReceipt, task_id=st.text(min_size=1, max_size=30).filter(str.strip),
@@ -29,7 +29,12 @@ def test_round_trip(items):
     text = payment.encode()
     assert text.startswith("mpp1") and text.isalnum()
     assert Payment.decode(text) == payment == parse_payment(text)
-    assert isinstance(parse_payment(payment.voucher.encode()), Voucher)
+
+
+def test_parse_payment_reads_a_bare_voucher_as_a_payment_without_receipts():
+    voucher = payment_of([TaskReceipt("logo", 5)]).voucher
+    parsed = parse_payment(voucher.encode())
+    assert parsed == Payment.bare(voucher) and parsed.voucher == voucher and parsed.is_bare
 
 
 @settings(max_examples=800, deadline=None)

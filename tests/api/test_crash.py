@@ -74,7 +74,7 @@ def test_payee_killed_50_times_never_loses_an_acknowledged_voucher(lib_escrow, c
         acks = [int(line[1]) for line in lines if line[0] == "ACK"]
         total_acks += len(acks)
         if acks:
-            acked_max = max(acked_max, max(acks))
+            acked_max = max(acked_max, *acks)
             next_index = next(i for i, p in enumerate(payments) if p.amount == max(acks)) + 1
         with VoucherStore(payee.store.path) as store:  # reopened after the crash, as a restart would
             best, count = store.best_voucher(channel.id)
@@ -87,7 +87,8 @@ def test_payer_killed_50_times_never_reissues_a_cumulative_amount(lib_escrow, cl
                                                                   tmp_path):
     payer = make_payer(clients[1])
     channel = payer.open_channel(freelancer.address, 10**16)
-    args = (str(payer.store.path), lib_escrow.address, lib_escrow.chain_id, channel.id, "0x" + bytes(clients[1].key).hex())
+    args = (str(payer.store.path), lib_escrow.address, lib_escrow.chain_id, channel.id,
+            "0x" + bytes(clients[1].key).hex())
     rng = random.Random(99)
     handed_out: dict[int, str] = {}
     for _ in range(KILLS):

@@ -13,8 +13,8 @@ from micropay.errors import (
     ChannelNotExpired,
     InsufficientFunds,
     MicropayValueError,
-    NotParticipant,
     NothingToClaim,
+    NotParticipant,
     UnknownChannel,
     UnknownEscrow,
 )

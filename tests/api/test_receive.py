@@ -103,7 +103,7 @@ def test_rewriting_an_earlier_task_is_rejected(setup, payee):
     payee.receive(payer.pay(channel.id, 5, task="second"))
     latest = payer.pay(channel.id, 5, task="third")
     ledger = payer.ledger(channel.id)
-    rewritten = (TaskReceipt("FIRST (edited)", ledger[0].receipt.amount),) + tuple(e.receipt for e in ledger[1:])
+    rewritten = (TaskReceipt("FIRST (edited)", ledger[0].receipt.amount), *tuple(e.receipt for e in ledger[1:]))
     rejected(payee, Payment.of(latest.voucher, rewritten, 0), LedgerMismatch)
 
 

@@ -49,7 +49,7 @@ def test_many_clients_paying_at_once_lose_nothing(clients, freelancer, make_paye
     payers = [make_payer(c) for c in clients]
     channels = [p.open_channel(freelancer.address, 10**16) for p in payers]
     streams = [[p.pay(ch.id, 100 + n, task=f"{i}-{n}") for n in range(15)]
-               for i, (p, ch) in enumerate(zip(payers, channels))]
+               for i, (p, ch) in enumerate(zip(payers, channels, strict=False))]
     errors = []
 
     def send(stream):

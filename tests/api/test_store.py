@@ -81,8 +81,8 @@ def test_tampered_bundle_is_rejected_and_changes_nothing(clients, freelancer, ma
 
 
 def test_resigned_bundle_with_a_forged_voucher_is_rejected(clients, freelancer, make_payer, payee, tmp_path):
-    from micropay.errors import InvalidVoucher
     from micropay.bundle import bundle_digest
+    from micropay.errors import InvalidVoucher
 
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 10**16)

@@ -32,30 +32,46 @@ def test_voucher_for_another_channel_is_rejected(escrow, channels, payer, payee)
         transact(escrow.functions.claim(second.tuple(), amount, root, signature), payee)
 
 
-def test_closed_channel_id_can_never_be_reopened(escrow, channels, chain, payer, payee):
+def reclaimed_channel(escrow, channels, chain, payer, payee):
+    """A channel (salt 77) with a voucher for 900 signed while it was live, then reclaimed."""
     expiry = chain.now() + DAY
     key, _ = channels.open(payer, payee, 1000, salt=77, expiry=expiry)
     old_voucher = channels.voucher(key, 900)
     chain.next_tx_at(expiry + 1)
     transact(escrow.functions.reclaim(key.tuple()), payer)
+    return key, old_voucher
+
+
+def test_closed_channel_id_can_never_be_reopened(escrow, channels, chain, payer, payee):
+    key, _ = reclaimed_channel(escrow, channels, chain, payer, payee)
     with reverts(escrow, "ChannelExists", channelId=key.id()):
         channels.open(payer, payee, 1000, salt=77)
+
+
+def test_voucher_of_a_closed_channel_pays_nothing(escrow, channels, chain, payer, payee):
+    key, old_voucher = reclaimed_channel(escrow, channels, chain, payer, payee)
     with reverts(escrow, "ChannelFinal"):
         transact(escrow.functions.claim(*old_voucher), payee)
+    assert channels.state(key)[1] == 0
 
 
 # --- mempool copy ---------------------------------------------------------------------------
 
-def test_copied_voucher_only_ever_pays_the_stored_payee(w3, escrow, channels, payer, payee, stranger):
+def test_copied_voucher_rewritten_to_pay_the_thief_matches_no_channel(escrow, channels, payer, payee, stranger):
     key, _ = channels.open(payer, payee, 1000)
-    key_tuple, amount, root, signature = channels.voucher(key, 500)
+    _, amount, root, signature = channels.voucher(key, 500)
     # The thief rewrites the payee to itself: the id changes, so no such channel exists.
     stolen = Key(payer, stranger, ETH, key.salt)
     with reverts(escrow, "ChannelNotFound"):
         transact(escrow.functions.claim(stolen.tuple(), amount, root, signature), stranger)
+    assert channels.state(key)[1] == 0
+
+
+def test_copied_voucher_submitted_unchanged_pays_the_payee(w3, escrow, channels, payer, payee, stranger):
+    key, _ = channels.open(payer, payee, 1000)
     # Submitting the voucher unchanged (front-running) pays the payee, never the submitter.
     payee_before, thief_before = w3.eth.get_balance(payee), w3.eth.get_balance(stranger)
-    transact(escrow.functions.claim(key_tuple, amount, root, signature), stranger)
+    transact(escrow.functions.claim(*channels.voucher(key, 500)), stranger)
     assert w3.eth.get_balance(payee) - payee_before == 500
     assert w3.eth.get_balance(stranger) < thief_before
 
@@ -199,13 +215,18 @@ def test_gas_burning_payer_cannot_grief_the_close(escrow, channels, deploy_helpe
 
 # --- accounting ---------------------------------------------------------------------------------
 
-def test_eth_and_tokens_sent_straight_to_the_escrow_change_no_channel(w3, escrow, token, channels, chain, payer,
-                                                                      payee, stranger):
+def test_plain_eth_cannot_be_sent_to_the_escrow(w3, escrow, stranger):
+    before = w3.eth.get_balance(escrow.address)
+    with pytest.raises(TransactionFailed):  # no receive(): plain ETH cannot be sent to the escrow
+        w3.eth.send_transaction({"from": stranger, "to": escrow.address, "value": 1})
+    assert w3.eth.get_balance(escrow.address) == before
+
+
+def test_tokens_sent_straight_to_the_escrow_change_no_channel(escrow, token, channels, chain, payer, payee,
+                                                              stranger):
     expiry = chain.now() + DAY
     key, _ = channels.open(payer, payee, 1000, token=token.address, expiry=expiry)
     transact(token.functions.transfer(escrow.address, 10**9), stranger)
-    with pytest.raises(TransactionFailed):  # no receive(): plain ETH cannot be sent to the escrow
-        w3.eth.send_transaction({"from": stranger, "to": escrow.address, "value": 1})
     assert channels.state(key)[0] == 1000
     channels.claim(key, 5000, payer)  # voucher above the deposit pays the deposit, not the donation
     assert channels.state(key)[1] == 1000

@@ -1,5 +1,7 @@
 """MicropayEscrow.claim: redeem without closing, pay only the increase, anyone may submit."""
 
+import pytest
+
 from helpers import DAY, events, gas_cost, reverts, transact
 
 
@@ -73,13 +75,15 @@ def test_voucher_signed_by_the_payee_reverts(escrow, channels, payer, payee):
         transact(escrow.functions.claim(*channels.voucher(key, 500, signer=payee)), payee)
 
 
-def test_tampered_amount_or_root_reverts(escrow, channels, payer, payee):
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda amount, root: (amount + 1, root), id="amount"),
+    pytest.param(lambda amount, root: (amount, b"\x99" * 32), id="ledger-root"),
+])
+def test_tampered_voucher_reverts(escrow, channels, payer, payee, tamper):
     key, _ = channels.open(payer, payee, 1000)
     key_tuple, amount, root, signature = channels.voucher(key, 500)
     with reverts(escrow, "InvalidSignature"):
-        transact(escrow.functions.claim(key_tuple, amount + 1, root, signature), payee)
-    with reverts(escrow, "InvalidSignature"):
-        transact(escrow.functions.claim(key_tuple, amount, b"\x99" * 32, signature), payee)
+        transact(escrow.functions.claim(key_tuple, *tamper(amount, root), signature), payee)
 
 
 def test_unknown_channel_reverts(escrow, channels, payer, payee):
@@ -89,14 +93,21 @@ def test_unknown_channel_reverts(escrow, channels, payer, payee):
         transact(escrow.functions.claim(*channels.voucher(unknown, 10)), payee)
 
 
-def test_claim_at_expiry_succeeds_and_after_reverts(escrow, channels, chain, payer, payee, relayer):
+def test_claim_at_expiry_succeeds(channels, chain, payer, payee, relayer):
     expiry = chain.now() + DAY
     key, _ = channels.open(payer, payee, 1000, expiry=expiry)
     chain.next_tx_at(expiry)
     channels.claim(key, 100, relayer)
     assert channels.state(key)[1] == 100
+
+
+def test_claim_one_second_after_expiry_reverts(escrow, channels, chain, payer, payee, relayer):
+    expiry = chain.now() + DAY
+    key, _ = channels.open(payer, payee, 1000, expiry=expiry)
+    chain.next_tx_at(expiry + 1)
     with reverts(escrow, "ChannelExpired", channelId=key.id(), expiry=expiry):
-        channels.claim(key, 200, relayer)  # mined at expiry + 1
+        channels.claim(key, 100, relayer)
+    assert channels.state(key)[1] == 0
 
 
 def test_claim_on_closed_channel_reverts(escrow, channels, payer, payee):

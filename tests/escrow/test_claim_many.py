@@ -20,13 +20,13 @@ def test_pays_every_channel_in_one_transfer(w3, escrow, channels, accounts, paye
     before = w3.eth.get_balance(payee)
 
     receipt = transact(escrow.functions.claimMany(
-        payee, ETH, [batch_entry(channels, k, a) for k, a in zip(keys, amounts)]), relayer)
+        payee, ETH, [batch_entry(channels, k, a) for k, a in zip(keys, amounts, strict=False)]), relayer)
 
     assert w3.eth.get_balance(payee) - before == sum(amounts)
     assert [channels.state(k)[1] for k in keys] == amounts
     claimed = events(escrow, receipt, "Claimed")
     assert [(e.args.channelId, e.args.payer, e.args.claimed) for e in claimed] == [
-        (k.id(), k.payer, a) for k, a in zip(keys, amounts)]
+        (k.id(), k.payer, a) for k, a in zip(keys, amounts, strict=False)]
     assert events(escrow, receipt, "ClaimSkipped") == []
 
 

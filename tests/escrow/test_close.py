@@ -1,5 +1,7 @@
 """MicropayEscrow.close: the payee ends the channel at once; the remainder returns to the payer."""
 
+import pytest
+
 from helpers import events, gas_cost, reverts, transact
 
 NO_ROOT = b"\x00" * 32
@@ -37,11 +39,12 @@ def test_close_with_already_claimed_voucher_still_closes(w3, escrow, channels, p
     assert w3.eth.get_balance(payer) - before == 600
 
 
-def test_only_the_payee_may_close(escrow, channels, payer, payee, stranger):
+@pytest.mark.parametrize("caller", ["payer", "stranger"])
+def test_only_the_payee_may_close(request, escrow, channels, payer, payee, caller):
+    caller = request.getfixturevalue(caller)
     key, _ = channels.open(payer, payee, 1000)
-    for caller in (payer, stranger):
-        with reverts(escrow, "NotPayee", caller=caller):
-            transact(escrow.functions.close(key.tuple(), 0, NO_ROOT, b""), caller)
+    with reverts(escrow, "NotPayee", caller=caller):
+        transact(escrow.functions.close(key.tuple(), 0, NO_ROOT, b""), caller)
 
 
 def test_close_with_forged_voucher_reverts_and_changes_nothing(escrow, channels, payer, payee, stranger):

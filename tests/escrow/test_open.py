@@ -1,5 +1,7 @@
 """MicropayEscrow.open: ETH and ERC-20 deposits, state, events, balances, every revert."""
 
+import pytest
+
 from helpers import DAY, ETH, HOUR, events, gas_cost, reverts, transact
 
 
@@ -43,11 +45,12 @@ def test_same_salt_twice_reverts(escrow, channels, payer, payee):
         channels.open(payer, payee, 100, salt=7)
 
 
-def test_invalid_payee_reverts(escrow, channels, payer):
-    with reverts(escrow, "InvalidPayee", payee=ETH):
-        channels.open(payer, ETH, 100)
-    with reverts(escrow, "InvalidPayee", payee=payer):
-        channels.open(payer, payer, 100)
+@pytest.mark.parametrize("invalid", [pytest.param(ETH, id="zero-address"),
+                                     pytest.param("payer", id="the-payer-itself")])
+def test_invalid_payee_reverts(escrow, channels, payer, invalid):
+    invalid = payer if invalid == "payer" else invalid
+    with reverts(escrow, "InvalidPayee", payee=invalid):
+        channels.open(payer, invalid, 100)
 
 
 def test_expiry_in_the_past_reverts(escrow, channels, chain, payer, payee):
@@ -57,13 +60,14 @@ def test_expiry_in_the_past_reverts(escrow, channels, chain, payer, payee):
         channels.open(payer, payee, 100, expiry=now + 10)
 
 
-def test_window_out_of_bounds_reverts(escrow, channels, payer, payee):
-    low = escrow.functions.MIN_WINDOW().call() - 1
-    high = escrow.functions.MAX_WINDOW().call() + 1
-    with reverts(escrow, "InvalidWindow", window=low):
-        channels.open(payer, payee, 100, window=low)
-    with reverts(escrow, "InvalidWindow", window=high):
-        channels.open(payer, payee, 100, window=high)
+@pytest.mark.parametrize(("bound", "offset"), [
+    pytest.param("MIN_WINDOW", -1, id="below-the-minimum"),
+    pytest.param("MAX_WINDOW", +1, id="above-the-maximum"),
+])
+def test_window_out_of_bounds_reverts(escrow, channels, payer, payee, bound, offset):
+    window = getattr(escrow.functions, bound)().call() + offset
+    with reverts(escrow, "InvalidWindow", window=window):
+        channels.open(payer, payee, 100, window=window)
 
 
 def test_zero_deposit_reverts(escrow, channels, payer, payee):

@@ -1,5 +1,7 @@
 """MicropayEscrow.requestClose: the payer's exit starts a challenge window, never shorter."""
 
+import pytest
+
 from helpers import DAY, HOUR, events, reverts, transact
 
 
@@ -31,11 +33,12 @@ def test_payee_claims_latest_voucher_inside_the_window(w3, escrow, channels, cha
     assert w3.eth.get_balance(payer) < before
 
 
-def test_only_the_payer_may_request_close(escrow, channels, payer, payee, stranger):
+@pytest.mark.parametrize("caller", ["payee", "stranger"])
+def test_only_the_payer_may_request_close(request, escrow, channels, payer, payee, caller):
+    caller = request.getfixturevalue(caller)
     key, _ = channels.open(payer, payee, 1000)
-    for caller in (payee, stranger):
-        with reverts(escrow, "NotPayer", caller=caller):
-            transact(escrow.functions.requestClose(key.tuple()), caller)
+    with reverts(escrow, "NotPayer", caller=caller):
+        transact(escrow.functions.requestClose(key.tuple()), caller)
 
 
 def test_request_close_after_expiry_reverts(escrow, channels, chain, payer, payee):

@@ -1,5 +1,7 @@
 """MicropayEscrow.topUp: the payer adds to a live channel's deposit."""
 
+import pytest
+
 from helpers import DAY, events, reverts, transact
 
 
@@ -37,10 +39,16 @@ def test_only_the_payer_may_top_up(escrow, channels, payer, payee, stranger):
         transact(escrow.functions.topUp(key.tuple(), 5), stranger, value=5)
 
 
-def test_top_up_value_mismatch_reverts(escrow, channels, payer, payee):
+@pytest.mark.parametrize("value", [pytest.param(4, id="value-below-amount"), pytest.param(6, id="value-above-amount")])
+def test_top_up_value_mismatch_reverts(escrow, channels, payer, payee, value):
     key, _ = channels.open(payer, payee, 1000)
-    with reverts(escrow, "InvalidValue", value=4):
-        transact(escrow.functions.topUp(key.tuple(), 5), payer, value=4)
+    with reverts(escrow, "InvalidValue", value=value):
+        transact(escrow.functions.topUp(key.tuple(), 5), payer, value=value)
+    assert channels.state(key)[0] == 1000
+
+
+def test_top_up_of_zero_reverts(escrow, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 1000)
     with reverts(escrow, "InvalidAmount"):
         transact(escrow.functions.topUp(key.tuple(), 0), payer)
 

@@ -1,5 +1,6 @@
 """MicropayEscrow.voucherDigest equals eth-account's EIP-712 hash of the same voucher."""
 
+import pytest
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from hypothesis import given, settings
@@ -21,11 +22,15 @@ def test_digest_matches_eth_account(w3, escrow, channel_id, amount, root):
     assert escrow.functions.voucherDigest(channel_id, amount, root).call() == expected
 
 
-def test_domain_commits_to_chain_and_contract(w3, escrow, other_escrow):
+@pytest.mark.parametrize("digest_elsewhere", [
+    pytest.param(lambda w3, escrow, other_escrow, args: other_escrow.functions.voucherDigest(*args).call(),
+                 id="another-escrow"),
+    pytest.param(lambda w3, escrow, other_escrow, args: eth_account_digest(w3.eth.chain_id + 1, escrow.address, *args),
+                 id="another-chain"),
+])
+def test_domain_commits_to_chain_and_contract(w3, escrow, other_escrow, digest_elsewhere):
     args = (b"\x01" * 32, 5, b"\x02" * 32)
-    assert escrow.functions.voucherDigest(*args).call() != other_escrow.functions.voucherDigest(*args).call()
-    assert escrow.functions.voucherDigest(*args).call() != eth_account_digest(
-        w3.eth.chain_id + 1, escrow.address, *args)
+    assert escrow.functions.voucherDigest(*args).call() != digest_elsewhere(w3, escrow, other_escrow, args)
 
 
 def test_typehash_is_the_documented_type(escrow):

@@ -1,27 +1,27 @@
 """The whole flow on eth-tester and on anvil over JSON-RPC, with the same assertions on both."""
 
-import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as StillWaiting
 from datetime import timedelta
 
 import pytest
+from web3.exceptions import TransactionNotFound
 
-from micropay import Escrow, Payee, Payer
-from micropay._utils import tx
+from micropay import Escrow, NothingToClaim, Payee, Payer, TxOptions
 from micropay._utils.reverts import ErrorDecoder
-from micropay.errors import NothingToClaim
-from micropay.store import SettlementRecord
+from micropay.transactions import TransactionPipeline
 
 
 def parties(node, escrow, tmp_path, confirmations=0):
     proxy = Escrow(node.w3, escrow.address, from_block=escrow.from_block,
-                   options=tx.TxOptions(confirmations=confirmations, poll_interval=0.02))
+                   options=TxOptions(confirmations=confirmations, poll_interval=0.02))
     client, freelancer = node.fund(), node.fund()
     return Payer(proxy, client, tmp_path / "client.db"), Payee(proxy, freelancer, tmp_path / "freelancer.db")
 
 
 def mint(node, token, deployer, to, amount):
-    tx.send(node.w3, deployer, token.functions.mint(to, amount), decoder=ErrorDecoder(token.abi),
-            map_revert=lambda r: r)
+    TransactionPipeline(node.w3, ErrorDecoder(token.abi)).send(deployer, token.functions.mint(to, amount))
 
 
 def test_eth_and_erc20_channels_pay_receive_settle(node, deployed, tmp_path):
@@ -79,17 +79,41 @@ def test_cooperative_close(node, deployed, tmp_path):
     assert payer.escrow.channel(channel.id).closed
 
 
-# Only a real node mines in the background and can be reorged (evm_snapshot / evm_revert).
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+# Only a real node serves a second thread while a call waits (eth-tester's py-evm is not thread-safe).
 @pytest.mark.parametrize("node", ["anvil"], indirect=True)
-def test_receipts_wait_for_confirmations(node, deployed, tmp_path):
+@pytest.mark.parametrize("confirmations", [0, 1, 3], ids=lambda k: f"{k}-confirmations")
+def test_a_receipt_is_returned_once_it_is_confirmations_blocks_deep(node, deployed, confirmations):
     escrow, _, _ = deployed
-    payer, payee = parties(node, escrow, tmp_path, confirmations=2)
-    miner = threading.Timer(0.3, lambda: node.mine(2))
-    miner.start()
-    channel = payer.open_channel(payee.address, 10**16)  # returns only once two blocks deep
-    miner.join()
-    receipt_block = node.w3.eth.block_number
-    assert receipt_block >= 2 and payer.escrow.channel(channel.id).deposit == 10**16
+    w3 = node.w3
+    proxy = Escrow(w3, escrow.address, from_block=escrow.from_block,
+                   options=TxOptions(confirmations=confirmations, poll_interval=0.02, timeout=30))
+    payer = node.fund()
+    start = w3.eth.block_number
+
+    def open_channel():
+        key, receipt = proxy.open(payer, w3.eth.accounts[2], 10**16, expiry=proxy.now() + 86_400)
+        return key, receipt, w3.eth.block_number  # the head as the call returns
+
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(open_channel)
+        # anvil mines the transaction itself (automine), in block start + 1; no block is mined on top
+        # of it but the ones mined here, one at a time, each only after the call was seen still waiting.
+        wait_until(lambda: call.done() or w3.eth.block_number > start)
+        for _depth in range(confirmations):
+            with pytest.raises(StillWaiting):  # only `depth` blocks on top of the receipt: not returned yet
+                call.result(timeout=0.3)
+            node.mine()
+        key, receipt, head = call.result(timeout=10)
+    assert receipt.block_number == start + 1
+    assert head - receipt.block_number == confirmations  # returned once `confirmations` deep, not later
+    assert proxy.channel(key).deposit == 10**16
 
 
 # Only a real node mines in the background and can be reorged (evm_snapshot / evm_revert).
@@ -114,24 +138,40 @@ def test_a_reorged_close_request_is_not_acted_on_and_nothing_is_claimed_twice(no
     assert payer.escrow.channel(channel.id).claimed == 2 * 10**16
 
 
+class ProcessDied(Exception):
+    """Stands for the process dying: nothing after the point that raises it runs."""
+
+
+def die(*args, **kwargs):
+    raise ProcessDied
+
+
 # Only a real node mines in the background and can be reorged (evm_snapshot / evm_revert).
 @pytest.mark.parametrize("node", ["anvil"], indirect=True)
-def test_settlement_lost_to_a_reorg_is_rebroadcast_and_counted_once(node, deployed, tmp_path):
+def test_settlement_lost_to_a_reorg_is_rebroadcast_and_counted_once(node, deployed, tmp_path, monkeypatch):
     escrow, _, _ = deployed
     payer, payee = parties(node, escrow, tmp_path)
     channel = payer.open_channel(payee.address, 10**17)
     payee.receive(payer.pay(channel.id, 3 * 10**16, task="work"))
+    before = node.w3.eth.get_balance(payee.address)  # read before the fork: the balance the reorg restores
     fork = node.snapshot()
-    # What settle does up to a crash: sign, record as pending, broadcast — then the process dies.
-    chosen = [u for u in payee.unclaimed() if u.value > 0]
-    fn = payee.escrow.claim_many_call(payee.address, chosen[0].token, payee._batch(chosen))
-    raw, tx_hash = tx.sign(node.w3, payee.account, fn, value=0, gas=200_000)
-    payee.store.add_settlement(SettlementRecord(tx_hash, raw, payee.escrow.address, chosen[0].token, "pending",
-                                                [(channel.id, 3 * 10**16)], 3 * 10**16, None, None, None))
-    tx.broadcast(node.w3, raw, tx_hash)
+    # settle signs, records the transaction as pending and broadcasts it — then the process dies.
+    with monkeypatch.context() as patch:
+        patch.setattr(TransactionPipeline, "wait", die)
+        with pytest.raises(ProcessDied):
+            payee.settle()
+    (pending,) = payee.store.settlements()
+    assert pending.status == "pending" and pending.gross == 3 * 10**16
+    tx_hash = pending.tx_hash
+    # anvil answers eth_sendRawTransaction before it has mined the transaction. Reverted while still
+    # pending, the settlement would stay in the pool and be mined *after* the "reorg", at any moment
+    # of what follows. Once it is in a block, the revert takes the block and the transaction away.
+    node.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10, poll_latency=0.02)
     node.revert(fork)  # the block with the settlement is reorged away, mempool and all
+    with pytest.raises(TransactionNotFound):
+        node.w3.eth.get_transaction_receipt(tx_hash)
     assert payer.escrow.channel(channel.id).claimed == 0
-    before = node.w3.eth.get_balance(payee.address)
+    assert node.w3.eth.get_balance(payee.address) == before
     (settlement,) = payee.resolve_pending()  # after the restart: rebroadcast, then confirmed
     assert settlement.tx_hash == tx_hash and settlement.gross == 3 * 10**16
     assert node.w3.eth.get_balance(payee.address) - before == 3 * 10**16 - settlement.fee

@@ -3,9 +3,10 @@
 import pytest
 
 from chains import AnvilChain
-from micropay import Escrow
-from micropay._utils import tx
+from micropay import Escrow, TxOptions
+from micropay._utils.reverts import ErrorDecoder
 from micropay.errors import TransactionError
+from micropay.transactions import SignedTx, TransactionPipeline, _StaleNonce
 
 
 @pytest.fixture
@@ -17,6 +18,14 @@ def node(anvil):
     chain.revert(snapshot)
 
 
+def pipeline(w3, **options):
+    return TransactionPipeline(w3, ErrorDecoder([]), options=TxOptions(**options))
+
+
+def signed_tx(signed):
+    return SignedTx(bytes(signed.hash), bytes(signed.raw_transaction))
+
+
 def transfer(node, account, nonce, tip=10**9):
     return account.sign_transaction({"to": node.w3.eth.accounts[1], "value": 1, "gas": 21_000, "nonce": nonce,
                                      "chainId": node.w3.eth.chain_id, "maxFeePerGas": 10**10,
@@ -25,44 +34,45 @@ def transfer(node, account, nonce, tip=10**9):
 
 def test_fee_cap_is_respected_and_refused_below_the_base_fee(node):
     deployer = node.fund()
-    escrow = Escrow.deploy(node.w3, deployer, options=tx.TxOptions(max_fee_per_gas=5 * 10**9))
+    escrow = Escrow.deploy(node.w3, deployer, options=TxOptions(max_fee_per_gas=5 * 10**9))
     deployed = node.w3.eth.get_transaction(node.w3.eth.get_block("latest")["transactions"][0])
     assert deployed["maxFeePerGas"] <= 5 * 10**9 and escrow.address
     with pytest.raises(TransactionError, match="at or above your cap"):
-        Escrow.deploy(node.w3, deployer, options=tx.TxOptions(max_fee_per_gas=1))
+        Escrow.deploy(node.w3, deployer, options=TxOptions(max_fee_per_gas=1))
 
 
 def test_the_same_transaction_twice_is_waited_for_not_an_error(node):
     account = node.fund()
     node._rpc("evm_setAutomine", [False])
-    signed = transfer(node, account, 0)
-    tx.broadcast(node.w3, bytes(signed.raw_transaction), bytes(signed.hash))
-    tx.broadcast(node.w3, bytes(signed.raw_transaction), bytes(signed.hash))  # "already imported"
+    signed, sender = signed_tx(transfer(node, account, 0)), pipeline(node.w3, timeout=5)
+    sender._broadcast(signed)
+    sender._broadcast(signed)  # "already imported"
     node.mine()
-    assert tx.wait(node.w3, bytes(signed.hash), 5).status == 1
-    tx.broadcast(node.w3, bytes(signed.raw_transaction), bytes(signed.hash))  # mined: "nonce too low", ours
+    assert sender.wait(signed.tx_hash).status == 1
+    sender._broadcast(signed)  # mined: "nonce too low", but it is ours
 
 
 def test_a_nonce_taken_by_another_transaction_asks_for_a_new_signature(node):
     account = node.fund()
     other, ours = transfer(node, account, 0, tip=2 * 10**9), transfer(node, account, 0)
     node.w3.eth.wait_for_transaction_receipt(node.w3.eth.send_raw_transaction(other.raw_transaction))
-    with pytest.raises(tx._StaleNonce):
-        tx.broadcast(node.w3, bytes(ours.raw_transaction), bytes(ours.hash))
+    with pytest.raises(_StaleNonce):
+        pipeline(node.w3)._broadcast(signed_tx(ours))
 
 
 def test_send_after_another_program_used_the_nonce_still_goes_through(node):
     account = node.fund()
     escrow = Escrow.deploy(node.w3, node.fund())
     # Another program sends from the same key: the pending nonce moves, send reads it fresh.
-    node.w3.eth.wait_for_transaction_receipt(node.w3.eth.send_raw_transaction(transfer(node, account, 0).raw_transaction))
+    taken = transfer(node, account, 0)
+    node.w3.eth.wait_for_transaction_receipt(node.w3.eth.send_raw_transaction(taken.raw_transaction))
     key, receipt = escrow.open(account, node.w3.eth.accounts[2], 1000, expiry=escrow.now() + 86_400)
     assert receipt.status == 1 and escrow.channel(key).deposit == 1000
 
 
 def test_a_transaction_never_mined_times_out_with_a_clear_error(node):
     escrow = Escrow.deploy(node.w3, node.fund())
-    slow = Escrow(node.w3, escrow.address, options=tx.TxOptions(timeout=0.5, poll_interval=0.05))
+    slow = Escrow(node.w3, escrow.address, options=TxOptions(timeout=0.5, poll_interval=0.05))
     payer = node.fund()
     node._rpc("evm_setAutomine", [False])
     with pytest.raises(TransactionError, match="was not mined"):
@@ -72,7 +82,7 @@ def test_a_transaction_never_mined_times_out_with_a_clear_error(node):
 class GethLikeNode:
     """Stands in for geth, whose wording anvil never produces (anvil accepts any fee bump)."""
 
-    class eth:  # noqa: N801 - mirrors web3's attribute
+    class eth:
         @staticmethod
         def send_raw_transaction(raw):
             raise ValueError({"code": -32000, "message": "replacement transaction underpriced"})
@@ -80,4 +90,4 @@ class GethLikeNode:
 
 def test_replacement_underpriced_is_explained():
     with pytest.raises(TransactionError, match="same nonce is pending at a higher fee"):
-        tx.broadcast(GethLikeNode(), b"raw", b"\x00" * 32)  # type: ignore[arg-type]
+        pipeline(GethLikeNode())._broadcast(SignedTx(b"\x00" * 32, b"raw"))

@@ -12,21 +12,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import typing
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
 from eth_account import Account
-from collections import Counter
-
 from hypothesis import Phase, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from helpers import ETH, HOUR, high_s, transact
 from micropay import Escrow, Payee, Payer
-from micropay.errors import InvalidVoucher, MicropayError
 from micropay.channel import ChannelKey
+from micropay.errors import InvalidVoucher, MicropayError
 from micropay.payment import Payment
 from micropay.voucher import sign_voucher
 
@@ -59,7 +59,7 @@ class Model:
 class Lifecycle(RuleBasedStateMachine):
     """Set per test by the fixture below: chain, escrow, accounts, actor payee."""
 
-    env: dict = {}
+    env: typing.ClassVar[dict] = {}
 
     @initialize()
     def setup(self):
@@ -203,7 +203,7 @@ class Lifecycle(RuleBasedStateMachine):
         items = [(c.key, store.best_voucher(c.key.id)[0]) for c in mine]
         self.escrow.claim_many(self.relayer, address, ETH, items)
         seen("claimMany paid out")
-        for c, (_, v) in zip(mine, items):
+        for c, (_, v) in zip(mine, items, strict=False):
             c.submitted_in_time = max(c.submitted_in_time, v.amount)
             self._paid(c, min(v.amount, c.deposit) - c.claimed)
 
@@ -439,7 +439,7 @@ def test_channel_lifecycle(lifecycle_env):
     Lifecycle.env = lifecycle_env
     run = Lifecycle.TestCase
     deep = os.environ.get("MICROPAY_HYPOTHESIS_PROFILE") == "deep"
-    run.settings = settings(max_examples=int(os.environ.get("MICROPAY_LIFECYCLE_EXAMPLES", 300 if deep else 15)),
+    run.settings = settings(max_examples=int(os.environ.get("MICROPAY_LIFECYCLE_EXAMPLES", "300" if deep else "15")),
                             stateful_step_count=40, deadline=None,
                             # The fixed budget explores the same sequences on every run, so the
                             # behaviour-coverage check below cannot fail by chance; `deep` explores.
