@@ -27,8 +27,8 @@ def export_bundle(store: VoucherStore) -> dict[str, Any]:
     """Every channel of ``store`` with its ledger and best voucher, as portable JSON."""
     channels = []
     for record in store.channels():
-        best = store.best_voucher(record.id)
-        ledger = store.ledger(record.id)
+        best = store.best_voucher(record.ref)
+        ledger = store.ledger(record.ref)
         channels.append({
             "chainId": record.chain_id, "escrow": record.escrow, "role": record.role,
             "payer": record.key.payer, "payee": record.key.payee, "token": record.key.token,
@@ -60,24 +60,22 @@ def import_bundle(store: VoucherStore, bundle: object) -> int:
 
 def _merge(tx: StoreTransaction, record: ChannelRecord, voucher: Voucher | None, receipts: list[TaskReceipt]) -> int:
     changed = 0
-    existing = tx.find_channel(record.id)
+    existing = tx.find_channel(record.ref)
     if existing is None:
         tx.add_channel(record)
         existing = record
-    elif (existing.chain_id, existing.escrow) != (record.chain_id, record.escrow):
-        raise StoreError(f"channel 0x{record.id.hex()} is on another escrow in this store")
     if record.issued > existing.issued:
-        tx.set_issued(record.id, record.issued)
+        tx.set_issued(record.ref, record.issued)
         changed = 1
     if voucher is None:
         return changed
-    best = tx.best_voucher(record.id)
+    best = tx.best_voucher(record.ref)
     if best is not None and best[0].amount >= voucher.amount:
         return changed
-    stored = tx.ledger(record.id)
+    stored = tx.ledger(record.ref)
     if [e.receipt for e in stored] != receipts[: len(stored)]:
         raise StoreError(f"channel 0x{record.id.hex()}: the bundle's ledger does not extend the stored one")
-    tx.add_receipts(record.id, len(stored), extend_entries(stored[-1] if stored else None, receipts[len(stored):]))
+    tx.add_receipts(record.ref, len(stored), extend_entries(stored[-1] if stored else None, receipts[len(stored):]))
     tx.add_voucher(voucher, len(receipts))
     return 1
 

@@ -64,6 +64,24 @@ class ChannelKey:
         return self.token == ETH
 
 
+@dataclass(frozen=True)
+class ChannelRef:
+    """Where a channel lives: its chain, its escrow and its id there. Channel ids are unique
+    only per escrow, so this, not the id alone, is what a store keys a channel by."""
+
+    chain_id: int
+    escrow: str
+    channel_id: bytes
+
+    @cached_property
+    def uid(self) -> bytes:
+        """keccak256(chain id (32 bytes) || escrow (20 bytes) || channel id): the store's key."""
+        return keccak(self.chain_id.to_bytes(32, "big") + bytes.fromhex(self.escrow[2:]) + self.channel_id)
+
+    def __str__(self) -> str:
+        return f"channel 0x{self.channel_id.hex()} on escrow {self.escrow} (chain {self.chain_id})"
+
+
 class ChannelStatus(str, enum.Enum):
     OPEN = "open"
     EXPIRED = "expired"  # past expiry: the payee can no longer claim, the payer may reclaim
@@ -85,18 +103,6 @@ class ChannelState:
     @property
     def id(self) -> bytes:
         return self.key.id
-
-    @property
-    def payer(self) -> str:
-        return self.key.payer
-
-    @property
-    def payee(self) -> str:
-        return self.key.payee
-
-    @property
-    def token(self) -> str:
-        return self.key.token
 
     @property
     def status(self) -> ChannelStatus:

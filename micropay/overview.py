@@ -34,7 +34,7 @@ def overview(store: VoucherStore, escrows: Sequence[Escrow]) -> list[ChannelView
     views = []
     for record in records:
         state = states.get(record.id)
-        best = store.best_voucher(record.id)
+        best = store.best_voucher(record.ref)
         paid, tasks = (best[0].amount, best[1]) if best else (0, 0)
         deposit, claimed = (state.deposit, state.claimed) if state else (record.deposit, record.claimed)
         unclaimed = max(0, min(paid, deposit) - claimed) if record.role == "payee" else max(0, paid - claimed)

@@ -11,7 +11,7 @@ import os
 import threading
 from datetime import timedelta
 
-from micropay.channel import ETH, Duration, to_seconds
+from micropay.channel import ETH, ChannelRef, Duration, to_seconds
 from micropay.escrow import Escrow
 from micropay.ledger import LedgerEntry
 from micropay.payment import Payment
@@ -63,8 +63,12 @@ class Payee:
         """Per open channel: the best voucher held against what is claimed on chain (one batched read)."""
         return self.settler.unclaimed()
 
+    def ref(self, channel_id: bytes) -> ChannelRef:
+        """The full reference of a channel on this payee's escrow."""
+        return ChannelRef(self.escrow.chain_id, self.escrow.address, channel_id)
+
     def ledger(self, channel_id: bytes) -> list[LedgerEntry]:
-        return self.store.ledger(channel_id)
+        return self.store.ledger(self.ref(channel_id))
 
     # -- settling ------------------------------------------------------------------------------
 
@@ -88,8 +92,8 @@ class Payee:
     def close(self, channel_id: bytes) -> Receipt:
         """Cooperative close with the best voucher held; the rest of the deposit goes back.
         Raises :class:`UnknownChannel`, :class:`ChannelFinal`, or what the transaction raises."""
-        record = self.store.channel(channel_id)
-        best = self.store.best_voucher(channel_id)
+        record = self.store.channel(self.ref(channel_id))
+        best = self.store.best_voucher(record.ref)
         receipt = self.escrow.close(self.account, record.key, None if best is None else best[0])
         self.store.update_chain_state(ChannelRecord.of(self.escrow.channel(record.key), record.chain_id,
                                                        record.escrow, "payee"))

@@ -16,8 +16,9 @@ from datetime import timedelta
 
 from eth_account.signers.local import LocalAccount
 
-from micropay.channel import ETH, ChannelKey, Duration, to_seconds
+from micropay.channel import ETH, ChannelKey, ChannelRef, Duration, to_seconds
 from micropay.errors import (
+    ChannelError,
     ChannelExpired,
     ChannelFinal,
     InsufficientDeposit,
@@ -30,7 +31,7 @@ from micropay.escrow import Escrow
 from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
 from micropay.payment import Payment
 from micropay.records import ChannelRecord
-from micropay.store import VoucherStore
+from micropay.store import ChannelLike, VoucherStore
 from micropay.voucher import sign_voucher
 
 
@@ -78,29 +79,38 @@ class Payer:
         self.store.add_channel(record)
         return record
 
-    def channel(self, channel_id: bytes) -> ChannelRecord:
+    def ref(self, channel: ChannelLike) -> ChannelRef:
+        """The full reference of ``channel``: a bare id is taken to be on this payer's escrow
+        (offline: the one channel with that id in the store)."""
+        if isinstance(channel, ChannelRef):
+            return channel
+        if self._escrow is not None:
+            return ChannelRef(self._escrow.chain_id, self._escrow.address, channel)
+        return self.store.channel(channel).ref
+
+    def channel(self, channel: ChannelLike) -> ChannelRecord:
         """Raises :class:`UnknownChannel`, or :class:`NotParticipant` if this account does not pay it."""
-        record = self.store.channel(channel_id)
+        record = self.store.channel(self.ref(channel))
         if record.role != "payer" or record.key.payer != self.address:
-            raise NotParticipant(f"channel 0x{channel_id.hex()} is not one this account pays from")
+            raise NotParticipant(f"channel 0x{record.id.hex()} is not one this account pays from")
         return record
 
-    def key(self, channel_id: bytes) -> ChannelKey:
-        return self.channel(channel_id).key
+    def key(self, channel: ChannelLike) -> ChannelKey:
+        return self.channel(channel).key
 
-    def ledger(self, channel_id: bytes) -> list[LedgerEntry]:
-        return self.store.ledger(self.channel(channel_id).id)
+    def ledger(self, channel: ChannelLike) -> list[LedgerEntry]:
+        return self.store.ledger(self.channel(channel).ref)
 
-    def sync(self, channel_id: bytes) -> ChannelRecord:
+    def sync(self, channel: ChannelLike) -> ChannelRecord:
         """Refresh the stored deposit, claimed amount and expiry from the chain."""
-        record = self.channel(channel_id)
+        record = self.channel(channel)
         fresh = record.updated(self.escrow.channel(record.key), checked_at=time.time())
         self.store.update_chain_state(fresh)
         return fresh
 
     # -- paying ----------------------------------------------------------------------------
 
-    def pay(self, channel_id: bytes, amount: int, task: str, *, deliverable: bytes = EMPTY_ROOT,
+    def pay(self, channel: ChannelLike, amount: int, task: str, *, deliverable: bytes = EMPTY_ROOT,
             note: str = "") -> Payment:
         """Pay ``amount`` base units for ``task``. Returns the new cumulative voucher with this
         task's receipt, already committed to the store. Works offline.
@@ -109,14 +119,18 @@ class Payer:
         :class:`ChannelExpired`, :class:`InsufficientDeposit` (with the shortfall), or
         :class:`InvalidReceipt` for a bad task."""
         receipt = TaskReceipt(task, amount, deliverable, note)
+        ref = self.ref(channel)
         with self.store.transaction() as tx:
-            tip = tx.tip(channel_id)  # the ledger's last entry, not the whole ledger
+            tip = tx.tip(ref)  # the ledger's last entry, not the whole ledger
             if tip is None:
-                raise self.store.unknown(channel_id)
+                raise self.store.unknown(ref)
             record, last = tip.record, tip.last
             count = tip.best.receipt_count if tip.best else 0
             if record.role != "payer" or record.key.payer != self.address:
-                raise NotParticipant(f"channel 0x{channel_id.hex()} is not one this account pays from")
+                raise NotParticipant(f"{ref} is not one this account pays from")
+            if not record.seen_on_chain:
+                raise ChannelError(f"{ref} was recorded before its opening transaction was confirmed: run "
+                                   "`micropay sync` (Payer.sync_all) to check it on chain before paying")
             if record.closed:
                 raise ChannelFinal("the channel is closed")
             if record.expiry <= time.time():  # advisory (the payee enforces its own margin); no RPC
@@ -131,48 +145,49 @@ class Payer:
                     f"top up at least {total - record.deposit}", shortfall=total - record.deposit)
             (entry,) = extend_entries(last, [receipt])
             voucher = sign_voucher(self.account, chain_id=record.chain_id, escrow=record.escrow,
-                                   channel_id=channel_id, amount=total, ledger_root=entry.root)
-            tx.add_receipts(channel_id, count, [entry])
+                                   channel_id=record.id, amount=total, ledger_root=entry.root)
+            tx.add_receipts(ref, count, [entry])
             tx.add_voucher(voucher, count + 1)
-            tx.set_issued(channel_id, total)
+            tx.set_issued(ref, total)
         return Payment.of(voucher, (receipt,), count)
 
-    def resend(self, channel_id: bytes, since: int = 0) -> Payment:
+    def resend(self, channel: ChannelLike, since: int = 0) -> Payment:
         """The latest payment again, with the receipts from index ``since`` (what a payee that
         reported a :class:`~micropay.errors.LedgerGap` asks for). Signs nothing new.
 
         Raises :class:`MicropayValueError` if nothing was paid yet."""
-        record = self.channel(channel_id)
-        best = self.store.best_voucher(record.id)
+        record = self.channel(channel)
+        best = self.store.best_voucher(record.ref)
         if best is None:
             raise MicropayValueError("nothing was paid on this channel yet")
-        receipts = tuple(e.receipt for e in self.store.ledger(record.id, start=since))
+        receipts = tuple(e.receipt for e in self.store.ledger(record.ref, start=since))
         return Payment.of(best[0], receipts, since)
 
     # -- deposit and exit ------------------------------------------------------------------
 
-    def top_up(self, channel_id: bytes, amount: int) -> ChannelRecord:
+    def top_up(self, channel: ChannelLike, amount: int) -> ChannelRecord:
         """Add ``amount`` to the deposit (approving a token first if needed)."""
-        record = self.channel(channel_id)
+        record = self.channel(channel)
         if record.key.token != ETH:
             self.escrow.token(record.key.token).ensure_allowance(self.account, self.escrow.address, amount)
         self.escrow.top_up(self.account, record.key, amount)
-        return self.sync(channel_id)
+        return self.sync(record.ref)
 
-    def extend(self, channel_id: bytes, expires_in: Duration) -> ChannelRecord:
+    def extend(self, channel: ChannelLike, expires_in: Duration) -> ChannelRecord:
         """Move the expiry to ``expires_in`` from now."""
-        record = self.channel(channel_id)
+        record = self.channel(channel)
         self.escrow.extend(self.account, record.key, self.escrow.now() + to_seconds(expires_in))
-        return self.sync(channel_id)
+        return self.sync(record.ref)
 
-    def request_close(self, channel_id: bytes) -> ChannelRecord:
+    def request_close(self, channel: ChannelLike) -> ChannelRecord:
         """Start the exit: the payee keeps one challenge window to claim, then :meth:`reclaim`."""
-        self.escrow.request_close(self.account, self.channel(channel_id).key)
-        return self.sync(channel_id)
+        record = self.channel(channel)
+        self.escrow.request_close(self.account, record.key)
+        return self.sync(record.ref)
 
-    def reclaim(self, channel_id: bytes) -> int:
+    def reclaim(self, channel: ChannelLike) -> int:
         """After expiry, take back what was not claimed. Returns the refund."""
-        record = self.channel(channel_id)
+        record = self.channel(channel)
         refund = self.escrow.refund_in(self.escrow.reclaim(self.account, record.key))
-        self.sync(channel_id)
+        self.sync(record.ref)
         return refund

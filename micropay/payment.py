@@ -60,34 +60,15 @@ class Payment:
     def is_bare(self) -> bool:
         return self.first_index is None
 
-    # The voucher's fields, for readers of a payment.
-    @property
-    def chain_id(self) -> int:
-        return self.voucher.chain_id
-
-    @property
-    def escrow(self) -> str:
-        return self.voucher.escrow
-
     @property
     def channel_id(self) -> bytes:
+        """The voucher's channel (the rest of it is ``payment.voucher``)."""
         return self.voucher.channel_id
 
     @property
     def amount(self) -> int:
+        """The voucher's cumulative amount."""
         return self.voucher.amount
-
-    @property
-    def ledger_root(self) -> bytes:
-        return self.voucher.ledger_root
-
-    @property
-    def signature(self) -> bytes:
-        return self.voucher.signature
-
-    @property
-    def signer(self) -> str:
-        return self.voucher.signer
 
     def encode(self) -> str:
         """``mpp1`` + base32(voucher, first index, receipts as JSON, 4-byte keccak checksum); a

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from micropay.channel import ChannelRef
 from micropay.errors import (
     ChannelExpired,
     ChannelFinal,
@@ -80,7 +81,7 @@ class Receiver:
                        state: ChannelRecord) -> Received:
         """Inside the write transaction: judge ``paid`` against what is stored and record it."""
         voucher = paid.voucher
-        tip = tx.tip(record.id)
+        tip = tx.tip(record.ref)
         best = tip.best if tip else None
         if best is not None and voucher.amount <= best.amount:
             return self._repeat(tx, voucher, best, record)
@@ -90,7 +91,7 @@ class Receiver:
         self._judge(current, voucher.amount)
         have = best.receipt_count if best else 0  # the best voucher's ledger is the stored ledger
         last = tip.last if tip else None
-        new = self._new_receipts(paid, have, self._stored_from(tx, paid, have))
+        new = self._new_receipts(paid, have, self._stored_from(tx, record.ref, paid, have))
         entries = extend_entries(last, new)
         if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
             raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
@@ -101,7 +102,7 @@ class Receiver:
             current = tip.record.updated(current, checked_at=current.checked_at)
         else:
             current = tip.record
-        tx.add_receipts(record.id, have, entries)
+        tx.add_receipts(record.ref, have, entries)
         best = BestVoucher(voucher.amount, voucher.ledger_root, voucher.signature, have + len(entries))
         tx.add_voucher(voucher, best.receipt_count)
         tx.set_tip(ChannelTip(current, best, entries[-1]))
@@ -110,12 +111,12 @@ class Receiver:
                         tuple(e.receipt for e in entries))
 
     @staticmethod
-    def _stored_from(tx: StoreTransaction, paid: Payment, have: int) -> list[LedgerEntry]:
+    def _stored_from(tx: StoreTransaction, ref: ChannelRef, paid: Payment, have: int) -> list[LedgerEntry]:
         """The stored entries from the payment's ``first_index`` on: normally none (it starts where
         the stored ledger ends); a payment resent from earlier overlaps what is stored."""
         if paid.first_index is None or paid.first_index >= have:
             return []
-        return tx.ledger(paid.channel_id, start=paid.first_index)
+        return tx.ledger(ref, start=paid.first_index)
 
     @staticmethod
     def _repeat(tx: StoreTransaction, voucher: Voucher, best: BestVoucher, record: ChannelRecord) -> Received:
@@ -124,8 +125,8 @@ class Receiver:
             raise StaleVoucher(f"already holding a voucher for {best.amount}; this one is for {voucher.amount}")
         if (voucher.ledger_root, voucher.signature) != (best.ledger_root, best.signature):
             raise InvalidVoucher("a different voucher for the same amount is already stored")
-        previous_amount, previous_count = tx.voucher_before(record.id, best.amount)
-        tasks = tx.ledger(record.id, start=previous_count)[: best.receipt_count - previous_count]
+        previous_amount, previous_count = tx.voucher_before(record.ref, best.amount)
+        tasks = tx.ledger(record.ref, start=previous_count)[: best.receipt_count - previous_count]
         return Received(record.id, record.key.payer, best.amount, best.amount - previous_amount,
                         tuple(e.receipt for e in tasks), duplicate=True)
 
@@ -149,7 +150,8 @@ class Receiver:
         """The channel a voucher pays: as stored or, on first contact, as read from the chain."""
         # The cached tip needs no lock: a channel's parties never change, and the chain state it
         # carries is checked again against the stored tip inside the write transaction.
-        tip = self.store.peek_tip(voucher.channel_id) or self.store.tip(voucher.channel_id)
+        ref = ChannelRef(voucher.chain_id, voucher.escrow, voucher.channel_id)
+        tip = self.store.peek_tip(ref) or self.store.tip(ref)
         if tip is not None:
             if tip.record.role != "payee" or tip.record.key.payee != self.address:
                 raise NotParticipant("this channel does not pay this account")

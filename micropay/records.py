@@ -11,9 +11,10 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
-from micropay.channel import ChannelKey, ChannelState
+from micropay.channel import ChannelKey, ChannelRef, ChannelState
 from micropay.errors import StoreError
 from micropay.ledger import LedgerEntry, TaskReceipt
 
@@ -98,6 +99,16 @@ class ChannelRecord:
     def id(self) -> bytes:
         return self.key.id
 
+    @cached_property
+    def ref(self) -> ChannelRef:
+        """Chain, escrow and id: what names this channel in a store."""
+        return ChannelRef(self.chain_id, self.escrow, self.key.id)
+
+    @property
+    def seen_on_chain(self) -> bool:
+        """False for a channel recorded before its opening transaction was confirmed."""
+        return self.observed_at > 0
+
     @classmethod
     def of(cls, state: ChannelState, chain_id: int, escrow: str, role: Role) -> ChannelRecord:
         """A new record of ``state``, read just now."""
@@ -110,15 +121,19 @@ class ChannelRecord:
         return dataclasses.replace(self, deposit=chain.deposit, claimed=chain.claimed, expiry=chain.expiry,
                                    closed=chain.closed, checked_at=checked_at, observed_at=chain.observed_at)
 
+    #: The columns of :meth:`to_row`, in order.
+    COLUMNS = ("uid, id, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, "
+               "closed, checked_at, observed_at, issued")
+
     def to_row(self) -> tuple[SqlValue, ...]:
-        return (self.id, self.chain_id, self.escrow, self.role, self.key.payer, self.key.payee, self.key.token,
+        return (self.ref.uid, self.id, self.chain_id, self.escrow, self.role, self.key.payer, self.key.payee, self.key.token,
                 u256(self.key.salt), u256(self.deposit), u256(self.claimed), self.expiry, self.window,
                 int(self.closed), self.checked_at, self.observed_at, u256(self.issued))
 
     @classmethod
     def from_row(cls, row: Row) -> ChannelRecord:
         """Raises :class:`StoreError` if the row's id does not match its key (an altered store)."""
-        (cid, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, closed,
+        (_, cid, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, closed,
          checked_at, observed_at, issued) = row
         key = ChannelKey(as_str(payer), as_str(payee), as_str(token), from_u256(salt))
         if key.id != cid:
@@ -162,19 +177,26 @@ class SettlementRecord:
     gas_used: int | None
     fee: int | None
     block: int | None
+    chain_id: int = 0  # 0: recorded by a store from before chain ids were kept
+    created_at: float = 0.0  # wall-clock time it was recorded (set by to_row when 0)
+
+    #: The columns of :meth:`to_row`, in order.
+    COLUMNS = "tx_hash, raw_tx, chain_id, escrow, token, status, items, gross, gas_used, fee, block, created_at"
 
     def to_row(self) -> tuple[SqlValue, ...]:
         items = json.dumps([[cid.hex(), str(amount)] for cid, amount in self.items])
-        return (self.tx_hash, self.raw_tx, self.escrow, self.token, self.status, items, u256(self.gross),
-                self.gas_used, None if self.fee is None else u256(self.fee), self.block, time.time())
+        return (self.tx_hash, self.raw_tx, self.chain_id, self.escrow, self.token, self.status, items,
+                u256(self.gross), self.gas_used, None if self.fee is None else u256(self.fee), self.block,
+                self.created_at or time.time())
 
     @classmethod
     def from_row(cls, row: Row) -> SettlementRecord:
-        tx_hash, raw_tx, escrow, token, status, items, gross, gas_used, fee, block, _ = row
+        tx_hash, raw_tx, chain_id, escrow, token, status, items, gross, gas_used, fee, block, created_at = row
         parsed = [(bytes.fromhex(cid), int(amount)) for cid, amount in json.loads(as_str(items))]
         return cls(as_bytes(tx_hash), None if raw_tx is None else as_bytes(raw_tx), as_str(escrow), as_str(token),
                    _status(status), parsed, from_u256(gross), None if gas_used is None else as_int(gas_used),
-                   None if fee is None else from_u256(fee), None if block is None else as_int(block))
+                   None if fee is None else from_u256(fee), None if block is None else as_int(block),
+                   as_int(chain_id), as_float(created_at))
 
 
 def entry_from_row(row: Row) -> LedgerEntry:

@@ -1,16 +1,83 @@
 """The voucher store's SQLite schema: its version and the statements that migrate to each version.
 
 A store records its version in ``PRAGMA user_version``; :class:`~micropay.store.VoucherStore`
-applies every migration above it in one transaction when it opens the file.
+applies every migration above it in one transaction when it opens the file. A migration is a
+list of steps, each an SQL statement or a function of the connection (for what SQL cannot
+compute, such as a keccak).
+
+Version 2 keys channels by (chain id, escrow, channel id) instead of the channel id alone: the
+same id can exist on two chains, or on two escrows. The key is ``uid``, keccak256 of the three
+(:attr:`micropay.channel.ChannelRef.uid`), so receipts and vouchers stay keyed by 32 bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 
-SCHEMA_VERSION = 1
+from micropay.channel import ChannelRef
 
-MIGRATIONS: dict[int, Sequence[str]] = {
+SCHEMA_VERSION = 2
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+_V2_TABLES = (
+    """CREATE TABLE channels2 (
+        uid BLOB PRIMARY KEY,
+        id BLOB NOT NULL,
+        chain_id INTEGER NOT NULL,
+        escrow TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('payer', 'payee')),
+        payer TEXT NOT NULL,
+        payee TEXT NOT NULL,
+        token TEXT NOT NULL,
+        salt BLOB NOT NULL,
+        deposit BLOB NOT NULL,
+        claimed BLOB NOT NULL,
+        expiry INTEGER NOT NULL,
+        window INTEGER NOT NULL,
+        closed INTEGER NOT NULL DEFAULT 0,
+        checked_at REAL NOT NULL,
+        observed_at INTEGER NOT NULL,
+        issued BLOB NOT NULL,
+        UNIQUE (chain_id, escrow, id)
+    )""",
+    "CREATE INDEX channels_by_id ON channels2 (id)",
+    """CREATE TABLE receipts2 (
+        channel BLOB NOT NULL REFERENCES channels2(uid),
+        idx INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        amount BLOB NOT NULL,
+        deliverable BLOB NOT NULL,
+        note TEXT NOT NULL,
+        root BLOB NOT NULL,
+        total BLOB NOT NULL,
+        PRIMARY KEY (channel, idx)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE vouchers2 (
+        channel BLOB NOT NULL REFERENCES channels2(uid),
+        amount BLOB NOT NULL,
+        ledger_root BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        receipt_count INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (channel, amount)
+    ) WITHOUT ROWID""",
+)
+
+
+def _rekey_channels(db: sqlite3.Connection) -> None:
+    """Copy every version-1 channel under its (chain, escrow, id) key, with its receipts and vouchers."""
+    for row in db.execute("SELECT * FROM channels").fetchall():
+        uid = ChannelRef(row[1], row[2], row[0]).uid
+        db.execute("INSERT INTO channels2 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (uid, *row))
+    db.execute("INSERT INTO receipts2 SELECT c.uid, r.idx, r.task_id, r.amount, r.deliverable, r.note, r.root, "
+               "r.total FROM receipts r JOIN channels2 c ON c.id = r.channel_id")
+    db.execute("INSERT INTO vouchers2 SELECT c.uid, v.amount, v.ledger_root, v.signature, v.receipt_count, "
+               "v.created_at FROM vouchers v JOIN channels2 c ON c.id = v.channel_id")
+
+
+MIGRATIONS: dict[int, Sequence[Step]] = {
     1: (
         """CREATE TABLE channels (
             id BLOB PRIMARY KEY,
@@ -64,5 +131,19 @@ MIGRATIONS: dict[int, Sequence[str]] = {
             created_at REAL NOT NULL
         )""",
         "CREATE TABLE cursors (name TEXT PRIMARY KEY, block INTEGER NOT NULL)",
+    ),
+    2: (
+        *_V2_TABLES,
+        _rekey_channels,
+        "DROP TABLE vouchers",
+        "DROP TABLE receipts",
+        "DROP TABLE channels",
+        "ALTER TABLE channels2 RENAME TO channels",
+        "ALTER TABLE receipts2 RENAME TO receipts",
+        "ALTER TABLE vouchers2 RENAME TO vouchers",
+        # Settlements name their chain, so a store shared by two chains resolves each on its own.
+        "ALTER TABLE settlements ADD COLUMN chain_id INTEGER NOT NULL DEFAULT 0",
+        "UPDATE settlements SET chain_id = coalesce((SELECT c.chain_id FROM channels c "
+        "WHERE c.escrow = settlements.escrow LIMIT 1), 0)",
     ),
 }

@@ -16,13 +16,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from micropay.channel import ETH, ChannelKey, ChannelState
+from micropay.channel import ETH, ChannelKey, ChannelRef, ChannelState
 from micropay.errors import NothingToClaim, TransactionError
 from micropay.escrow import Escrow
 from micropay.records import ChannelRecord, SettlementRecord
 from micropay.store import VoucherStore
 from micropay.transactions import Receipt, Sender, SignedTx, sender_address
 from micropay.voucher import Voucher
+
+
+def net_of(gross: int, fee: int, token: str) -> int:
+    """What a settlement leaves: gross minus the fee when both are in ETH; a token's gross is
+    in another unit than the fee (paid in ETH), so it is left as it is."""
+    return gross - fee if token == ETH else gross
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,7 @@ class SettlementPlan:
 
     @property
     def net(self) -> int:
-        """Gross minus the fee (meaningful when the channels pay ETH)."""
-        return self.gross - self.fee if self.token == ETH else self.gross
+        return net_of(self.gross, self.fee, self.token)
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,7 @@ class Settlement:
 
     @property
     def net(self) -> int:
-        """Gross minus the fee (meaningful when the channels pay ETH)."""
-        return self.gross - self.fee if self.token == ETH else self.gross
+        return net_of(self.gross, self.fee, self.token)
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ class Settler:
         for record in self.channels():
             if record.closed:
                 continue
-            found = self.store.best_voucher(record.id)
+            found = self.store.best_voucher(record.ref)
             if found is not None:
                 candidates.append((record, found[0]))
         states = self.escrow.channels([record.key for record, _ in candidates])
@@ -149,7 +153,7 @@ class Settler:
         subtracted). Channels in a pending settlement are left out. Raises :class:`NothingToClaim`
         when no channel is worth claiming."""
         self.resolve_pending()
-        pending = {cid for s in self.store.settlements("pending") for cid, _ in s.items}
+        pending = {cid for s in self._pending() for cid, _ in s.items}
         candidates = [h for h in self._held()
                       if h.record.key.token == token and h.state.claimable_next_block
                       and _value(h) > 0 and h.record.id not in pending and (only is None or h.record.id in only)]
@@ -189,7 +193,8 @@ class Settler:
             with self.store.transaction() as tx:
                 tx.add_settlement(SettlementRecord(
                     signed.tx_hash, signed.raw, self.escrow.address, plan.token, "pending",
-                    [(key.id, voucher.amount) for key, voucher in plan.items], plan.gross, None, None, None))
+                    [(key.id, voucher.amount) for key, voucher in plan.items], plan.gross, None, None, None,
+                    chain_id=self.escrow.chain_id))
 
         def dropped(signed: SignedTx) -> None:
             with self.store.transaction() as tx:
@@ -212,7 +217,7 @@ class Settler:
         gross, now = 0, time.time()
         with self.store.transaction() as tx:
             for event in claimed:
-                record = tx.channel(event.channel_id)
+                record = tx.channel(ChannelRef(self.escrow.chain_id, self.escrow.address, event.channel_id))
                 gross += max(0, event.claimed - record.claimed)  # the rise over what the store knew
                 tx.update_chain_state(dataclasses.replace(record, claimed=event.claimed, checked_at=now))
             tx.update_settlement(receipt.tx_hash, status="confirmed", gas_used=receipt.gas_used, fee=receipt.fee,
@@ -220,11 +225,16 @@ class Settler:
         return Settlement(receipt.tx_hash, tuple(e.channel_id for e in claimed), gross, receipt.gas_used,
                           receipt.fee, token)
 
+    def _pending(self) -> list[SettlementRecord]:
+        """Pending settlements on this escrow and chain (0: recorded before chain ids were kept)."""
+        return [s for s in self.store.settlements("pending")
+                if s.escrow == self.escrow.address and s.chain_id in (0, self.escrow.chain_id)]
+
     def resolve_pending(self) -> list[Settlement]:
         """Finish settlements a crash interrupted: confirm mined ones, rebroadcast the others;
         one that fails or cannot be mined in time is marked failed."""
         done = []
-        for pending in self.store.settlements("pending"):
+        for pending in self._pending():
             receipt = self.escrow.find_receipt(pending.tx_hash)
             if receipt is None and pending.raw_tx is not None:
                 try:

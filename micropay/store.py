@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from micropay.bundle import export_bundle, import_bundle
+from micropay.channel import ChannelRef
 from micropay.errors import StoreError, UnknownChannel
 from micropay.ledger import LedgerEntry
 from micropay.records import (
@@ -33,6 +34,7 @@ from micropay.records import (
     SqlValue,
     as_bytes,
     as_int,
+    as_str,
     entry_from_row,
     entry_to_row,
     from_u256,
@@ -41,65 +43,85 @@ from micropay.records import (
 from micropay.schema import MIGRATIONS, SCHEMA_VERSION
 from micropay.voucher import Voucher
 
+#: A channel as the store's methods take it: its full reference, or its bare id when that id is
+#: unique in the store (the same id can exist on two chains or escrows).
+ChannelLike = ChannelRef | bytes
+
+_CHANNELS = f"SELECT {ChannelRecord.COLUMNS} FROM channels"
+
 
 class _Reader:
     """The store's queries over one connection (the caller holds the store's lock)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def _rows(self, sql: str, params: Sequence[SqlValue] = ()) -> list[tuple[SqlValue, ...]]:
         try:
             return self._db.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the voucher store cannot be read: {exc}") from exc
+            raise StoreError(damaged(self._path, exc)) from exc
 
-    def find_channel(self, channel_id: bytes) -> ChannelRecord | None:
-        rows = self._rows("SELECT * FROM channels WHERE id = ?", (channel_id,))
+    def uid(self, channel: ChannelLike) -> bytes | None:
+        """The store key of ``channel``; None if a bare id is not in the store. Raises
+        :class:`StoreError` if a bare id names channels on several chains or escrows."""
+        if isinstance(channel, ChannelRef):
+            return channel.uid
+        rows = self._rows("SELECT uid FROM channels WHERE id = ?", (channel,))
+        if len(rows) > 1:
+            raise StoreError(f"channel 0x{channel.hex()} is on {len(rows)} chains or escrows in {self._path}: "
+                             "name it with its chain and escrow (a ChannelRef)")
+        return as_bytes(rows[0][0]) if rows else None
+
+    def find_channel(self, channel: ChannelLike) -> ChannelRecord | None:
+        uid = self.uid(channel)
+        rows = [] if uid is None else self._rows(_CHANNELS + " WHERE uid = ?", (uid,))
         return ChannelRecord.from_row(rows[0]) if rows else None
 
     def channels(self, role: Role | None = None) -> list[ChannelRecord]:
         if role is None:
-            rows = self._rows("SELECT * FROM channels ORDER BY rowid")
+            rows = self._rows(_CHANNELS + " ORDER BY rowid")
         else:
-            rows = self._rows("SELECT * FROM channels WHERE role = ? ORDER BY rowid", (role,))
+            rows = self._rows(_CHANNELS + " WHERE role = ? ORDER BY rowid", (role,))
         return [ChannelRecord.from_row(row) for row in rows]
 
-    def ledger(self, channel_id: bytes, start: int = 0) -> list[LedgerEntry]:
+    def ledger(self, channel: ChannelLike, start: int = 0) -> list[LedgerEntry]:
         rows = self._rows("SELECT task_id, amount, deliverable, note, root, total FROM receipts "
-                          "WHERE channel_id = ? AND idx >= ? ORDER BY idx", (channel_id, start))
+                          "WHERE channel = ? AND idx >= ? ORDER BY idx", (self.uid(channel), start))
         return [entry_from_row(row) for row in rows]
 
-    def best_voucher(self, channel_id: bytes) -> tuple[Voucher, int] | None:
-        rows = self._rows("SELECT c.chain_id, c.escrow, v.amount, v.ledger_root, v.signature, v.receipt_count "
-                          "FROM vouchers v JOIN channels c ON c.id = v.channel_id WHERE v.channel_id = ? "
-                          "ORDER BY v.amount DESC LIMIT 1", (channel_id,))
+    def best_voucher(self, channel: ChannelLike) -> tuple[Voucher, int] | None:
+        rows = self._rows("SELECT c.chain_id, c.escrow, c.id, v.amount, v.ledger_root, v.signature, v.receipt_count "
+                          "FROM vouchers v JOIN channels c ON c.uid = v.channel WHERE v.channel = ? "
+                          "ORDER BY v.amount DESC LIMIT 1", (self.uid(channel),))
         if not rows:
             return None
-        chain_id, escrow, amount, root, signature, count = rows[0]
-        voucher = Voucher(as_int(chain_id), str(escrow), channel_id, from_u256(amount), as_bytes(root),
+        chain_id, escrow, channel_id, amount, root, signature, count = rows[0]
+        voucher = Voucher(as_int(chain_id), as_str(escrow), as_bytes(channel_id), from_u256(amount), as_bytes(root),
                           as_bytes(signature))
         return voucher, as_int(count)
 
-    def best_raw(self, channel_id: bytes) -> BestVoucher | None:
-        rows = self._rows("SELECT amount, ledger_root, signature, receipt_count FROM vouchers WHERE channel_id = ? "
-                          "ORDER BY amount DESC LIMIT 1", (channel_id,))
+    def best_raw(self, uid: bytes) -> BestVoucher | None:
+        rows = self._rows("SELECT amount, ledger_root, signature, receipt_count FROM vouchers WHERE channel = ? "
+                          "ORDER BY amount DESC LIMIT 1", (uid,))
         if not rows:
             return None
         amount, root, signature, count = rows[0]
         return BestVoucher(from_u256(amount), as_bytes(root), as_bytes(signature), as_int(count))
 
-    def voucher_before(self, channel_id: bytes, amount: int) -> tuple[int, int]:
-        rows = self._rows("SELECT amount, receipt_count FROM vouchers WHERE channel_id = ? AND amount < ? "
-                          "ORDER BY amount DESC LIMIT 1", (channel_id, u256(amount)))
+    def voucher_before(self, channel: ChannelLike, amount: int) -> tuple[int, int]:
+        rows = self._rows("SELECT amount, receipt_count FROM vouchers WHERE channel = ? AND amount < ? "
+                          "ORDER BY amount DESC LIMIT 1", (self.uid(channel), u256(amount)))
         return (0, 0) if not rows else (from_u256(rows[0][0]), as_int(rows[0][1]))
 
-    def voucher_count(self, channel_id: bytes) -> int:
-        return as_int(self._rows("SELECT COUNT(*) FROM vouchers WHERE channel_id = ?", (channel_id,))[0][0])
+    def voucher_count(self, channel: ChannelLike) -> int:
+        return as_int(self._rows("SELECT COUNT(*) FROM vouchers WHERE channel = ?", (self.uid(channel),))[0][0])
 
     def settlements(self, status: SettlementStatus | None = None) -> list[SettlementRecord]:
-        sql = "SELECT * FROM settlements" + (" WHERE status = ?" if status else "") + " ORDER BY created_at"
-        return [SettlementRecord.from_row(row) for row in self._rows(sql, (status,) if status else ())]
+        sql = f"SELECT {SettlementRecord.COLUMNS} FROM settlements" + (" WHERE status = ?" if status else "")
+        return [SettlementRecord.from_row(row) for row in self._rows(sql + " ORDER BY created_at",
+                                                                      (status,) if status else ())]
 
     def cursor(self, name: str) -> int | None:
         rows = self._rows("SELECT block FROM cursors WHERE name = ?", (name,))
@@ -112,51 +134,54 @@ class StoreTransaction(_Reader):
     inside that ``with`` block."""
 
     def __init__(self, store: VoucherStore, db: sqlite3.Connection) -> None:
-        super().__init__(db)
+        super().__init__(db, store.path)
         self._store = store
 
-    def tip(self, channel_id: bytes) -> ChannelTip | None:
+    def tip(self, channel: ChannelRef) -> ChannelTip | None:
         """The channel's row, best voucher and last ledger entry, as committed plus this
         transaction's writes; None for an unknown channel."""
-        return self._store._tip_under_lock(channel_id, self)
+        return self._store._tip_under_lock(channel.uid, self)
 
     def set_tip(self, tip: ChannelTip) -> None:
         """Declare, as the last step of a transaction that wrote only to ``tip``'s channel, what its
         tip will be once committed, so the next receive need not read it back."""
-        self._store._pending_tips[tip.record.id] = tip
+        self._store._pending_tips[tip.record.ref.uid] = tip
 
-    def channel(self, channel_id: bytes) -> ChannelRecord:
+    def channel(self, channel: ChannelLike) -> ChannelRecord:
         """Raises :class:`UnknownChannel` if the store does not hold it."""
-        found = self.find_channel(channel_id)
+        found = self.find_channel(channel)
         if found is None:
-            raise self._store.unknown(channel_id)
+            raise self._store.unknown(channel)
         return found
 
     def add_channel(self, record: ChannelRecord) -> None:
-        self._db.execute("INSERT INTO channels VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", record.to_row())
+        self._db.execute(f"INSERT INTO channels ({ChannelRecord.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         record.to_row())
 
     def update_chain_state(self, record: ChannelRecord) -> None:
         self._db.execute("UPDATE channels SET deposit=?, claimed=?, expiry=?, closed=?, checked_at=?, observed_at=? "
-                         "WHERE id=?", (u256(record.deposit), u256(record.claimed), record.expiry,
-                                        int(record.closed), record.checked_at, record.observed_at, record.id))
+                         "WHERE uid=?", (u256(record.deposit), u256(record.claimed), record.expiry,
+                                         int(record.closed), record.checked_at, record.observed_at, record.ref.uid))
 
-    def add_receipts(self, channel_id: bytes, first_index: int, entries: Sequence[LedgerEntry]) -> None:
-        rows = [entry_to_row(channel_id, first_index + i, entry) for i, entry in enumerate(entries)]
+    def add_receipts(self, channel: ChannelRef, first_index: int, entries: Sequence[LedgerEntry]) -> None:
+        rows = [entry_to_row(channel.uid, first_index + i, entry) for i, entry in enumerate(entries)]
         if len(rows) == 1:  # the usual receive: execute() skips executemany's per-call setup
             self._db.execute("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows[0])
         else:
             self._db.executemany("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows)
 
     def add_voucher(self, voucher: Voucher, receipt_count: int) -> None:
+        uid = ChannelRef(voucher.chain_id, voucher.escrow, voucher.channel_id).uid
         self._db.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)",
-                         (voucher.channel_id, u256(voucher.amount), voucher.ledger_root, voucher.signature,
-                          receipt_count, time.time()))
+                         (uid, u256(voucher.amount), voucher.ledger_root, voucher.signature, receipt_count,
+                          time.time()))
 
-    def set_issued(self, channel_id: bytes, amount: int) -> None:
-        self._db.execute("UPDATE channels SET issued = ? WHERE id = ?", (u256(amount), channel_id))
+    def set_issued(self, channel: ChannelRef, amount: int) -> None:
+        self._db.execute("UPDATE channels SET issued = ? WHERE uid = ?", (u256(amount), channel.uid))
 
     def add_settlement(self, record: SettlementRecord) -> None:
-        self._db.execute("INSERT INTO settlements VALUES (?,?,?,?,?,?,?,?,?,?,?)", record.to_row())
+        self._db.execute(f"INSERT INTO settlements ({SettlementRecord.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                         record.to_row())
 
     def update_settlement(self, tx_hash: bytes, *, status: SettlementStatus, gas_used: int | None = None,
                           fee: int | None = None, block: int | None = None) -> None:
@@ -168,6 +193,12 @@ class StoreTransaction(_Reader):
                          (name, block))
 
 
+def damaged(path: Path, exc: BaseException) -> str:
+    """What to tell someone whose store file cannot be read."""
+    return (f"the voucher store {path} is damaged or not a micropay store ({exc}): restore it from an export "
+            "(`micropay import`), or rebuild its channels from the chain (`micropay sync`)")
+
+
 class VoucherStore:
     """One SQLite file for either role. Safe to share between threads and processes.
 
@@ -176,6 +207,7 @@ class VoucherStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._created = False
         self._lock = threading.RLock()
         self._db = self._connect()
         # Channel tips cached between receives. They are valid while neither another connection
@@ -194,10 +226,19 @@ class VoucherStore:
     # -- connection and schema -------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        """Open (or create, mode 0600) the file. A missing folder is an error, not created: a
+        mistyped path must not silently start an empty store; nor may a 0-byte file, which
+        is what a store that lost its contents looks like."""
         try:
             if not self.path.exists():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                if not self.path.parent.is_dir():
+                    raise StoreError(f"cannot create the voucher store {self.path}: the folder {self.path.parent} "
+                                     "does not exist (a mistyped path?)")
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                self._created = True
+            elif self.path.is_file() and self.path.stat().st_size == 0 and not self._created:
+                raise StoreError(f"{self.path} is empty (0 bytes), not a micropay store: restore it from an export "
+                                 "(`micropay import`) or rebuild it from the chain (`micropay sync`) into a new file")
             os.chmod(self.path, 0o600)  # vouchers are money: keep them private
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
             db.execute("PRAGMA journal_mode=WAL")
@@ -205,6 +246,8 @@ class VoucherStore:
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
             return db
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(damaged(self.path, exc)) from exc
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the voucher store {self.path}: {exc}") from exc
 
@@ -217,8 +260,11 @@ class VoucherStore:
         with self.transaction():
             version = self.schema_version  # another process may have migrated meanwhile
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[target]:
-                    self._db.execute(statement)
+                for step in MIGRATIONS[target]:
+                    if isinstance(step, str):
+                        self._db.execute(step)
+                    else:
+                        step(self._db)
                 self._db.execute(f"PRAGMA user_version={target}")
 
     @property
@@ -226,7 +272,7 @@ class VoucherStore:
         try:
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a micropay store (or is corrupt): {exc}") from exc
+            raise StoreError(damaged(self.path, exc)) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -273,40 +319,41 @@ class VoucherStore:
 
     # -- channel tips: what the receive path reads, cached between commits ---------------------
 
-    def tip(self, channel_id: bytes) -> ChannelTip | None:
+    def tip(self, channel: ChannelRef) -> ChannelTip | None:
         """The channel's row, best voucher and last ledger entry; None for an unknown channel.
 
         Served from memory unless the file changed since it was read: ``PRAGMA data_version``
         tells about commits by other connections (another process, a watcher), ``_commits``
         about this connection's own."""
         with self._lock:
-            return self._tip_under_lock(channel_id, _Reader(self._db))
+            return self._tip_under_lock(channel.uid, _Reader(self._db, self.path))
 
-    def peek_tip(self, channel_id: bytes) -> ChannelTip | None:
+    def peek_tip(self, channel: ChannelRef) -> ChannelTip | None:
         """The cached tip without asking the file whether it is current (no lock, no I/O): good
         for what never changes (a channel's parties) and for a first judgement that
         :meth:`StoreTransaction.tip` then confirms."""
-        return self._tips.get(channel_id)
+        return self._tips.get(channel.uid)
 
-    def _tip_under_lock(self, channel_id: bytes, reader: _Reader) -> ChannelTip | None:
+    def _tip_under_lock(self, uid: bytes, reader: _Reader) -> ChannelTip | None:
         version = (as_int(reader._rows("PRAGMA data_version")[0][0]), self._commits)
         if version != self._tips_version:
             self._tips.clear()
             self._tips_version = version
-        tip = self._tips.get(channel_id)
+        tip = self._tips.get(uid)
         if tip is None:
-            tip = self._read_tip(channel_id, reader)
+            tip = self._read_tip(uid, reader)
             if tip is not None:
-                self._tips[channel_id] = tip
+                self._tips[uid] = tip
         return tip
 
     @staticmethod
-    def _read_tip(channel_id: bytes, reader: _Reader) -> ChannelTip | None:
-        record = reader.find_channel(channel_id)
-        if record is None:
+    def _read_tip(uid: bytes, reader: _Reader) -> ChannelTip | None:
+        rows = reader._rows(_CHANNELS + " WHERE uid = ?", (uid,))
+        if not rows:
             return None
-        best = reader.best_raw(channel_id)
-        last = reader.ledger(channel_id, start=best.receipt_count - 1)[0] if best and best.receipt_count else None
+        record = ChannelRecord.from_row(rows[0])
+        best = reader.best_raw(uid)
+        last = reader.ledger(record.ref, start=best.receipt_count - 1)[0] if best and best.receipt_count else None
         return ChannelTip(record, best, last)
 
     def _committed(self) -> None:
@@ -324,47 +371,56 @@ class VoucherStore:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def unknown(self, channel_id: bytes) -> UnknownChannel:
-        """The error for a channel this store does not hold."""
-        return UnknownChannel(f"channel 0x{channel_id.hex()} is not in {self.path}")
+    def _reader(self) -> _Reader:
+        return _Reader(self._db, self.path)
 
-    def channel(self, channel_id: bytes) -> ChannelRecord:
-        """Raises :class:`UnknownChannel` if the store does not hold it."""
-        found = self.find_channel(channel_id)
+    def unknown(self, channel: ChannelLike) -> UnknownChannel:
+        """The error for a channel this store does not hold."""
+        what = channel if isinstance(channel, ChannelRef) else f"channel 0x{channel.hex()}"
+        return UnknownChannel(f"{what} is not in {self.path}")
+
+    def channel(self, channel: ChannelLike) -> ChannelRecord:
+        """Raises :class:`UnknownChannel` if the store does not hold it, :class:`StoreError` if a
+        bare id is ambiguous."""
+        found = self.find_channel(channel)
         if found is None:
-            raise self.unknown(channel_id)
+            raise self.unknown(channel)
         return found
 
-    def find_channel(self, channel_id: bytes) -> ChannelRecord | None:
+    def find_channel(self, channel: ChannelLike) -> ChannelRecord | None:
         with self._lock:
-            return _Reader(self._db).find_channel(channel_id)
+            return self._reader().find_channel(channel)
+
+    def channels_with_id(self, channel_id: bytes) -> list[ChannelRecord]:
+        """Every stored channel with this id, whatever its chain or escrow."""
+        return [r for r in self.channels() if r.id == channel_id]
 
     def channels(self, role: Role | None = None) -> list[ChannelRecord]:
         with self._lock:
-            return _Reader(self._db).channels(role)
+            return self._reader().channels(role)
 
-    def ledger(self, channel_id: bytes, *, start: int = 0) -> list[LedgerEntry]:
+    def ledger(self, channel: ChannelLike, *, start: int = 0) -> list[LedgerEntry]:
         """The channel's task receipts from index ``start`` on, each with the root and total after it."""
         with self._lock:
-            return _Reader(self._db).ledger(channel_id, start)
+            return self._reader().ledger(channel, start)
 
-    def best_voucher(self, channel_id: bytes) -> tuple[Voucher, int] | None:
+    def best_voucher(self, channel: ChannelLike) -> tuple[Voucher, int] | None:
         """The highest voucher of a channel and how many receipts its ledger holds."""
         with self._lock:
-            return _Reader(self._db).best_voucher(channel_id)
+            return self._reader().best_voucher(channel)
 
-    def voucher_count(self, channel_id: bytes) -> int:
+    def voucher_count(self, channel: ChannelLike) -> int:
         """How many vouchers are stored for a channel."""
         with self._lock:
-            return _Reader(self._db).voucher_count(channel_id)
+            return self._reader().voucher_count(channel)
 
     def settlements(self, status: SettlementStatus | None = None) -> list[SettlementRecord]:
         with self._lock:
-            return _Reader(self._db).settlements(status)
+            return self._reader().settlements(status)
 
     def cursor(self, name: str) -> int | None:
         with self._lock:
-            return _Reader(self._db).cursor(name)
+            return self._reader().cursor(name)
 
     # -- single writes -------------------------------------------------------------------------
 

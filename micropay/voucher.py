@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_address
@@ -62,16 +62,9 @@ _CHAIN_ID, _ESCROW, _CHANNEL_ID, _AMOUNT, _LEDGER_ROOT, _SIGNATURE = (
 )
 
 
-class VoucherFields(NamedTuple):
-    """A :class:`Voucher`'s constructor arguments in order, as read from its bytes (not yet validated:
-    ``Voucher(*fields)`` validates them)."""
-
-    chain_id: int
-    escrow: str
-    channel_id: bytes
-    amount: int
-    ledger_root: bytes
-    signature: bytes
+#: A :class:`Voucher`'s constructor arguments in order, as read from its bytes (not yet validated:
+#: ``Voucher(*fields)`` validates them): chain id, escrow, channel id, amount, ledger root, signature.
+VoucherFields = tuple[int, str, bytes, int, bytes, bytes]
 
 
 @functools.lru_cache(maxsize=256)
@@ -278,7 +271,7 @@ class Voucher:
         Raises InvalidVoucher if ``data`` is not exactly one voucher's bytes long."""
         if len(data) != _PAYLOAD_SIZE:
             raise InvalidVoucher(f"voucher bytes must be {_PAYLOAD_SIZE} long, got {len(data)}")
-        return VoucherFields(
+        return (
             int.from_bytes(data[_CHAIN_ID], "big"),
             _checked_address(data[_ESCROW], "escrow"),  # memoized: the checksum is computed once per escrow
             data[_CHANNEL_ID],

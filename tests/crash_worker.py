@@ -44,7 +44,7 @@ def run_payer(stdin: TextIO, stdout: TextIO, store: str, escrow: str, chain_id: 
     while True:
         n += 1
         payment = payer.pay(channel_id, 1, task=f"tick {n} pid {os.getpid()}")
-        print(f"SIGNED {payment.amount} {payment.signature.hex()}", file=stdout, flush=True)
+        print(f"SIGNED {payment.amount} {payment.voucher.signature.hex()}", file=stdout, flush=True)
 
 
 if __name__ == "__main__":

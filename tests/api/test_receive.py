@@ -86,8 +86,9 @@ def test_bare_voucher_without_receipts_is_a_gap(setup, payee):
 def test_wrong_signer_is_rejected(setup, payee, lib_escrow):
     payer, channel = setup
     real = payer.pay(channel.id, 5, task="second")
-    forged = sign_voucher(Account.create(), chain_id=real.chain_id, escrow=real.escrow, channel_id=real.channel_id,
-                          amount=real.amount, ledger_root=real.ledger_root)
+    forged = sign_voucher(Account.create(), chain_id=real.voucher.chain_id, escrow=real.voucher.escrow,
+                          channel_id=real.channel_id,
+                          amount=real.amount, ledger_root=real.voucher.ledger_root)
     rejected(payee, Payment.of(forged, real.receipts, real.first_index), InvalidSignature)
 
 
@@ -123,7 +124,8 @@ def test_channel_paying_someone_else_is_rejected(setup, clients, make_payer, pay
 def test_unknown_channel_is_rejected(setup, payee):
     payer, channel = setup
     real = payer.pay(channel.id, 5, task="second")
-    ghost = sign_voucher(payer.account, chain_id=real.chain_id, escrow=real.escrow, channel_id=b"\x99" * 32,
+    ghost = sign_voucher(payer.account, chain_id=real.voucher.chain_id, escrow=real.voucher.escrow,
+                         channel_id=b"\x99" * 32,
                          amount=5, ledger_root=extend_root(bytes(32), TaskReceipt("x", 5)))
     rejected(payee, Payment.of(ghost, (TaskReceipt("x", 5),), 0), UnknownChannel)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from eth_account import Account
 
-from micropay.channel import ETH, ChannelKey
+from micropay.channel import ETH, ChannelKey, ChannelRef
 from micropay.ledger import Ledger, TaskReceipt, extend_entries
 from micropay.records import ChannelRecord
 from micropay.store import VoucherStore
@@ -24,7 +24,7 @@ def _bundle() -> dict:
         store = VoucherStore(Path(tmp) / "b.db")
         store.add_channel(ChannelRecord(key, 1, escrow, "payee", 100, 0, 2**31, 3600, False, 0.0))
         with store.transaction() as tx:
-            tx.add_receipts(key.id, 0, extend_entries(None, receipts))
+            tx.add_receipts(ChannelRef(1, escrow, key.id), 0, extend_entries(None, receipts))
             tx.add_voucher(voucher, 2)
         bundle = store.export()
         store.close()
