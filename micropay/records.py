@@ -126,8 +126,8 @@ class ChannelRecord:
                "closed, checked_at, observed_at, issued")
 
     def to_row(self) -> tuple[SqlValue, ...]:
-        return (self.ref.uid, self.id, self.chain_id, self.escrow, self.role, self.key.payer, self.key.payee, self.key.token,
-                u256(self.key.salt), u256(self.deposit), u256(self.claimed), self.expiry, self.window,
+        return (self.ref.uid, self.id, self.chain_id, self.escrow, self.role, self.key.payer, self.key.payee,
+                self.key.token, u256(self.key.salt), u256(self.deposit), u256(self.claimed), self.expiry, self.window,
                 int(self.closed), self.checked_at, self.observed_at, u256(self.issued))
 
     @classmethod

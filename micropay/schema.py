@@ -143,7 +143,7 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
         "ALTER TABLE vouchers2 RENAME TO vouchers",
         # Settlements name their chain, so a store shared by two chains resolves each on its own.
         "ALTER TABLE settlements ADD COLUMN chain_id INTEGER NOT NULL DEFAULT 0",
-        "UPDATE settlements SET chain_id = coalesce((SELECT c.chain_id FROM channels c "
-        "WHERE c.escrow = settlements.escrow LIMIT 1), 0)",
+        ("UPDATE settlements SET chain_id = coalesce((SELECT c.chain_id FROM channels c "
+         "WHERE c.escrow = settlements.escrow LIMIT 1), 0)"),
     ),
 }
