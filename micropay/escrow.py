@@ -139,6 +139,10 @@ class Escrow:
         """ETH held by ``account``, in wei."""
         return int(self.w3.eth.get_balance(as_checksum(checked_address(account, "account"))))
 
+    def block_gas_limit(self) -> int:
+        """The latest block's gas limit: no one transaction can use more."""
+        return int(self.w3.eth.get_block("latest")["gasLimit"])
+
     def gas_price(self) -> int:
         return int(self.w3.eth.gas_price)
 

@@ -29,17 +29,20 @@ class Payee:
     address of a node-managed account), keeping them in ``store``.
 
     ``safety_margin``: payments are refused on a channel that expires sooner than this.
-    ``freshness``: seconds a chain read is trusted before a payment makes the payee read again."""
+    ``freshness``: seconds a chain read is trusted before a payment makes the payee read again.
+    ``max_gas_per_tx``: the most gas one settlement transaction may use (default: half the block
+    gas limit); a larger settlement is split into several transactions."""
 
     def __init__(self, escrow: Escrow, account: Sender, store: VoucherStore | str | os.PathLike[str], *,
-                 safety_margin: Duration = timedelta(hours=1), freshness: float = 15.0) -> None:
+                 safety_margin: Duration = timedelta(hours=1), freshness: float = 15.0,
+                 max_gas_per_tx: int | None = None) -> None:
         self.escrow = escrow
         self.account = account
         self.store = VoucherStore.open(store)
         self.safety_margin = to_seconds(safety_margin)
         self.receiver = Receiver(escrow, self.address, self.store, safety_margin=self.safety_margin,
                                  freshness=freshness)
-        self.settler = Settler(escrow, account, self.store)
+        self.settler = Settler(escrow, account, self.store, max_gas_per_tx=max_gas_per_tx)
         self.watcher = Watcher(escrow, self.store, self.settler, safety_margin=self.safety_margin)
 
     @property

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from micropay.channel import ETH, ChannelKey, ChannelRef, ChannelState
-from micropay.errors import NothingToClaim, TransactionError
+from micropay.errors import MicropayError, NothingToClaim, TransactionError
 from micropay.escrow import Escrow
 from micropay.records import ChannelRecord, SettlementRecord
 from micropay.store import VoucherStore
@@ -50,22 +50,43 @@ class Unclaimed:
 
 
 @dataclass(frozen=True)
-class SettlementPlan:
-    """What a settlement would claim, and its estimated cost; :meth:`Settler.execute` sends it."""
+class Batch:
+    """One planned claimMany: its vouchers, what they pay, and its gas limit (with margin)."""
 
-    token: str
     items: tuple[tuple[ChannelKey, Voucher], ...]
     gross: int
-    gas: int  # the gas limit, with margin
-    gas_price: int  # wei per gas when planned
+    gas: int
 
     @property
     def channels(self) -> tuple[bytes, ...]:
         return tuple(key.id for key, _ in self.items)
 
+
+@dataclass(frozen=True)
+class SettlementPlan:
+    """What a settlement would claim, in as many transactions as the gas cap requires, and its
+    estimated cost; :meth:`Settler.execute` sends it."""
+
+    token: str
+    batches: tuple[Batch, ...]
+    gas_price: int  # wei per gas when planned
+
+    @property
+    def channels(self) -> tuple[bytes, ...]:
+        return tuple(cid for batch in self.batches for cid in batch.channels)
+
+    @property
+    def gross(self) -> int:
+        return sum(batch.gross for batch in self.batches)
+
+    @property
+    def gas(self) -> int:
+        """The gas limits of all its transactions, added up."""
+        return sum(batch.gas for batch in self.batches)
+
     @property
     def fee(self) -> int:
-        """The most the transaction can cost at the planned gas price, in wei."""
+        """The most the transactions can cost at the planned gas price, in wei."""
         return self.gas * self.gas_price
 
     @property
@@ -74,15 +95,47 @@ class SettlementPlan:
 
 
 @dataclass(frozen=True)
-class Settlement:
-    """A mined settlement: what it claimed and what it cost."""
+class SettledTx:
+    """One mined claimMany of a settlement."""
 
     tx_hash: bytes
     channels: tuple[bytes, ...]
     gross: int
     gas_used: int
     fee: int  # in wei
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A mined settlement: its transactions, and what they claimed and cost in all."""
+
     token: str
+    transactions: tuple[SettledTx, ...]
+
+    @property
+    def tx_hashes(self) -> tuple[bytes, ...]:
+        return tuple(t.tx_hash for t in self.transactions)
+
+    @property
+    def tx_hash(self) -> bytes:
+        """The first transaction's hash (the only one, unless the gas cap split the settlement)."""
+        return self.transactions[0].tx_hash
+
+    @property
+    def channels(self) -> tuple[bytes, ...]:
+        return tuple(cid for t in self.transactions for cid in t.channels)
+
+    @property
+    def gross(self) -> int:
+        return sum(t.gross for t in self.transactions)
+
+    @property
+    def gas_used(self) -> int:
+        return sum(t.gas_used for t in self.transactions)
+
+    @property
+    def fee(self) -> int:
+        return sum(t.fee for t in self.transactions)
 
     @property
     def net(self) -> int:
@@ -99,10 +152,14 @@ class _Held:
 class Settler:
     """Settles the channels ``account`` is paid on through ``escrow``, as recorded in ``store``."""
 
-    def __init__(self, escrow: Escrow, account: Sender, store: VoucherStore) -> None:
+    def __init__(self, escrow: Escrow, account: Sender, store: VoucherStore, *,
+                 max_gas_per_tx: int | None = None) -> None:
+        """``max_gas_per_tx`` caps one claimMany; by default half the block gas limit, so a large
+        settlement is split rather than never fitting in a block."""
         self.escrow = escrow
         self.account = account
         self.store = store
+        self.max_gas_per_tx = max_gas_per_tx
 
     @property
     def address(self) -> str:
@@ -160,20 +217,41 @@ class Settler:
         if not candidates:
             raise NothingToClaim("no channel has anything worth claiming")
         gas_price = self.escrow.gas_price()
+        cap = self.max_gas_per_tx or self.escrow.block_gas_limit() // 2
         chosen = candidates
-        gas = self._estimate(chosen, token)
-        for _ in range(2):  # choose, re-estimate for the smaller batch, choose again
-            share = gas * gas_price // len(chosen) if token == ETH else 0
+        batches = self._split(chosen, token, cap)
+        for _ in range(2):  # choose, re-estimate for the smaller set, choose again
+            share = sum(b.gas for b in batches) * gas_price // len(chosen) if token == ETH else 0
             kept = [c for c in chosen if _value(c) > min_net + share]
             if kept == chosen or not kept:
                 chosen = kept
                 break
             chosen = kept
-            gas = self._estimate(chosen, token)  # the estimate always matches `chosen`
+            batches = self._split(chosen, token, cap)  # the estimates always match `chosen`
         if not chosen:
             raise NothingToClaim(f"no channel's unclaimed value exceeds min_net {min_net} plus its share of gas")
-        return SettlementPlan(token, tuple((h.record.key, h.best) for h in chosen), sum(_value(h) for h in chosen),
-                              gas, gas_price)
+        return SettlementPlan(token, tuple(batches), gas_price)
+
+    def _split(self, chosen: Sequence[_Held], token: str, cap: int) -> list[Batch]:
+        """``chosen`` in claimMany batches whose estimated gas fits ``cap``: a batch that does not
+        fit (or that the node cannot even estimate, past the block gas limit) is halved."""
+        todo, batches = [list(chosen)], []
+        while todo:
+            group = todo.pop(0)
+            try:
+                gas: int | None = self._estimate(group, token)
+            except MicropayError:
+                if len(group) == 1:
+                    raise
+                gas = None
+            if gas is None or gas > cap:
+                if len(group) == 1:
+                    raise TransactionError(f"claiming one channel needs {gas:,} gas, more than the cap of {cap:,}")
+                half = len(group) // 2
+                todo[:0] = [group[:half], group[half:]]
+                continue
+            batches.append(Batch(tuple((h.record.key, h.best) for h in group), sum(_value(h) for h in group), gas))
+        return batches
 
     def _estimate(self, chosen: Sequence[_Held], token: str) -> int:
         return self.escrow.claim_many_gas(self.account, self.address, token, [(h.record.key, h.best) for h in chosen])
@@ -181,19 +259,24 @@ class Settler:
     # -- executing -------------------------------------------------------------------------
 
     def execute(self, plan: SettlementPlan) -> Settlement:
-        """Send ``plan`` as one claimMany and wait for it. The signed transaction is recorded as
-        pending before the node sees it; a transaction that can never be mined is marked failed.
+        """Send each batch of ``plan`` as one claimMany, in turn, and wait for each. A signed
+        transaction is recorded as pending before the node sees it; one that can never be mined
+        is marked failed.
 
-        Raises :class:`TransactionError` (the row stays pending if the outcome is unknown, and
-        :meth:`resolve_pending` settles it later) or what the pipeline raises."""
+        Raises :class:`TransactionError` (a row whose outcome is unknown stays pending, and
+        :meth:`resolve_pending` settles it later; batches confirmed before it stay confirmed) or
+        what the pipeline raises."""
+        return Settlement(plan.token, tuple(self._execute(batch, plan.token) for batch in plan.batches))
+
+    def _execute(self, batch: Batch, token: str) -> SettledTx:
         sent: list[bytes] = []
 
         def record(signed: SignedTx) -> None:
             sent.append(signed.tx_hash)
             with self.store.transaction() as tx:
                 tx.add_settlement(SettlementRecord(
-                    signed.tx_hash, signed.raw, self.escrow.address, plan.token, "pending",
-                    [(key.id, voucher.amount) for key, voucher in plan.items], plan.gross, None, None, None,
+                    signed.tx_hash, signed.raw, self.escrow.address, token, "pending",
+                    [(key.id, voucher.amount) for key, voucher in batch.items], batch.gross, None, None, None,
                     chain_id=self.escrow.chain_id))
 
         def dropped(signed: SignedTx) -> None:
@@ -201,7 +284,7 @@ class Settler:
                 tx.update_settlement(signed.tx_hash, status="failed")
 
         try:
-            receipt = self.escrow.claim_many(self.account, self.address, plan.token, plan.items, gas=plan.gas,
+            receipt = self.escrow.claim_many(self.account, self.address, token, batch.items, gas=batch.gas,
                                              before_broadcast=record, on_dropped=dropped)
         except TransactionError:
             mined = self.escrow.find_receipt(sent[-1]) if sent else None
@@ -209,9 +292,9 @@ class Settler:
                 with self.store.transaction() as tx:
                     tx.update_settlement(mined.tx_hash, status="failed", gas_used=mined.gas_used)
             raise
-        return self._confirm(receipt, plan.token)
+        return self._confirm(receipt)
 
-    def _confirm(self, receipt: Receipt, token: str) -> Settlement:
+    def _confirm(self, receipt: Receipt) -> SettledTx:
         """Record a mined settlement: each channel's new claimed total, and the settlement itself."""
         claimed = self.escrow.claimed_in(receipt)
         gross, now = 0, time.time()
@@ -222,8 +305,8 @@ class Settler:
                 tx.update_chain_state(dataclasses.replace(record, claimed=event.claimed, checked_at=now))
             tx.update_settlement(receipt.tx_hash, status="confirmed", gas_used=receipt.gas_used, fee=receipt.fee,
                                  block=receipt.block_number)
-        return Settlement(receipt.tx_hash, tuple(e.channel_id for e in claimed), gross, receipt.gas_used,
-                          receipt.fee, token)
+        return SettledTx(receipt.tx_hash, tuple(e.channel_id for e in claimed), gross, receipt.gas_used,
+                         receipt.fee)
 
     def _pending(self) -> list[SettlementRecord]:
         """Pending settlements on this escrow and chain (0: recorded before chain ids were kept)."""
@@ -247,7 +330,7 @@ class Settler:
                     tx.update_settlement(pending.tx_hash, status="failed",
                                          gas_used=None if receipt is None else receipt.gas_used)
             else:
-                done.append(self._confirm(receipt, pending.token))
+                done.append(Settlement(pending.token, (self._confirm(receipt),)))
         return done
 
 

@@ -1,0 +1,53 @@
+"""Settling in as many transactions as the gas cap requires: each recorded and confirmed."""
+
+import pytest
+
+from micropay import Payee, TransactionError
+
+
+@pytest.fixture
+def ten_paid_channels(make_payer, clients, freelancer):
+    payer = make_payer(clients[0])
+    channels = [payer.open_channel(freelancer.address, 10**17) for _ in range(10)]
+    payments = [payer.pay(channel.id, (n + 1) * 10**15, task=f"task {n}") for n, channel in enumerate(channels)]
+    return channels, payments
+
+
+def test_a_settlement_over_the_gas_cap_is_split_and_every_part_is_confirmed(lib_escrow, freelancer, tmp_path,
+                                                                            ten_paid_channels):
+    channels, payments = ten_paid_channels
+    payee = Payee(lib_escrow, freelancer, tmp_path / "f.db", max_gas_per_tx=120_000)  # about 4 channels a claim
+    for payment in payments:
+        payee.receive(payment)
+    plan = payee.plan_settlement()
+    assert len(plan.batches) > 1 and all(batch.gas <= 120_000 for batch in plan.batches)
+    assert sorted(plan.channels) == sorted(c.id for c in channels)
+    settlement = payee.settle(plan)
+    assert len(settlement.transactions) == len(plan.batches) == len(set(settlement.tx_hashes))
+    assert all(t.gas_used <= 120_000 for t in settlement.transactions)
+    assert settlement.gross == sum(p.amount for p in payments) == plan.gross
+    assert sorted(settlement.channels) == sorted(c.id for c in channels)
+    assert [lib_escrow.channel(c.key).claimed for c in channels] == [p.amount for p in payments]
+    rows = payee.store.settlements()
+    assert {r.tx_hash for r in rows} == set(settlement.tx_hashes) and {r.status for r in rows} == {"confirmed"}
+    assert sum(r.fee for r in rows) == settlement.fee
+
+
+def test_without_a_cap_a_small_settlement_is_one_transaction(lib_escrow, freelancer, tmp_path, ten_paid_channels):
+    _, payments = ten_paid_channels
+    payee = Payee(lib_escrow, freelancer, tmp_path / "f.db")
+    for payment in payments:
+        payee.receive(payment)
+    plan = payee.plan_settlement()
+    assert len(plan.batches) == 1 and plan.gas < lib_escrow.block_gas_limit() // 2
+    assert len(payee.settle(plan).transactions) == 1
+
+
+def test_a_cap_below_one_claim_is_a_clear_error_and_sends_nothing(lib_escrow, freelancer, tmp_path,
+                                                                  ten_paid_channels):
+    _, payments = ten_paid_channels
+    payee = Payee(lib_escrow, freelancer, tmp_path / "f.db", max_gas_per_tx=30_000)
+    payee.receive(payments[0])
+    with pytest.raises(TransactionError, match="more than the cap of 30,000"):
+        payee.plan_settlement()
+    assert payee.store.settlements() == []
