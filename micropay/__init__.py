@@ -36,6 +36,7 @@ from micropay.errors import (
     TransactionError,
     UnknownChannel,
     UnknownEscrow,
+    WindowTooShort,
 )
 from micropay.escrow import Escrow
 from micropay.ledger import InvalidReceipt, Ledger, LedgerEntry, TaskReceipt, verify_ledger
@@ -103,6 +104,7 @@ __all__ = [
     "UnknownEscrow",
     "Voucher",
     "VoucherStore",
+    "WindowTooShort",
     "__version__",
     "load_artifact",
     "matches_artifact",

@@ -68,6 +68,16 @@ class ChannelNotExpired(ChannelError):
     """The channel has not expired yet, so the payer cannot reclaim."""
 
 
+class WindowTooShort(ChannelError):
+    """The channel's challenge window is shorter than this payee's minimum: after a close request,
+    an outage longer than the window (an L2 sequencer's, the payee's own) lets the payer reclaim
+    first. ``window`` and ``minimum`` are in seconds."""
+
+    def __init__(self, message: str, window: int, minimum: int) -> None:
+        super().__init__(message)
+        self.window, self.minimum = window, minimum
+
+
 class NotParticipant(ChannelError, PermissionError):
     """This account is not the channel's payer (or payee) as the operation requires."""
 

@@ -21,7 +21,7 @@ from micropay.settling import Settlement, SettlementPlan, Settler, Unclaimed
 from micropay.store import VoucherStore
 from micropay.transactions import Receipt, Sender, sender_address
 from micropay.voucher import Voucher
-from micropay.watching import Watcher
+from micropay.watching import ErrorHandler, Watcher
 
 
 class Payee:
@@ -31,17 +31,19 @@ class Payee:
     ``safety_margin``: payments are refused on a channel that expires sooner than this.
     ``freshness``: seconds a chain read is trusted before a payment makes the payee read again.
     ``max_gas_per_tx``: the most gas one settlement transaction may use (default: half the block
-    gas limit); a larger settlement is split into several transactions."""
+    gas limit); a larger settlement is split into several transactions.
+    ``min_window``: payments are refused (:class:`WindowTooShort`) on a channel whose challenge
+    window is shorter: 24 hours by default, longer than any L2 sequencer outage seen so far."""
 
     def __init__(self, escrow: Escrow, account: Sender, store: VoucherStore | str | os.PathLike[str], *,
                  safety_margin: Duration = timedelta(hours=1), freshness: float = 15.0,
-                 max_gas_per_tx: int | None = None) -> None:
+                 max_gas_per_tx: int | None = None, min_window: Duration = timedelta(hours=24)) -> None:
         self.escrow = escrow
         self.account = account
         self.store = VoucherStore.open(store)
         self.safety_margin = to_seconds(safety_margin)
         self.receiver = Receiver(escrow, self.address, self.store, safety_margin=self.safety_margin,
-                                 freshness=freshness)
+                                 freshness=freshness, min_window=to_seconds(min_window))
         self.settler = Settler(escrow, account, self.store, max_gas_per_tx=max_gas_per_tx)
         self.watcher = Watcher(escrow, self.store, self.settler, safety_margin=self.safety_margin)
 
@@ -106,12 +108,14 @@ class Payee:
         """Raises :class:`InsufficientFunds` unless this account can pay for a claim."""
         self.watcher.check_gas_funds()
 
-    def watch_once(self, *, confirmations: int = 2, margin: Duration | None = None) -> list[Settlement]:
+    def watch_once(self, *, confirmations: int = 2, margin: Duration | None = None,
+                   on_error: ErrorHandler | None = None) -> list[Settlement]:
         """One watcher pass: see :meth:`Watcher.watch_once`."""
-        return self.watcher.watch_once(confirmations=confirmations, margin=margin)
+        return self.watcher.watch_once(confirmations=confirmations, margin=margin, on_error=on_error)
 
     def watch(self, *, confirmations: int = 2, margin: Duration | None = None, poll_interval: float = 5.0,
-              stop: threading.Event | None = None, rounds: int | None = None) -> list[Settlement]:
+              stop: threading.Event | None = None, rounds: int | None = None,
+              on_error: ErrorHandler | None = None) -> list[Settlement]:
         """Keep watching: see :meth:`Watcher.watch`."""
         return self.watcher.watch(confirmations=confirmations, margin=margin, poll_interval=poll_interval,
-                                  stop=stop, rounds=rounds)
+                                  stop=stop, rounds=rounds, on_error=on_error)

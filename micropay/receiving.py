@@ -22,6 +22,7 @@ from micropay.errors import (
     LedgerMismatch,
     NotParticipant,
     StaleVoucher,
+    WindowTooShort,
 )
 from micropay.escrow import Escrow
 from micropay.ledger import LedgerEntry, TaskReceipt, extend_entries
@@ -47,12 +48,13 @@ class Receiver:
     """Receives payments to ``address`` on ``escrow`` into ``store``."""
 
     def __init__(self, escrow: Escrow, address: str, store: VoucherStore, *, safety_margin: int,
-                 freshness: float) -> None:
+                 freshness: float, min_window: int) -> None:
         self.escrow = escrow
         self.address = address
         self.store = store
         self.safety_margin = safety_margin
         self.freshness = freshness
+        self.min_window = min_window
 
     def receive(self, payment: Payment | Voucher | str) -> Received:
         """Verify a payment (or its text) and store it durably; returns what it added.
@@ -171,6 +173,12 @@ class Receiver:
 
     def _judge(self, state: ChannelRecord, amount: int) -> None:
         """Deposit, finality and the expiry margin."""
+        if state.window < self.min_window:
+            window = f"{state.window // 3600}h{state.window % 3600 // 60:02d}m"
+            raise WindowTooShort(f"the channel's challenge window is {window}, shorter than this payee's minimum "
+                                 f"of {self.min_window // 3600}h: a client's close "
+                                 "request could run out during an outage. Ask for a channel with a longer window",
+                                 state.window, self.min_window)
         if state.closed:
             raise ChannelFinal("the channel is closed: no payment on it can be redeemed")
         if amount > state.deposit:

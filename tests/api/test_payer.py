@@ -57,11 +57,11 @@ def test_two_payer_objects_on_one_store_take_turns(lib_escrow, clients, freelanc
 
 def test_request_close_then_reclaim_after_the_window(w3, tester, lib_escrow, clients, freelancer, make_payer, payee):
     payer = make_payer(clients[0])
-    channel = payer.open_channel(freelancer.address, 10**16, window=timedelta(hours=1))
+    channel = payer.open_channel(freelancer.address, 10**16, window=timedelta(days=1))
     payee.receive(payer.pay(channel.id, 4 * 10**15, task="done"))
     payee.settle()
     record = payer.request_close(channel.id)
-    assert record.expiry <= lib_escrow.now() + 3600
+    assert record.expiry <= lib_escrow.now() + 86_400
     with pytest.raises(ChannelNotExpired):
         payer.reclaim(channel.id)
     tester.time_travel(record.expiry + 1)

@@ -20,6 +20,7 @@ from micropay.errors import (
     NotParticipant,
     StaleVoucher,
     UnknownChannel,
+    WindowTooShort,
 )
 from micropay.ledger import TaskReceipt, extend_root
 from micropay.voucher import sign_voucher
@@ -175,3 +176,18 @@ def test_after_a_rejection_the_next_payment_is_judged_on_what_is_stored(setup, p
     received = payee.receive(payer.resend(channel.id, since=1))
     assert [t.task_id for t in received.tasks] == ["second", "third"] and received.cumulative == 10**15 + 11
     assert [e.receipt.task_id for e in payee.ledger(channel.id)] == ["first", "second", "third"]
+
+
+def test_a_channel_whose_window_is_below_the_payees_minimum_is_refused(make_payer, clients, freelancer, lib_escrow,
+                                                                       tmp_path):
+    payer = make_payer(clients[2])
+    channel = payer.open_channel(freelancer.address, 10**16, window=timedelta(hours=2))
+    payment = payer.pay(channel.id, 5, task="first")
+    cautious = Payee(lib_escrow, freelancer, tmp_path / "cautious.db")  # default minimum: 24 hours
+    before = store_bytes(cautious.store.path)
+    with pytest.raises(WindowTooShort, match="2h00m, shorter than this payee's minimum of 24h") as info:
+        cautious.receive(payment)
+    assert (info.value.window, info.value.minimum) == (7200, 86_400)
+    assert store_bytes(cautious.store.path) == before
+    relaxed = Payee(lib_escrow, freelancer, tmp_path / "relaxed.db", min_window=timedelta(hours=1))
+    assert relaxed.receive(payment).added == 5

@@ -46,7 +46,7 @@ def test_eth_and_erc20_channels_pay_receive_settle(node, deployed, tmp_path):
 def test_watcher_claims_after_request_close(node, deployed, tmp_path):
     escrow, _, _ = deployed
     payer, payee = parties(node, escrow, tmp_path)
-    channel = payer.open_channel(payee.address, 10**17, window=timedelta(hours=2))
+    channel = payer.open_channel(payee.address, 10**17, window=timedelta(days=1))
     payee.receive(payer.pay(channel.id, 4 * 10**16, task="unclaimed work"))
     record = payer.request_close(channel.id)
     assert payee.watch_once(confirmations=2) == []  # not yet two blocks deep
