@@ -10,6 +10,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from micropay._utils import bounded
 from micropay.channel import ChannelKey
 from micropay.errors import MicropayError, StoreError
 from micropay.ledger import Ledger, TaskReceipt, extend_entries, verify_ledger
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
 
 FORMAT = "micropay-bundle"
 VERSION = 1
+#: The largest bundle :func:`load_bundle` reads unless told otherwise.
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+
+
+def load_bundle(data: str | bytes, *, max_bytes: int = MAX_BUNDLE_BYTES) -> object:
+    """Parse a bundle file's text, bounded in size and nesting before it is parsed. Raises
+    :class:`StoreError` for anything too large, too deep or not JSON; check the result with
+    :func:`import_bundle`."""
+    return bounded.loads(data, what="bundle", max_bytes=max_bytes, error=StoreError)
 
 
 def export_bundle(store: VoucherStore) -> dict[str, Any]:

@@ -36,6 +36,13 @@ class InvalidReceipt(MicropayValueError):
     """A task receipt is malformed."""
 
 
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate: text no UTF-8 document can carry
+        raise InvalidReceipt(f"{what} is not valid Unicode text ({exc.reason} at {exc.start})") from None
+
+
 @dataclass(frozen=True)
 class TaskReceipt:
     """One paid task: its id, its price in base units, and optionally a deliverable hash and note."""
@@ -48,14 +55,14 @@ class TaskReceipt:
     def __post_init__(self) -> None:
         if not isinstance(self.task_id, str) or not self.task_id.strip():
             raise InvalidReceipt("task id must be a non-empty string")
-        if len(self.task_id.encode()) > MAX_TASK_ID_BYTES:
+        if len(_utf8(self.task_id, "task id")) > MAX_TASK_ID_BYTES:
             raise InvalidReceipt(f"task id is longer than {MAX_TASK_ID_BYTES} bytes")
         if not isinstance(self.amount, int) or isinstance(self.amount, bool) or not 0 < self.amount <= MAX_AMOUNT:
             raise InvalidReceipt(f"task amount must be an integer in [1, {MAX_AMOUNT}], got {self.amount!r}")
         if not isinstance(self.deliverable, (bytes, bytearray)) or len(self.deliverable) != 32:
             raise InvalidReceipt("deliverable must be a 32-byte hash (zero bytes for none)")
         object.__setattr__(self, "deliverable", bytes(self.deliverable))
-        if not isinstance(self.note, str) or len(self.note.encode()) > MAX_NOTE_BYTES:
+        if not isinstance(self.note, str) or len(_utf8(self.note, "note")) > MAX_NOTE_BYTES:
             raise InvalidReceipt(f"note must be a string of at most {MAX_NOTE_BYTES} bytes")
 
     def hash(self) -> bytes:
@@ -73,8 +80,8 @@ class TaskReceipt:
         if not isinstance(data, dict) or set(data) != {"taskId", "amount", "deliverable", "note"}:
             raise InvalidReceipt("task receipt JSON must have exactly taskId, amount, deliverable, note")
         amount, deliverable = data["amount"], data["deliverable"]
-        if not isinstance(amount, str) or not amount.isascii() or not amount.isdigit():
-            raise InvalidReceipt("task amount must be a decimal string")
+        if not isinstance(amount, str) or not amount.isascii() or not amount.isdigit() or len(amount) > 78:
+            raise InvalidReceipt("task amount must be a decimal string of at most 78 digits (uint256)")
         if not isinstance(deliverable, str) or not deliverable.startswith("0x"):
             raise InvalidReceipt("deliverable must be 0x-hex")
         try:

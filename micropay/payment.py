@@ -12,12 +12,11 @@ repeat one already held, never enough to add tasks.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from micropay._utils import textform
+from micropay._utils import bounded, textform
 from micropay.errors import InvalidVoucher, MicropayValueError
-from micropay.ledger import TaskReceipt
+from micropay.ledger import EMPTY_ROOT, InvalidReceipt, TaskReceipt
 from micropay.voucher import Voucher
 
 TEXT_PREFIX = "mpp1"
@@ -71,41 +70,99 @@ class Payment:
         return self.voucher.amount
 
     def encode(self) -> str:
-        """``mpp1`` + base32(voucher, first index, receipts as JSON, 4-byte keccak checksum); a
-        bare voucher encodes as its own ``mpv1`` text."""
+        """``mpp1`` + base32(voucher, first index, receipts, 4-byte keccak checksum); a bare
+        voucher encodes as its own ``mpv1`` text. Receipts are binary (:func:`pack_receipts`)."""
         if self.first_index is None:
             return self.voucher.encode()
-        receipts = json.dumps([r.to_dict() for r in self.receipts], separators=(",", ":"), ensure_ascii=False)
         return textform.wrap(TEXT_PREFIX, self.voucher.to_bytes() + self.first_index.to_bytes(4, "big")
-                             + receipts.encode())
+                             + pack_receipts(self.receipts))
 
     @classmethod
-    def decode(cls, text: str) -> Payment:
-        """Parse ``mpp1…`` text. Raises :class:`InvalidVoucher` for anything malformed."""
-        payload = textform.unwrap(text, TEXT_PREFIX, "payment")
-        if len(payload) < VOUCHER_SIZE + 4 + 2:
+    def decode(cls, text: str, *, max_chars: int = textform.MAX_TEXT) -> Payment:
+        """Parse ``mpp1…`` text, of the binary or the older JSON receipts form. Raises
+        :class:`InvalidVoucher` for anything malformed or longer than ``max_chars``."""
+        payload = textform.unwrap(text, TEXT_PREFIX, "payment", max_chars)
+        if len(payload) < VOUCHER_SIZE + 4 + 1:
             raise InvalidVoucher("payment text is too short: it was cut")
         first_index = int.from_bytes(payload[VOUCHER_SIZE:VOUCHER_SIZE + 4], "big")
+        body = payload[VOUCHER_SIZE + 4:]
         try:
-            items = json.loads(payload[VOUCHER_SIZE + 4:].decode())
-            if not isinstance(items, list):
-                raise InvalidVoucher("payment receipts must be a list")
-            receipts = tuple(TaskReceipt.from_dict(item) for item in items)
-        except (UnicodeDecodeError, json.JSONDecodeError, MicropayValueError) as exc:
+            receipts = unpack_receipts(body[1:]) if body[0] == _BINARY else _json_receipts(body, max_chars)
+        except MicropayValueError as exc:
             raise InvalidVoucher(f"payment receipts are malformed: {exc}") from exc
         return cls(Voucher.from_bytes(payload[:VOUCHER_SIZE]), receipts, first_index)
 
 
-def parse_payment(value: object) -> Payment:
-    """A Payment from a Payment, a Voucher, or their text (``mpp1…`` or ``mpv1…``).
+# The receipts of a payment: a format byte, then each receipt as
+#   flags (1: has a deliverable, 2: has a note) | task id length (2) | task id (UTF-8)
+#   | amount length (1) | amount (big-endian, no leading zeros) | [deliverable (32)] | [note length (2) | note]
+# Older payments carry the receipts as a JSON list instead, which starts with "[".
+_BINARY = 1
+_HAS_DELIVERABLE, _HAS_NOTE = 1, 2
 
-    Raises :class:`InvalidVoucher` for anything else or anything malformed."""
+
+def pack_receipts(receipts: tuple[TaskReceipt, ...]) -> bytes:
+    """The compact binary form of receipts in a payment (empty fields are left out)."""
+    out = bytearray([_BINARY])
+    for r in receipts:
+        task, note = r.task_id.encode(), r.note.encode()
+        amount = r.amount.to_bytes((r.amount.bit_length() + 7) // 8, "big")
+        flags = (_HAS_DELIVERABLE if r.deliverable != EMPTY_ROOT else 0) | (_HAS_NOTE if note else 0)
+        out += bytes([flags]) + len(task).to_bytes(2, "big") + task + bytes([len(amount)]) + amount
+        if flags & _HAS_DELIVERABLE:
+            out += r.deliverable
+        if flags & _HAS_NOTE:
+            out += len(note).to_bytes(2, "big") + note
+    return bytes(out)
+
+
+def unpack_receipts(data: bytes) -> tuple[TaskReceipt, ...]:
+    """Read :func:`pack_receipts` output (without its format byte). Raises
+    :class:`MicropayValueError` (:class:`InvalidReceipt`) for anything malformed or cut."""
+    receipts, at = [], 0
+
+    def take(size: int) -> bytes:
+        nonlocal at
+        if size < 0 or at + size > len(data):
+            raise InvalidReceipt("the receipts were cut")
+        chunk, at = data[at : at + size], at + size
+        return chunk
+
+    while at < len(data):
+        flags = take(1)[0]
+        if flags & ~(_HAS_DELIVERABLE | _HAS_NOTE):
+            raise InvalidReceipt(f"unknown receipt flags {flags:#x}")
+        task = take(int.from_bytes(take(2), "big"))
+        amount = int.from_bytes(take(take(1)[0]), "big")
+        deliverable = take(32) if flags & _HAS_DELIVERABLE else EMPTY_ROOT
+        note = take(int.from_bytes(take(2), "big")) if flags & _HAS_NOTE else b""
+        try:
+            receipts.append(TaskReceipt(task.decode(), amount, deliverable, note.decode()))
+        except UnicodeDecodeError as exc:
+            raise InvalidReceipt(f"a task id or note is not UTF-8: {exc.reason}") from None
+    return tuple(receipts)
+
+
+def _json_receipts(body: bytes, max_bytes: int) -> tuple[TaskReceipt, ...]:
+    items = bounded.loads(body, what="payment's receipts", max_bytes=max_bytes, error=InvalidReceipt)
+    if not isinstance(items, list):
+        raise InvalidReceipt("payment receipts must be a list")
+    return tuple(TaskReceipt.from_dict(item) for item in items)
+
+
+def parse_payment(value: object, *, max_chars: int = textform.MAX_TEXT) -> Payment:
+    """A Payment from a Payment, a Voucher, or their text (``mpp1…`` or ``mpv1…``, at most
+    ``max_chars`` long).
+
+    Raises :class:`InvalidVoucher` for anything else, anything malformed or too long."""
     if isinstance(value, Payment):
         return value
     if isinstance(value, Voucher):
         return Payment.bare(value)
     if isinstance(value, str):
+        if len(value) > max_chars:
+            raise InvalidVoucher(f"payment text is {len(value):,} characters, above the limit of {max_chars:,}")
         if value.lstrip()[: len(TEXT_PREFIX)].lower() == TEXT_PREFIX:
-            return Payment.decode(value)
+            return Payment.decode(value, max_chars=max_chars)
         return Payment.bare(Voucher.decode(value))
     raise InvalidVoucher(f"expected a voucher, a payment or their text, got {type(value).__name__}")

@@ -320,7 +320,7 @@ class Voucher:
         if set(data) != expected:
             raise InvalidVoucher(f"voucher JSON must have exactly the keys {sorted(expected)}")
         amount = data["cumulativeAmount"]
-        if not isinstance(amount, str) or not amount.isascii() or not amount.isdigit():
+        if not isinstance(amount, str) or not amount.isascii() or not amount.isdigit() or len(amount) > 78:
             raise InvalidVoucher("cumulativeAmount must be a decimal string")
         return cls(
             chain_id=data["chainId"],
@@ -382,7 +382,7 @@ def _as_bytes(value: object, what: str) -> bytes:
 
 
 def _as_int(value: object, what: str) -> int:
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 78:
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value

@@ -19,13 +19,21 @@ def wrap(prefix: str, payload: bytes) -> str:
     return prefix + base32.encode(payload + keccak(payload)[:CHECKSUM_SIZE])
 
 
-def unwrap(text: object, prefix: str, what: str) -> bytes:
+#: The longest text :func:`unwrap` reads unless told otherwise: a payment with a few receipts
+#: is under a kilobyte.
+MAX_TEXT = 64 * 1024
+
+
+def unwrap(text: object, prefix: str, what: str, max_chars: int = MAX_TEXT) -> bytes:
     """The payload inside ``text``.
 
     Raises InvalidVoucher, saying what is wrong and naming ``what``, if ``text`` is not a string,
-    lacks ``prefix``, is not base32, is too short or fails the checksum."""
+    is longer than ``max_chars``, lacks ``prefix``, is not base32, is too short or fails the
+    checksum."""
     if not isinstance(text, str):
         raise InvalidVoucher(f"{what} text must be a string, got {type(text).__name__}")
+    if len(text) > max_chars:
+        raise InvalidVoucher(f"{what} text is {len(text):,} characters, above the limit of {max_chars:,}")
     compact = "".join(text.split()).lower()
     if not compact.startswith(prefix):
         raise InvalidVoucher(f"{what} text must start with {prefix!r} (is this a micropay {what}?)")
