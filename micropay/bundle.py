@@ -52,15 +52,24 @@ def export_bundle(store: VoucherStore) -> dict[str, Any]:
     return {**body, "sha256": bundle_digest(body)}
 
 
-def import_bundle(store: VoucherStore, bundle: object) -> int:
+def import_bundle(store: VoucherStore, bundle: object, *, account: str | None = None) -> int:
     """Merge an :func:`export_bundle` bundle into ``store``. Everything is verified before anything
     is written: the checksum, every key, every voucher's signature against its channel's payer,
     and every ledger against its voucher. A voucher replaces the stored one only if it is higher
     and its ledger extends the stored ledger. Returns how many channels changed.
 
     Raises :class:`StoreError` for a malformed or altered bundle, :class:`InvalidVoucher` or
-    :class:`LedgerMismatch` for a voucher or ledger that does not verify; the store is unchanged."""
+    :class:`LedgerMismatch` for a voucher or ledger that does not verify; the store is unchanged.
+    With ``account``, a bundle holding any channel in which ``account`` is not the side its role
+    names is refused (:class:`StoreError`): nobody else's channels end up in this store."""
     plans = [_parse_channel(item) for item in _channels(bundle)]
+    if account is not None:
+        foreign = [r for r, _, _ in plans if (r.key.payer if r.role == "payer" else r.key.payee) != account]
+        if foreign:
+            listed = ", ".join(f"0x{r.id.hex()[:10]} ({r.role} {r.key.payer if r.role == 'payer' else r.key.payee})"
+                               for r in foreign[:5])
+            raise StoreError(f"the bundle holds {len(foreign)} channel(s) that are not this account's "
+                             f"({account}): {listed}; nothing was imported")
     changed = 0
     with store.transaction() as tx:
         for record, voucher, receipts in plans:

@@ -111,6 +111,16 @@ class TransactionError(MicropayError):
     """A transaction could not be sent, was not mined in time, or failed on chain."""
 
 
+class TransactionPending(TransactionError):
+    """A transaction was handed to the node but its outcome is not known yet (the connection
+    failed, or it was not mined in time): it may still be mined. Look again before sending it
+    again. ``tx_hash`` is its hash."""
+
+    def __init__(self, message: str, tx_hash: bytes) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+
+
 class InsufficientFunds(TransactionError):
     """The account lacks the ETH (or tokens) a transaction needs."""
 

@@ -10,7 +10,7 @@ revert becomes the matching micropay exception. Reads of many channels are one J
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, cast
@@ -45,6 +45,8 @@ from micropay.voucher import Voucher
 
 #: Channel reads per JSON-RPC batch: providers cap batch sizes (commonly at 1,000 calls).
 BATCH_SIZE = 500
+#: Blocks per event query: providers cap the range of eth_getLogs.
+LOG_RANGE = 10_000
 
 @dataclass(frozen=True)
 class Claimed:
@@ -147,8 +149,13 @@ class Escrow:
         return int(self.w3.eth.gas_price)
 
     def token(self, address: str) -> Token:
-        """A proxy to the ERC-20 at ``address``, sending through this escrow's options."""
-        return Token(self.w3, checked_address(address, "token"), self.options)
+        """A proxy to the ERC-20 at ``address``, sending through this escrow's options. Raises
+        :class:`MicropayValueError` if there is no contract at that address on this chain."""
+        token = checked_address(address, "token")
+        if not self.w3.eth.get_code(as_checksum(token)):
+            raise MicropayValueError(f"there is no contract at {token} on chain {self.chain_id}: "
+                                     "is it the token's address on this chain?")
+        return Token(self.w3, token, self.options)
 
     def token_units(self, token: str) -> tuple[int, str]:
         """(decimals, symbol) of a channel token: (18, "ETH") for ETH, else asked of the token."""
@@ -216,6 +223,21 @@ class Escrow:
         return bytes(self.contract.functions.voucherDigest(voucher.channel_id, voucher.amount,
                                                            voucher.ledger_root).call())
 
+    def opened(self, *, payer: str | None = None, payee: str | None = None) -> list[ChannelKey]:
+        """The keys of every channel opened on this escrow by ``payer`` or to ``payee`` (from the
+        ChannelOpened events since deployment, read in ranges of :data:`LOG_RANGE` blocks)."""
+        filters = {name: value for name, value in (("payer", payer), ("payee", payee)) if value is not None}
+        head, keys = self.block_number(), []
+        for start in range(self.from_block, head + 1, LOG_RANGE):
+            logs = self.contract.events.ChannelOpened.get_logs(
+                argument_filters=filters, from_block=start, to_block=min(head, start + LOG_RANGE - 1))
+            for log in logs:
+                args = log["args"]
+                key = ChannelKey(args["payer"], args["payee"], args["token"], args["salt"])
+                self._keys[key.id] = key
+                keys.append(key)
+        return keys
+
     def closes_requested(self, payee: str, from_block: int, to_block: int) -> set[bytes]:
         """Ids of the channels to ``payee`` whose payer called requestClose in these blocks."""
         logs = self.contract.events.CloseRequested.get_logs(
@@ -237,8 +259,11 @@ class Escrow:
     # -- payer -------------------------------------------------------------------------------
 
     def open(self, sender: Sender, payee: str, deposit: int, *, token: str | None = None, salt: int | None = None,
-             expiry: int, window: int = 86_400) -> tuple[ChannelKey, Receipt]:
+             expiry: int, window: int = 86_400,
+             before_send: Callable[[ChannelKey], None] | None = None) -> tuple[ChannelKey, Receipt]:
         """Open a channel; for a token, the escrow must already be approved for ``deposit``.
+        ``before_send`` is given the channel's key once every check passed, before the
+        transaction is sent (to record it: the salt is otherwise only in the event).
 
         Raises :class:`MicropayValueError` for bad arguments, :class:`InsufficientFunds`, or what
         the transaction raises."""
@@ -261,6 +286,9 @@ class Escrow:
             balance = self.balance(payer)
             if balance < deposit:
                 raise InsufficientFunds(f"{payer} holds {balance} wei, less than the deposit {deposit} (plus gas)")
+        if before_send is not None:
+            before_send(key)
+        if key.is_eth:
             receipt = self.unsafe_send(sender, self.contract.functions.open(payee, key.salt, expiry, window), deposit)
         else:
             receipt = self.unsafe_send(sender, self.contract.functions.openToken(

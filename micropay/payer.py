@@ -22,10 +22,12 @@ from micropay.errors import (
     ChannelExpired,
     ChannelFinal,
     InsufficientDeposit,
+    MicropayError,
     MicropayValueError,
     NodeError,
     NotParticipant,
     StoreError,
+    TransactionPending,
 )
 from micropay.escrow import Escrow
 from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
@@ -72,12 +74,26 @@ class Payer:
         token = ETH if token is None else token
         if token != ETH:
             self.escrow.token(token).ensure_allowance(self.account, self.escrow.address, deposit)
-        expiry = self.escrow.now() + to_seconds(expires_in)
-        key, _ = self.escrow.open(self.account, payee, deposit, token=token, salt=salt, expiry=expiry,
-                                  window=to_seconds(window))
-        record = ChannelRecord.of(self.escrow.channel(key), self.escrow.chain_id, self.escrow.address, "payer")
-        self.store.add_channel(record)
-        return record
+        expiry, seconds = self.escrow.now() + to_seconds(expires_in), to_seconds(window)
+        recorded: list[ChannelRecord] = []
+
+        def record_first(key: ChannelKey) -> None:
+            # The salt is otherwise only in the event: an interrupted open must leave a trace
+            # that `micropay sync` can find the funded channel by.
+            unseen = ChannelRecord(key, self.escrow.chain_id, self.escrow.address, "payer", 0, 0, expiry, seconds,
+                                   False, 0.0, 0)
+            self.store.add_channel(unseen)
+            recorded.append(unseen)
+
+        try:
+            key, _ = self.escrow.open(self.account, payee, deposit, token=token, salt=salt, expiry=expiry,
+                                      window=seconds, before_send=record_first)
+        except MicropayError as exc:
+            if recorded and not isinstance(exc, TransactionPending):  # refused: nothing was opened
+                with self.store.transaction() as tx:
+                    tx.forget_unopened(recorded[0].ref)
+            raise
+        return self.sync(ChannelRef(self.escrow.chain_id, self.escrow.address, key.id))
 
     def ref(self, channel: ChannelLike) -> ChannelRef:
         """The full reference of ``channel``: a bare id is taken to be on this payer's escrow
@@ -137,7 +153,11 @@ class Payer:
                 raise ChannelExpired("the channel has expired: open a new one")
             previous_total = last.total if last else 0
             if previous_total != record.issued:
-                raise StoreError("the store's ledger and issued amount disagree: it was altered")
+                # A channel rebuilt from the chain (`sync`) without its ledger, or an altered file:
+                # anything this store signs now could repeat an amount it signed before.
+                raise StoreError(f"{ref}: this store's ledger ends at {previous_total} but it may have signed up to "
+                                 f"{record.issued} (it was rebuilt from the chain, or altered): paying again could "
+                                 "sign an amount twice. Request-close it and open a new channel")
             total = previous_total + amount
             if total > record.deposit:
                 raise InsufficientDeposit(

@@ -176,6 +176,13 @@ class StoreTransaction(_Reader):
                          (uid, u256(voucher.amount), voucher.ledger_root, voucher.signature, receipt_count,
                           time.time()))
 
+    def forget_unopened(self, channel: ChannelRef) -> bool:
+        """Remove a channel recorded before its opening transaction and never seen on chain,
+        nor paid on. Returns whether it was removed."""
+        cursor = self._db.execute("DELETE FROM channels WHERE uid = ? AND observed_at = 0 AND NOT EXISTS "
+                                  "(SELECT 1 FROM vouchers WHERE channel = ?)", (channel.uid, channel.uid))
+        return cursor.rowcount == 1
+
     def set_issued(self, channel: ChannelRef, amount: int) -> None:
         self._db.execute("UPDATE channels SET issued = ? WHERE uid = ?", (u256(amount), channel.uid))
 
@@ -438,6 +445,6 @@ class VoucherStore:
         """Every channel with its ledger and best voucher: see :func:`micropay.bundle.export_bundle`."""
         return export_bundle(self)
 
-    def import_(self, bundle: object) -> int:
+    def import_(self, bundle: object, *, account: str | None = None) -> int:
         """Merge a bundle: see :func:`micropay.bundle.import_bundle` (and what it raises)."""
-        return import_bundle(self, bundle)
+        return import_bundle(self, bundle, account=account)

@@ -30,7 +30,7 @@ from web3.exceptions import TransactionNotFound
 from web3.types import TxParams, TxReceipt, Wei
 
 from micropay._utils.reverts import ErrorDecoder, revert_data
-from micropay.errors import ContractRevert, InsufficientFunds, MicropayError, TransactionError
+from micropay.errors import ContractRevert, InsufficientFunds, MicropayError, TransactionError, TransactionPending
 
 #: Who sends: a local key (signed here) or the address of a node-managed account.
 Sender = LocalAccount | str
@@ -213,9 +213,9 @@ class TransactionPipeline:
                         on_dropped(signed)
                     continue
                 except _OutcomeUnknown as exc:
-                    raise TransactionError(f"the connection failed while sending transaction 0x{signed.tx_hash.hex()} "
-                                           f"({exc.__cause__!r}): it may still be mined; it stays recorded as "
-                                           "pending until it is found or given up") from exc.__cause__
+                    raise TransactionPending(f"the connection failed while sending transaction "
+                                             f"0x{signed.tx_hash.hex()} ({exc.__cause__!r}): it may still be mined",
+                                             signed.tx_hash) from exc.__cause__
                 except (TransactionError, InsufficientFunds) as exc:
                     if on_dropped is not None:  # the node answered, and refused it
                         on_dropped(signed)
@@ -316,8 +316,8 @@ class TransactionPipeline:
                 if again is not None and again.block_hash == receipt.block_hash:
                     break
             if time.monotonic() > deadline:
-                raise TransactionError(f"transaction 0x{tx_hash.hex()} was not mined "
-                                       f"(with {options.confirmations} confirmations) within {options.timeout:.0f}s")
+                raise TransactionPending(f"transaction 0x{tx_hash.hex()} was not mined (with {options.confirmations} "
+                                         f"confirmations) within {options.timeout:.0f}s: it may still be", tx_hash)
             time.sleep(options.poll_interval)
         if require_success and receipt.status != 1:
             raise TransactionError(f"transaction 0x{tx_hash.hex()} failed on chain (gas used {receipt.gas_used})")

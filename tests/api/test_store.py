@@ -107,3 +107,16 @@ def test_a_failed_commit_is_rolled_back_and_the_store_still_works(tmp_path):
     with store.transaction() as tx:
         tx.set_cursor("later", 2)
     assert store.cursor("later") == 2
+
+
+def test_import_for_an_account_refuses_a_bundle_with_someone_elses_channels(clients, freelancer, make_payer, payee,
+                                                                            tmp_path):
+    payer = make_payer(clients[0])
+    channel = payer.open_channel(freelancer.address, 10**16)
+    payee.receive(payer.pay(channel.id, 10, task="t0"))
+    bundle = payee.store.export()
+    target = VoucherStore(tmp_path / "someone-else.db")
+    with pytest.raises(StoreError, match=r"1 channel\(s\) that are not this account's"):
+        target.import_(bundle, account=clients[1].address)
+    assert target.channels() == []
+    assert target.import_(bundle, account=freelancer.address) == 1

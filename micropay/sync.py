@@ -1,0 +1,60 @@
+"""Rebuilding a store's channels from the chain: the escrow's events are the record of last resort.
+
+A store that was lost or damaged, or an ``open`` that was interrupted after its transaction was
+sent, leaves channels on chain that the store does not know (the salt that names a channel is
+only in its ChannelOpened event). :func:`sync` finds every channel of an account on an escrow, as
+payer and as payee, adds the missing ones and refreshes the others; vouchers and ledgers come
+back from an export (``VoucherStore.import_``).
+
+A payer channel added this way has no ledger, so this store cannot know which amounts it already
+signed: it records the whole deposit as possibly issued, and :meth:`Payer.pay` refuses to sign
+on it. Its money is safe: request-close and reclaim work as always.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+from micropay.escrow import Escrow
+from micropay.records import ChannelRecord, Role
+from micropay.store import VoucherStore
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What :func:`sync` changed: channels added to the store, and channels whose chain state changed."""
+
+    added: tuple[ChannelRecord, ...]
+    updated: tuple[ChannelRecord, ...]
+    unchanged: int
+
+
+def sync(store: VoucherStore, escrow: Escrow, address: str) -> SyncReport:
+    """Make ``store`` hold every channel ``address`` pays from or is paid on at ``escrow``, with
+    its chain state read now (one batched read). Raises what the escrow's reads raise."""
+    keys = {key.id: key for key in escrow.opened(payer=address) + escrow.opened(payee=address)}
+    ordered = list(keys.values())
+    states = escrow.channels(ordered)
+    added, updated, unchanged, now = [], [], 0, time.time()
+    with store.transaction() as tx:
+        for key, state in zip(ordered, states, strict=True):
+            if state is None:  # opened and not found at the same block: a reorg; the next sync sees it
+                continue
+            role: Role = "payer" if key.payer == address else "payee"
+            fresh = ChannelRecord.of(state, escrow.chain_id, escrow.address, role)
+            existing = tx.find_channel(fresh.ref)
+            if existing is None:
+                if role == "payer":  # no ledger: treat the whole deposit as possibly signed already
+                    fresh = dataclasses.replace(fresh, issued=state.deposit)
+                tx.add_channel(fresh)
+                added.append(fresh)
+            elif (existing.deposit, existing.claimed, existing.expiry, existing.closed, existing.seen_on_chain) != \
+                    (state.deposit, state.claimed, state.expiry, state.closed, True):
+                refreshed = existing.updated(state, checked_at=now)
+                tx.update_chain_state(refreshed)
+                updated.append(refreshed)
+            else:
+                unchanged += 1
+    return SyncReport(tuple(added), tuple(updated), unchanged)
