@@ -89,12 +89,21 @@ class Escrow:
     # -- construction ------------------------------------------------------------------
 
     @classmethod
-    def deploy(cls, w3: Web3, account: Sender, *, options: TxOptions | None = None) -> Escrow:
-        """Deploy the shipped escrow. Raises :class:`InsufficientFunds` or :class:`TransactionError`."""
+    def deploy(cls, w3: Web3, account: Sender, *, options: TxOptions | None = None,
+               on_deployed: Callable[[str, int], None] | None = None) -> Escrow:
+        """Deploy the shipped escrow. ``on_deployed`` is told its address and block as soon as the
+        receipt exists, before any confirmation (to record it: a second deploy would be a second
+        escrow). Raises :class:`InsufficientFunds`, :class:`TransactionPending` or
+        :class:`TransactionError`."""
         artifact = load_artifact()
         factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         pipeline = TransactionPipeline(w3, ErrorDecoder(artifact["abi"]), error_for_revert, options)
-        receipt = pipeline.send(account, factory.constructor())
+
+        def deployed(receipt: Receipt) -> None:
+            if on_deployed is not None and receipt.status == 1 and receipt.contract_address is not None:
+                on_deployed(receipt.contract_address, receipt.block_number)
+
+        receipt = pipeline.send(account, factory.constructor(), on_mined=deployed)
         assert receipt.contract_address is not None  # a successful deployment has one
         return cls(w3, receipt.contract_address, from_block=receipt.block_number, options=options)
 

@@ -36,6 +36,9 @@ from micropay.errors import ContractRevert, InsufficientFunds, MicropayError, Tr
 Sender = LocalAccount | str
 #: Extra gas over the estimate: state can move between estimating and mining.
 GAS_MARGIN = 1.25
+#: Seconds a development node's head may stand still before a wait stops asking for confirmations.
+DEV_STALL = 3.0
+_DEV_NODES = ("anvil", "hardhat", "ganache", "ethereumtester")
 _ATTEMPTS = 3
 
 
@@ -149,6 +152,7 @@ class TransactionPipeline:
         self.decoder = decoder
         self.map_revert = map_revert
         self.options = options or TxOptions()
+        self._dev_node: bool | None = None
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -179,7 +183,8 @@ class TransactionPipeline:
         return int(gas * GAS_MARGIN)
 
     def send(self, sender: Sender, call: Call, *, value: int = 0, gas: int | None = None,
-             before_broadcast: Hook | None = None, on_dropped: Hook | None = None) -> Receipt:
+             before_broadcast: Hook | None = None, on_dropped: Hook | None = None,
+             on_mined: Callable[[Receipt], None] | None = None) -> Receipt:
         """Estimate (unless ``gas`` is given), sign, broadcast and wait for the receipt.
 
         ``before_broadcast`` sees every locally signed transaction before the node does (for a
@@ -190,7 +195,7 @@ class TransactionPipeline:
         """
         gas = self.estimate(sender, call, value) if gas is None else gas
         signed = self._submit(sender, call, value, gas, before_broadcast, on_dropped)
-        return self.wait(signed.tx_hash)
+        return self.wait(signed.tx_hash, on_mined=on_mined)
 
     def transfer(self, sender: Sender, to: str, value: int) -> Receipt:
         """Send ``value`` wei of ETH to ``to`` (a plain transfer, 21,000 gas), through the same steps."""
@@ -292,6 +297,26 @@ class TransactionPipeline:
 
     # -- receipts ----------------------------------------------------------------------------
 
+    def mines_on_demand(self) -> bool:
+        """Whether the node is a development node that mines a block only when a transaction
+        arrives (asked once: ``web3_clientVersion``)."""
+        if self._dev_node is None:
+            try:
+                version = str(self.w3.client_version).lower()
+            except Exception:  # noqa: BLE001 - a node that does not answer this is no dev node we know
+                version = ""
+            self._dev_node = any(name in version for name in _DEV_NODES)
+        return self._dev_node
+
+    def _not_confirmed(self, tx_hash: bytes, receipt: Receipt | None, head: int) -> str:
+        options = self.options
+        if receipt is None:
+            return f"transaction 0x{tx_hash.hex()} was not mined within {options.timeout:.0f}s: it may still be"
+        depth = head - receipt.block_number
+        return (f"transaction 0x{tx_hash.hex()} was mined in block {receipt.block_number}, but only {depth} of the "
+                f"{options.confirmations} confirmations came within {options.timeout:.0f}s: no new block was mined. "
+                "A node that mines only when a transaction arrives needs --confirmations 0")
+
     def find_receipt(self, tx_hash: bytes) -> Receipt | None:
         """The receipt if the transaction is mined now, else None (never raises for "not found")."""
         try:
@@ -301,23 +326,37 @@ class TransactionPipeline:
         except Exception:  # noqa: BLE001 - some nodes error instead of answering null
             return None
 
-    def wait(self, tx_hash: bytes, *, require_success: bool = True) -> Receipt:
+    def wait(self, tx_hash: bytes, *, require_success: bool = True, on_mined: Callable[[Receipt], None] | None
+             = None) -> Receipt:
         """The receipt once the transaction is ``confirmations`` blocks deep. A receipt that
         vanishes in a reorg is waited for again; the deadline is ``timeout`` seconds in all.
+        ``on_mined`` sees the receipt as soon as it exists, before any confirmation.
 
-        Raises :class:`TransactionError` if it is not mined in time or (with ``require_success``)
-        failed on chain."""
+        A development node that mines only when a transaction arrives (anvil, Hardhat, ganache,
+        eth-tester) would never bring the confirmations: once its head has not moved for
+        :data:`DEV_STALL` seconds, the receipt is taken as it is (such a chain has no reorgs).
+
+        Raises :class:`TransactionPending` if it is not mined (or confirmed) in time, saying which,
+        and :class:`TransactionError` if (with ``require_success``) it failed on chain."""
         options = self.options
-        deadline = time.monotonic() + options.timeout
+        start = time.monotonic()
+        deadline, head, moved, announced = start + options.timeout, -1, start, False
         while True:
             receipt = self.find_receipt(tx_hash)
-            if receipt is not None and self.w3.eth.block_number >= receipt.block_number + options.confirmations:
-                again = self.find_receipt(tx_hash)  # still there, in the same block?
-                if again is not None and again.block_hash == receipt.block_hash:
-                    break
-            if time.monotonic() > deadline:
-                raise TransactionPending(f"transaction 0x{tx_hash.hex()} was not mined (with {options.confirmations} "
-                                         f"confirmations) within {options.timeout:.0f}s: it may still be", tx_hash)
+            now, latest = time.monotonic(), self.w3.eth.block_number
+            if latest != head:
+                head, moved = latest, now
+            if receipt is not None:
+                if on_mined is not None and not announced:
+                    on_mined(receipt)
+                    announced = True
+                deep = latest >= receipt.block_number + options.confirmations
+                if deep or (now - moved > DEV_STALL and self.mines_on_demand()):
+                    again = self.find_receipt(tx_hash)  # still there, in the same block?
+                    if again is not None and again.block_hash == receipt.block_hash:
+                        break
+            if now > deadline:
+                raise TransactionPending(self._not_confirmed(tx_hash, receipt, latest), tx_hash)
             time.sleep(options.poll_interval)
         if require_success and receipt.status != 1:
             raise TransactionError(f"transaction 0x{tx_hash.hex()} failed on chain (gas used {receipt.gas_used})")

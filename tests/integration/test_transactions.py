@@ -1,11 +1,13 @@
 """Transaction handling on a real node (anvil): fee cap, duplicates, stale nonces, timeouts."""
 
+import time
+
 import pytest
 
 from chains import AnvilChain
 from micropay import Escrow, TxOptions
 from micropay._utils.reverts import ErrorDecoder
-from micropay.errors import TransactionError
+from micropay.errors import TransactionError, TransactionPending
 from micropay.transactions import SignedTx, TransactionPipeline, _StaleNonce
 
 
@@ -91,3 +93,21 @@ class GethLikeNode:
 def test_replacement_underpriced_is_explained():
     with pytest.raises(TransactionError, match="same nonce is pending at a higher fee"):
         pipeline(GethLikeNode())._broadcast(SignedTx(b"\x00" * 32, b"raw"))
+
+
+def test_deploy_on_a_node_that_mines_on_demand_does_not_wait_for_blocks_that_never_come(node):
+    deployed = []
+    started = time.monotonic()
+    escrow = Escrow.deploy(node.w3, node.fund(), options=TxOptions(confirmations=1, timeout=60, poll_interval=0.05),
+                           on_deployed=lambda address, block: deployed.append((address, block)))
+    assert time.monotonic() - started < 15  # not the 60 s timeout: anvil mines only when a transaction comes
+    assert deployed == [(escrow.address, escrow.from_block)]
+
+
+def test_a_confirmation_that_never_comes_is_named_as_such(node, monkeypatch):
+    monkeypatch.setattr(TransactionPipeline, "mines_on_demand", lambda self: False)  # as if a real network
+    deployed = []
+    with pytest.raises(TransactionPending, match=r"mined in block \d+, but only 0 of the 1 confirmations"):
+        Escrow.deploy(node.w3, node.fund(), options=TxOptions(confirmations=1, timeout=1, poll_interval=0.05),
+                      on_deployed=lambda address, block: deployed.append(address))
+    assert len(deployed) == 1 and node.w3.eth.get_code(deployed[0])  # recorded although the wait failed
