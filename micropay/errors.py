@@ -9,9 +9,15 @@ from __future__ import annotations
 
 class MicropayError(Exception):
     """Root of every micropay error. ``revert`` is the contract's custom error when a revert
-    caused it (see :func:`error_for_revert`), else None."""
+    caused it (see :func:`error_for_revert`), else None. An error that carries figures a caller
+    acts on takes them as keywords, each kept as the attribute its class declares."""
 
     revert: ContractRevert | None = None
+
+    def __init__(self, message: str = "", **details: object) -> None:
+        super().__init__(message)
+        for name, value in details.items():
+            setattr(self, name, value)
 
 
 class MicropayValueError(MicropayError, ValueError):
@@ -73,9 +79,8 @@ class WindowTooShort(ChannelError):
     an outage longer than the window (an L2 sequencer's, the payee's own) lets the payer reclaim
     first. ``window`` and ``minimum`` are in seconds."""
 
-    def __init__(self, message: str, window: int, minimum: int) -> None:
-        super().__init__(message)
-        self.window, self.minimum = window, minimum
+    window: int
+    minimum: int
 
 
 class NotParticipant(ChannelError, PermissionError):
@@ -85,9 +90,7 @@ class NotParticipant(ChannelError, PermissionError):
 class InsufficientDeposit(ChannelError, MicropayValueError):
     """A payment would exceed the channel's deposit. ``shortfall`` is how much to top up."""
 
-    def __init__(self, message: str, shortfall: int) -> None:
-        super().__init__(message)
-        self.shortfall = shortfall
+    shortfall: int
 
 
 class NothingToClaim(ChannelError):
@@ -102,9 +105,7 @@ class LedgerGap(InvalidVoucher):
     """A payment's task receipts do not connect to the ledger already stored. ``have`` is how many
     receipts the payee holds: ask the payer to resend the latest payment from that index."""
 
-    def __init__(self, message: str, have: int) -> None:
-        super().__init__(message)
-        self.have = have
+    have: int
 
 
 class TransactionError(MicropayError):
@@ -116,9 +117,7 @@ class TransactionPending(TransactionError):
     failed, or it was not mined in time): it may still be mined. Look again before sending it
     again. ``tx_hash`` is its hash."""
 
-    def __init__(self, message: str, tx_hash: bytes) -> None:
-        super().__init__(message)
-        self.tx_hash = tx_hash
+    tx_hash: bytes
 
 
 class InsufficientFunds(TransactionError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, cast
 
 from eth_typing import BlockNumber
@@ -23,6 +22,7 @@ from web3.providers.base import JSONBaseProvider
 
 from micropay._utils.reverts import ErrorDecoder
 from micropay.artifact import ERC20_ERRORS, load_artifact, matches_artifact
+from micropay.chain import Chain
 from micropay.channel import ETH, ChannelKey, ChannelState, checked_address
 from micropay.errors import (
     ChannelExpired,
@@ -33,12 +33,10 @@ from micropay.errors import (
     MicropayValueError,
     NothingToClaim,
     NotParticipant,
-    TransactionError,
     UnknownChannel,
     UnknownEscrow,
     error_for_revert,
 )
-from micropay.token import Token
 from micropay.transactions import Hook, Receipt, Sender, TransactionPipeline, TxOptions, as_checksum, sender_address
 from micropay.types import MAX_AMOUNT
 from micropay.voucher import Voucher
@@ -61,7 +59,7 @@ def _check_amount(amount: object, what: str) -> None:
         raise MicropayValueError(f"{what} must be a positive integer in base units, at most 2**96 - 1")
 
 
-class Escrow:
+class Escrow(Chain):
     """A proxy to one deployed MicropayEscrow. Creating it makes no network calls."""
 
     MIN_WINDOW = 3_600
@@ -72,19 +70,13 @@ class Escrow:
         """``chain_id``, if given, is trusted instead of asked from the node (it is known offline).
         ``options`` set the fee cap, confirmations and timeout of every transaction."""
         abi = load_artifact()["abi"]
-        if chain_id is not None:
-            self.__dict__["chain_id"] = chain_id
-        self.w3 = w3
+        super().__init__(TransactionPipeline(w3, ErrorDecoder(abi + ERC20_ERRORS), error_for_revert, options),
+                         chain_id=chain_id)
         self.address = checked_address(address, "escrow address")
         #: The raw web3 contract: for tests and tools that must bypass the prechecks.
         self.contract = w3.eth.contract(address=as_checksum(self.address), abi=abi)
         self.from_block = from_block
-        self.pipeline = TransactionPipeline(w3, ErrorDecoder(abi + ERC20_ERRORS), error_for_revert, options)
         self._keys: dict[bytes, ChannelKey] = {}
-
-    @property
-    def options(self) -> TxOptions:
-        return self.pipeline.options
 
     # -- construction ------------------------------------------------------------------
 
@@ -119,59 +111,6 @@ class Escrow:
         if not matches_artifact(code):
             raise UnknownEscrow(f"the contract at {escrow.address} is not the micropay escrow this version ships")
         return escrow
-
-    @cached_property
-    def chain_id(self) -> int:
-        return int(self.w3.eth.chain_id)
-
-    # -- chain reads -----------------------------------------------------------------------
-
-    def now(self) -> int:
-        """The latest block's timestamp."""
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
-    def block_number(self) -> int:
-        return int(self.w3.eth.block_number)
-
-    def block_time(self, number: int) -> int:
-        return int(self.w3.eth.get_block(BlockNumber(number))["timestamp"])
-
-    def latest_receipt(self) -> Receipt:
-        """The receipt of the newest transaction in the latest block (a dev chain mines one
-        transaction per block). Raises :class:`TransactionError` if that block has none."""
-        transactions = self.w3.eth.get_block("latest")["transactions"]
-        last = transactions[-1] if transactions else None
-        receipt = self.find_receipt(bytes(last)) if isinstance(last, bytes) else None
-        if receipt is None:
-            raise TransactionError("the latest block holds no transaction")
-        return receipt
-
-    def balance(self, account: str) -> int:
-        """ETH held by ``account``, in wei."""
-        return int(self.w3.eth.get_balance(as_checksum(checked_address(account, "account"))))
-
-    def block_gas_limit(self) -> int:
-        """The latest block's gas limit: no one transaction can use more."""
-        return int(self.w3.eth.get_block("latest")["gasLimit"])
-
-    def gas_price(self) -> int:
-        return int(self.w3.eth.gas_price)
-
-    def token(self, address: str) -> Token:
-        """A proxy to the ERC-20 at ``address``, sending through this escrow's options. Raises
-        :class:`MicropayValueError` if there is no contract at that address on this chain."""
-        token = checked_address(address, "token")
-        if not self.w3.eth.get_code(as_checksum(token)):
-            raise MicropayValueError(f"there is no contract at {token} on chain {self.chain_id}: "
-                                     "is it the token's address on this chain?")
-        return Token(self.w3, token, self.options)
-
-    def token_units(self, token: str) -> tuple[int, str]:
-        """(decimals, symbol) of a channel token: (18, "ETH") for ETH, else asked of the token."""
-        if token == ETH:
-            return 18, "ETH"
-        erc20 = self.token(token)
-        return erc20.decimals, erc20.symbol
 
     # -- escrow reads ------------------------------------------------------------------------
 
@@ -404,15 +343,6 @@ class Escrow:
         """Send a raw contract call through the pipeline WITHOUT the proxy's prechecks: a revert
         is still decoded into its micropay error. For tools and tests that need exactly that."""
         return self.pipeline.send(sender, call, value=value)
-
-    def find_receipt(self, tx_hash: bytes) -> Receipt | None:
-        return self.pipeline.find_receipt(tx_hash)
-
-    def wait(self, tx_hash: bytes, *, require_success: bool = True) -> Receipt:
-        return self.pipeline.wait(tx_hash, require_success=require_success)
-
-    def rebroadcast(self, raw: bytes) -> None:
-        self.pipeline.rebroadcast(raw)
 
     # -- internals -------------------------------------------------------------------------------
 

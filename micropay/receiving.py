@@ -137,9 +137,9 @@ class Receiver:
         """The receipts a payment adds, given the stored entries from its ``first_index`` on."""
         if paid.first_index is None:
             raise LedgerGap(f"a bare voucher does not say which tasks it pays; send the payment (mpp1…) "
-                            f"with receipts from index {have}", have)
+                            f"with receipts from index {have}", have=have)
         if paid.first_index > have:
-            raise LedgerGap(f"this payee holds {have} receipts; resend the payment from index {have}", have)
+            raise LedgerGap(f"this payee holds {have} receipts; resend the payment from index {have}", have=have)
         overlap = paid.receipts[: have - paid.first_index]
         if [e.receipt for e in stored_from_first] != list(overlap):
             raise LedgerMismatch("the payment rewrites tasks that were already paid")
@@ -178,7 +178,7 @@ class Receiver:
             raise WindowTooShort(f"the channel's challenge window is {window}, shorter than this payee's minimum "
                                  f"of {self.min_window // 3600}h: a client's close "
                                  "request could run out during an outage. Ask for a channel with a longer window",
-                                 state.window, self.min_window)
+                                 window=state.window, minimum=self.min_window)
         if state.closed:
             raise ChannelFinal("the channel is closed: no payment on it can be redeemed")
         if amount > state.deposit:

@@ -21,10 +21,9 @@ SCHEMA_VERSION = 2
 
 Step = str | Callable[[sqlite3.Connection], None]
 
-_V2_TABLES = (
-    """CREATE TABLE channels2 (
-        uid BLOB PRIMARY KEY,
-        id BLOB NOT NULL,
+# Column definitions both versions share (a migration's statements never change once released:
+# these fragments are part of both versions 1 and 2).
+_CHANNEL_COLUMNS = """
         chain_id INTEGER NOT NULL,
         escrow TEXT NOT NULL,
         role TEXT NOT NULL CHECK (role IN ('payer', 'payee')),
@@ -39,30 +38,30 @@ _V2_TABLES = (
         closed INTEGER NOT NULL DEFAULT 0,
         checked_at REAL NOT NULL,
         observed_at INTEGER NOT NULL,
-        issued BLOB NOT NULL,
-        UNIQUE (chain_id, escrow, id)
-    )""",
-    "CREATE INDEX channels_by_id ON channels2 (id)",
-    """CREATE TABLE receipts2 (
-        channel BLOB NOT NULL REFERENCES channels2(uid),
+        issued BLOB NOT NULL"""
+_RECEIPT_COLUMNS = """
         idx INTEGER NOT NULL,
         task_id TEXT NOT NULL,
         amount BLOB NOT NULL,
         deliverable BLOB NOT NULL,
         note TEXT NOT NULL,
         root BLOB NOT NULL,
-        total BLOB NOT NULL,
-        PRIMARY KEY (channel, idx)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE vouchers2 (
-        channel BLOB NOT NULL REFERENCES channels2(uid),
+        total BLOB NOT NULL,"""
+_VOUCHER_COLUMNS = """
         amount BLOB NOT NULL,
         ledger_root BLOB NOT NULL,
         signature BLOB NOT NULL,
         receipt_count INTEGER NOT NULL,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (channel, amount)
-    ) WITHOUT ROWID""",
+        created_at REAL NOT NULL,"""
+
+_V2_TABLES = (
+    (f"CREATE TABLE channels2 (uid BLOB PRIMARY KEY, id BLOB NOT NULL, {_CHANNEL_COLUMNS}, "
+    "UNIQUE (chain_id, escrow, id))"),
+    "CREATE INDEX channels_by_id ON channels2 (id)",
+    (f"CREATE TABLE receipts2 (channel BLOB NOT NULL REFERENCES channels2(uid), {_RECEIPT_COLUMNS} "
+    "PRIMARY KEY (channel, idx)) WITHOUT ROWID"),
+    (f"CREATE TABLE vouchers2 (channel BLOB NOT NULL REFERENCES channels2(uid), {_VOUCHER_COLUMNS} "
+    "PRIMARY KEY (channel, amount)) WITHOUT ROWID"),
 )
 
 
@@ -79,44 +78,11 @@ def _rekey_channels(db: sqlite3.Connection) -> None:
 
 MIGRATIONS: dict[int, Sequence[Step]] = {
     1: (
-        """CREATE TABLE channels (
-            id BLOB PRIMARY KEY,
-            chain_id INTEGER NOT NULL,
-            escrow TEXT NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('payer', 'payee')),
-            payer TEXT NOT NULL,
-            payee TEXT NOT NULL,
-            token TEXT NOT NULL,
-            salt BLOB NOT NULL,
-            deposit BLOB NOT NULL,
-            claimed BLOB NOT NULL,
-            expiry INTEGER NOT NULL,
-            window INTEGER NOT NULL,
-            closed INTEGER NOT NULL DEFAULT 0,
-            checked_at REAL NOT NULL,
-            observed_at INTEGER NOT NULL,
-            issued BLOB NOT NULL
-        )""",
-        """CREATE TABLE receipts (
-            channel_id BLOB NOT NULL REFERENCES channels(id),
-            idx INTEGER NOT NULL,
-            task_id TEXT NOT NULL,
-            amount BLOB NOT NULL,
-            deliverable BLOB NOT NULL,
-            note TEXT NOT NULL,
-            root BLOB NOT NULL,
-            total BLOB NOT NULL,
-            PRIMARY KEY (channel_id, idx)
-        ) WITHOUT ROWID""",
-        """CREATE TABLE vouchers (
-            channel_id BLOB NOT NULL REFERENCES channels(id),
-            amount BLOB NOT NULL,
-            ledger_root BLOB NOT NULL,
-            signature BLOB NOT NULL,
-            receipt_count INTEGER NOT NULL,
-            created_at REAL NOT NULL,
-            PRIMARY KEY (channel_id, amount)
-        ) WITHOUT ROWID""",
+        f"CREATE TABLE channels (id BLOB PRIMARY KEY, {_CHANNEL_COLUMNS})",
+        (f"CREATE TABLE receipts (channel_id BLOB NOT NULL REFERENCES channels(id), {_RECEIPT_COLUMNS} "
+        "PRIMARY KEY (channel_id, idx)) WITHOUT ROWID"),
+        (f"CREATE TABLE vouchers (channel_id BLOB NOT NULL REFERENCES channels(id), {_VOUCHER_COLUMNS} "
+        "PRIMARY KEY (channel_id, amount)) WITHOUT ROWID"),
         """CREATE TABLE settlements (
             tx_hash BLOB PRIMARY KEY,
             raw_tx BLOB,

@@ -15,6 +15,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from micropay.channel import ETH, ChannelKey, ChannelRef, ChannelState
 from micropay.errors import MicropayError, NothingToClaim, TransactionError
@@ -23,12 +24,6 @@ from micropay.records import ChannelRecord, SettlementRecord
 from micropay.store import VoucherStore
 from micropay.transactions import Receipt, Sender, SignedTx, sender_address
 from micropay.voucher import Voucher
-
-
-def net_of(gross: int, fee: int, token: str) -> int:
-    """What a settlement leaves: gross minus the fee when both are in ETH; a token's gross is
-    in another unit than the fee (paid in ETH), so it is left as it is."""
-    return gross - fee if token == ETH else gross
 
 
 @dataclass(frozen=True)
@@ -62,8 +57,43 @@ class Batch:
         return tuple(key.id for key, _ in self.items)
 
 
+class _Part(Protocol):
+    @property
+    def channels(self) -> tuple[bytes, ...]: ...
+
+    @property
+    def gross(self) -> int: ...
+
+
+class _Totals:
+    """What a plan and a settlement add up over their parts (batches, or mined transactions)."""
+
+    token: str
+
+    def _parts(self) -> Sequence[_Part]:
+        raise NotImplementedError
+
+    @property
+    def fee(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def channels(self) -> tuple[bytes, ...]:
+        return tuple(cid for part in self._parts() for cid in part.channels)
+
+    @property
+    def gross(self) -> int:
+        return sum(part.gross for part in self._parts())
+
+    @property
+    def net(self) -> int:
+        """Gross minus the fee when both are in ETH; a token's gross is in another unit than the
+        fee (paid in ETH), so it is left as it is."""
+        return self.gross - self.fee if self.token == ETH else self.gross
+
+
 @dataclass(frozen=True)
-class SettlementPlan:
+class SettlementPlan(_Totals):
     """What a settlement would claim, in as many transactions as the gas cap requires, and its
     estimated cost; :meth:`Settler.execute` sends it."""
 
@@ -71,13 +101,8 @@ class SettlementPlan:
     batches: tuple[Batch, ...]
     gas_price: int  # wei per gas when planned
 
-    @property
-    def channels(self) -> tuple[bytes, ...]:
-        return tuple(cid for batch in self.batches for cid in batch.channels)
-
-    @property
-    def gross(self) -> int:
-        return sum(batch.gross for batch in self.batches)
+    def _parts(self) -> Sequence[_Part]:
+        return self.batches
 
     @property
     def gas(self) -> int:
@@ -88,10 +113,6 @@ class SettlementPlan:
     def fee(self) -> int:
         """The most the transactions can cost at the planned gas price, in wei."""
         return self.gas * self.gas_price
-
-    @property
-    def net(self) -> int:
-        return net_of(self.gross, self.fee, self.token)
 
 
 @dataclass(frozen=True)
@@ -106,11 +127,14 @@ class SettledTx:
 
 
 @dataclass(frozen=True)
-class Settlement:
+class Settlement(_Totals):
     """A mined settlement: its transactions, and what they claimed and cost in all."""
 
     token: str
     transactions: tuple[SettledTx, ...]
+
+    def _parts(self) -> Sequence[_Part]:
+        return self.transactions
 
     @property
     def tx_hashes(self) -> tuple[bytes, ...]:
@@ -122,24 +146,12 @@ class Settlement:
         return self.transactions[0].tx_hash
 
     @property
-    def channels(self) -> tuple[bytes, ...]:
-        return tuple(cid for t in self.transactions for cid in t.channels)
-
-    @property
-    def gross(self) -> int:
-        return sum(t.gross for t in self.transactions)
-
-    @property
     def gas_used(self) -> int:
         return sum(t.gas_used for t in self.transactions)
 
     @property
     def fee(self) -> int:
         return sum(t.fee for t in self.transactions)
-
-    @property
-    def net(self) -> int:
-        return net_of(self.gross, self.fee, self.token)
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ class TransactionPipeline:
                 except _OutcomeUnknown as exc:
                     raise TransactionPending(f"the connection failed while sending transaction "
                                              f"0x{signed.tx_hash.hex()} ({exc.__cause__!r}): it may still be mined",
-                                             signed.tx_hash) from exc.__cause__
+                                             tx_hash=signed.tx_hash) from exc.__cause__
                 except (TransactionError, InsufficientFunds) as exc:
                     if on_dropped is not None:  # the node answered, and refused it
                         on_dropped(signed)
@@ -356,7 +356,7 @@ class TransactionPipeline:
                     if again is not None and again.block_hash == receipt.block_hash:
                         break
             if now > deadline:
-                raise TransactionPending(self._not_confirmed(tx_hash, receipt, latest), tx_hash)
+                raise TransactionPending(self._not_confirmed(tx_hash, receipt, latest), tx_hash=tx_hash)
             time.sleep(options.poll_interval)
         if require_success and receipt.status != 1:
             raise TransactionError(f"transaction 0x{tx_hash.hex()} failed on chain (gas used {receipt.gas_used})")

@@ -48,7 +48,7 @@ def test_an_open_whose_outcome_is_unknown_keeps_its_record(lib_escrow, freelance
     payer = make_payer(clients[1])
 
     def unknown(self, *args, **kwargs):
-        raise TransactionPending("the connection failed", b"\x01" * 32)
+        raise TransactionPending("the connection failed", tx_hash=b"\x01" * 32)
 
     monkeypatch.setattr(type(lib_escrow.pipeline), "send", unknown)
     with pytest.raises(TransactionPending):

@@ -1,0 +1,95 @@
+"""The chain itself, as the escrow proxy sees it: blocks, balances, fees, receipts and tokens.
+
+:class:`Chain` is the part of the one door to the chain (:class:`micropay.escrow.Escrow`
+extends it) that is not about the escrow contract: typed reads of the node, and the transaction
+pipeline's receipt handling. Nothing outside these proxies talks to web3.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from eth_typing import BlockNumber
+from web3 import Web3
+
+from micropay.channel import ETH, checked_address
+from micropay.errors import MicropayValueError, TransactionError
+from micropay.token import Token
+from micropay.transactions import Receipt, TransactionPipeline, TxOptions, as_checksum
+
+
+class Chain:
+    """A node, read through typed methods, and the pipeline that sends to it."""
+
+    def __init__(self, pipeline: TransactionPipeline, *, chain_id: int | None = None) -> None:
+        """``chain_id``, if given, is trusted instead of asked from the node (it is known offline)."""
+        self.pipeline = pipeline
+        self.w3: Web3 = pipeline.w3
+        if chain_id is not None:
+            self.__dict__["chain_id"] = chain_id
+
+    @property
+    def options(self) -> TxOptions:
+        return self.pipeline.options
+
+    @cached_property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    def now(self) -> int:
+        """The latest block's timestamp."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def block_time(self, number: int) -> int:
+        return int(self.w3.eth.get_block(BlockNumber(number))["timestamp"])
+
+    def latest_receipt(self) -> Receipt:
+        """The receipt of the newest transaction in the latest block (a dev chain mines one
+        transaction per block). Raises :class:`TransactionError` if that block has none."""
+        transactions = self.w3.eth.get_block("latest")["transactions"]
+        last = transactions[-1] if transactions else None
+        receipt = self.find_receipt(bytes(last)) if isinstance(last, bytes) else None
+        if receipt is None:
+            raise TransactionError("the latest block holds no transaction")
+        return receipt
+
+    def balance(self, account: str) -> int:
+        """ETH held by ``account``, in wei."""
+        return int(self.w3.eth.get_balance(as_checksum(checked_address(account, "account"))))
+
+    def block_gas_limit(self) -> int:
+        """The latest block's gas limit: no one transaction can use more."""
+        return int(self.w3.eth.get_block("latest")["gasLimit"])
+
+    def gas_price(self) -> int:
+        return int(self.w3.eth.gas_price)
+
+    def token(self, address: str) -> Token:
+        """A proxy to the ERC-20 at ``address``, sending through this escrow's options. Raises
+        :class:`MicropayValueError` if there is no contract at that address on this chain."""
+        token = checked_address(address, "token")
+        if not self.w3.eth.get_code(as_checksum(token)):
+            raise MicropayValueError(f"there is no contract at {token} on chain {self.chain_id}: "
+                                     "is it the token's address on this chain?")
+        return Token(self.w3, token, self.options)
+
+    def token_units(self, token: str) -> tuple[int, str]:
+        """(decimals, symbol) of a channel token: (18, "ETH") for ETH, else asked of the token."""
+        if token == ETH:
+            return 18, "ETH"
+        erc20 = self.token(token)
+        return erc20.decimals, erc20.symbol
+
+    # -- receipts ----------------------------------------------------------------------------
+
+    def find_receipt(self, tx_hash: bytes) -> Receipt | None:
+        return self.pipeline.find_receipt(tx_hash)
+
+    def wait(self, tx_hash: bytes, *, require_success: bool = True) -> Receipt:
+        return self.pipeline.wait(tx_hash, require_success=require_success)
+
+    def rebroadcast(self, raw: bytes) -> None:
+        self.pipeline.rebroadcast(raw)

@@ -1,0 +1,221 @@
+"""What may happen under a voucher store's write lock, and the queries both sides share.
+
+:meth:`micropay.store.VoucherStore.transaction` yields a :class:`StoreTransaction`: its methods
+are every read and write a unit of work may do; no SQLite connection leaves these two modules.
+:class:`StoreReader` holds the queries, over one connection, for reads inside a transaction and
+for the store's own reads outside one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from micropay.channel import ChannelRef
+from micropay.errors import StoreError, UnknownChannel
+from micropay.ledger import LedgerEntry
+from micropay.records import (
+    BestVoucher,
+    ChannelRecord,
+    ChannelTip,
+    Role,
+    SettlementRecord,
+    SettlementStatus,
+    SqlValue,
+    as_bytes,
+    as_int,
+    as_str,
+    entry_from_row,
+    entry_to_row,
+    from_u256,
+    u256,
+)
+from micropay.tips import TipCache
+from micropay.voucher import Voucher
+
+#: A channel as the store's methods take it: its full reference, or its bare id when that id is
+#: unique in the store (the same id can exist on two chains or escrows).
+ChannelLike = ChannelRef | bytes
+
+_CHANNELS = f"SELECT {ChannelRecord.COLUMNS} FROM channels"
+
+
+class StoreReader:
+    """The store's queries over one connection (the caller holds the store's lock)."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def _rows(self, sql: str, params: Sequence[SqlValue] = ()) -> list[tuple[SqlValue, ...]]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(damaged(self._path, exc)) from exc
+
+    def uid(self, channel: ChannelLike) -> bytes | None:
+        """The store key of ``channel``; None if a bare id is not in the store. Raises
+        :class:`StoreError` if a bare id names channels on several chains or escrows."""
+        if isinstance(channel, ChannelRef):
+            return channel.uid
+        rows = self._rows("SELECT uid FROM channels WHERE id = ?", (channel,))
+        if len(rows) > 1:
+            raise StoreError(f"channel 0x{channel.hex()} is on {len(rows)} chains or escrows in {self._path}: "
+                             "name it with its chain and escrow (a ChannelRef)")
+        return as_bytes(rows[0][0]) if rows else None
+
+    def find_channel(self, channel: ChannelLike) -> ChannelRecord | None:
+        uid = self.uid(channel)
+        rows = [] if uid is None else self._rows(_CHANNELS + " WHERE uid = ?", (uid,))
+        return ChannelRecord.from_row(rows[0]) if rows else None
+
+    def channels(self, role: Role | None = None) -> list[ChannelRecord]:
+        if role is None:
+            rows = self._rows(_CHANNELS + " ORDER BY rowid")
+        else:
+            rows = self._rows(_CHANNELS + " WHERE role = ? ORDER BY rowid", (role,))
+        return [ChannelRecord.from_row(row) for row in rows]
+
+    def ledger(self, channel: ChannelLike, start: int = 0) -> list[LedgerEntry]:
+        rows = self._rows("SELECT task_id, amount, deliverable, note, root, total FROM receipts "
+                          "WHERE channel = ? AND idx >= ? ORDER BY idx", (self.uid(channel), start))
+        return [entry_from_row(row) for row in rows]
+
+    def best_voucher(self, channel: ChannelLike) -> tuple[Voucher, int] | None:
+        rows = self._rows("SELECT c.chain_id, c.escrow, c.id, v.amount, v.ledger_root, v.signature, v.receipt_count "
+                          "FROM vouchers v JOIN channels c ON c.uid = v.channel WHERE v.channel = ? "
+                          "ORDER BY v.amount DESC LIMIT 1", (self.uid(channel),))
+        if not rows:
+            return None
+        chain_id, escrow, channel_id, amount, root, signature, count = rows[0]
+        voucher = Voucher(as_int(chain_id), as_str(escrow), as_bytes(channel_id), from_u256(amount), as_bytes(root),
+                          as_bytes(signature))
+        return voucher, as_int(count)
+
+    def best_raw(self, uid: bytes) -> BestVoucher | None:
+        rows = self._rows("SELECT amount, ledger_root, signature, receipt_count FROM vouchers WHERE channel = ? "
+                          "ORDER BY amount DESC LIMIT 1", (uid,))
+        if not rows:
+            return None
+        amount, root, signature, count = rows[0]
+        return BestVoucher(from_u256(amount), as_bytes(root), as_bytes(signature), as_int(count))
+
+    def voucher_before(self, channel: ChannelLike, amount: int) -> tuple[int, int]:
+        rows = self._rows("SELECT amount, receipt_count FROM vouchers WHERE channel = ? AND amount < ? "
+                          "ORDER BY amount DESC LIMIT 1", (self.uid(channel), u256(amount)))
+        return (0, 0) if not rows else (from_u256(rows[0][0]), as_int(rows[0][1]))
+
+    def voucher_count(self, channel: ChannelLike) -> int:
+        return as_int(self._rows("SELECT COUNT(*) FROM vouchers WHERE channel = ?", (self.uid(channel),))[0][0])
+
+    def settlements(self, status: SettlementStatus | None = None) -> list[SettlementRecord]:
+        sql = f"SELECT {SettlementRecord.COLUMNS} FROM settlements" + (" WHERE status = ?" if status else "")
+        return [SettlementRecord.from_row(row) for row in self._rows(sql + " ORDER BY created_at",
+                                                                      (status,) if status else ())]
+
+    def cursor(self, name: str) -> int | None:
+        rows = self._rows("SELECT block FROM cursors WHERE name = ?", (name,))
+        return as_int(rows[0][0]) if rows else None
+
+    def data_version(self) -> int:
+        """SQLite's count of commits by other connections to this file."""
+        return as_int(self._rows("PRAGMA data_version")[0][0])
+
+    def read_tip(self, uid: bytes) -> ChannelTip | None:
+        rows = self._rows(_CHANNELS + " WHERE uid = ?", (uid,))
+        if not rows:
+            return None
+        record = ChannelRecord.from_row(rows[0])
+        best = self.best_raw(uid)
+        last = self.ledger(record.ref, start=best.receipt_count - 1)[0] if best and best.receipt_count else None
+        return ChannelTip(record, best, last)
+
+    def cached_tip(self, channel: ChannelRef, tips: TipCache) -> ChannelTip | None:
+        """The channel's tip, from ``tips`` while the file is unchanged."""
+        return tips.get(channel.uid, self.data_version(), lambda: self.read_tip(channel.uid))
+
+
+def unknown_channel(path: Path, channel: ChannelLike) -> UnknownChannel:
+    """The error for a channel the store at ``path`` does not hold."""
+    what = channel if isinstance(channel, ChannelRef) else f"channel 0x{channel.hex()}"
+    return UnknownChannel(f"{what} is not in {path}")
+
+
+class StoreTransaction(StoreReader):
+    """What may happen under the store's write lock: reads that see this transaction's own
+    writes, and the writes. Get one from :meth:`VoucherStore.transaction`; it is valid only
+    inside that ``with`` block."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path, tips: TipCache) -> None:
+        super().__init__(db, path)
+        self._tips = tips
+
+    def tip(self, channel: ChannelRef) -> ChannelTip | None:
+        """The channel's row, best voucher and last ledger entry, as committed plus this
+        transaction's writes; None for an unknown channel."""
+        return self.cached_tip(channel, self._tips)
+
+    def set_tip(self, tip: ChannelTip) -> None:
+        """Declare, as the last step of a transaction that wrote only to ``tip``'s channel, what its
+        tip will be once committed, so the next receive need not read it back."""
+        self._tips.declare(tip.record.ref.uid, tip)
+
+    def channel(self, channel: ChannelLike) -> ChannelRecord:
+        """Raises :class:`UnknownChannel` if the store does not hold it."""
+        found = self.find_channel(channel)
+        if found is None:
+            raise unknown_channel(self._path, channel)
+        return found
+
+    def add_channel(self, record: ChannelRecord) -> None:
+        self._db.execute(f"INSERT INTO channels ({ChannelRecord.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         record.to_row())
+
+    def update_chain_state(self, record: ChannelRecord) -> None:
+        self._db.execute("UPDATE channels SET deposit=?, claimed=?, expiry=?, closed=?, checked_at=?, observed_at=? "
+                         "WHERE uid=?", (u256(record.deposit), u256(record.claimed), record.expiry,
+                                         int(record.closed), record.checked_at, record.observed_at, record.ref.uid))
+
+    def add_receipts(self, channel: ChannelRef, first_index: int, entries: Sequence[LedgerEntry]) -> None:
+        rows = [entry_to_row(channel.uid, first_index + i, entry) for i, entry in enumerate(entries)]
+        if len(rows) == 1:  # the usual receive: execute() skips executemany's per-call setup
+            self._db.execute("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows[0])
+        else:
+            self._db.executemany("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def add_voucher(self, voucher: Voucher, receipt_count: int) -> None:
+        uid = ChannelRef(voucher.chain_id, voucher.escrow, voucher.channel_id).uid
+        self._db.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)",
+                         (uid, u256(voucher.amount), voucher.ledger_root, voucher.signature, receipt_count,
+                          time.time()))
+
+    def forget_unopened(self, channel: ChannelRef) -> bool:
+        """Remove a channel recorded before its opening transaction and never seen on chain,
+        nor paid on. Returns whether it was removed."""
+        cursor = self._db.execute("DELETE FROM channels WHERE uid = ? AND observed_at = 0 AND NOT EXISTS "
+                                  "(SELECT 1 FROM vouchers WHERE channel = ?)", (channel.uid, channel.uid))
+        return cursor.rowcount == 1
+
+    def set_issued(self, channel: ChannelRef, amount: int) -> None:
+        self._db.execute("UPDATE channels SET issued = ? WHERE uid = ?", (u256(amount), channel.uid))
+
+    def add_settlement(self, record: SettlementRecord) -> None:
+        self._db.execute(f"INSERT INTO settlements ({SettlementRecord.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                         record.to_row())
+
+    def update_settlement(self, tx_hash: bytes, *, status: SettlementStatus, gas_used: int | None = None,
+                          fee: int | None = None, block: int | None = None) -> None:
+        self._db.execute("UPDATE settlements SET status=?, gas_used=?, fee=?, block=? WHERE tx_hash=?",
+                         (status, gas_used, None if fee is None else u256(fee), block, tx_hash))
+
+    def set_cursor(self, name: str, block: int) -> None:
+        self._db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET block = excluded.block",
+                         (name, block))
+
+
+def damaged(path: Path, exc: BaseException) -> str:
+    """What to tell someone whose store file cannot be read."""
+    return (f"the voucher store {path} is damaged or not a micropay store ({exc}): restore it from an export "
+            "(`micropay import`), or rebuild its channels from the chain (`micropay sync`)")
