@@ -40,7 +40,7 @@ from micropay import Escrow, Payee, Payer
 from micropay._utils import textform
 from micropay._utils.crypto import keccak, recover_address
 from micropay.ledger import RECEIPT_TYPEHASH
-from micropay.payment import TEXT_PREFIX, VOUCHER_SIZE
+from micropay.payment import TEXT_PREFIX, VOUCHER_SIZE, unpack_receipts
 from micropay.voucher import Voucher, voucher_digest
 
 
@@ -105,15 +105,16 @@ class BareBonesReceive:
         is not a payment, KeyError or ValueError for malformed receipts, sqlite3.Error on disk failure."""
         payload = textform.unwrap(text, TEXT_PREFIX, "payment")
         chain_id, escrow, channel, amount, root, signature = Voucher.fields_from_bytes(payload[:VOUCHER_SIZE])
-        item = json.loads(payload[VOUCHER_SIZE + 4:])[0]  # after the 4-byte first index
+        # after the 4-byte first index and the receipts' format byte
+        (item,) = unpack_receipts(payload[VOUCHER_SIZE + 5:])
         escrow_bytes = bytes.fromhex(escrow[2:])  # fields_from_bytes gives the escrow checksummed (memoized)
         recover_address(voucher_digest(chain_id, escrow_bytes, channel, amount, root), signature)
-        receipt = keccak(RECEIPT_TYPEHASH + keccak(item["taskId"].encode()) + int(item["amount"]).to_bytes(32, "big")
-                         + bytes.fromhex(item["deliverable"][2:]) + keccak(item["note"].encode()))
+        receipt = keccak(RECEIPT_TYPEHASH + keccak(item.task_id.encode()) + item.amount.to_bytes(32, "big")
+                         + item.deliverable + keccak(item.note.encode()))
         self.root = keccak(self.root + receipt)
         self.db.execute("BEGIN IMMEDIATE")
         self.db.execute("INSERT INTO receipts VALUES (?,?,?,?,?)",
-                        (channel, self.count, item["taskId"], item["amount"], self.root))
+                        (channel, self.count, item.task_id, item.amount.to_bytes(32, "big"), self.root))
         self.db.execute("INSERT INTO vouchers VALUES (?,?,?,?)", (channel, amount.to_bytes(32, "big"), root, signature))
         self.db.execute("COMMIT")
         self.count += 1
