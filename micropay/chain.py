@@ -12,10 +12,14 @@ from functools import cached_property
 from eth_typing import BlockNumber
 from web3 import Web3
 
+from micropay._utils.reverts import ErrorDecoder
 from micropay.channel import ETH, checked_address
 from micropay.errors import MicropayValueError, TransactionError
 from micropay.token import Token
 from micropay.transactions import Receipt, TransactionPipeline, TxOptions, as_checksum
+
+#: Decimals beyond this are not a token people pay with (and would make amounts unreadable).
+MAX_DECIMALS = 36
 
 
 class Chain:
@@ -27,6 +31,11 @@ class Chain:
         self.w3: Web3 = pipeline.w3
         if chain_id is not None:
             self.__dict__["chain_id"] = chain_id
+
+    @classmethod
+    def connect(cls, w3: Web3, options: TxOptions | None = None) -> Chain:
+        """The node ``w3`` talks to, with a pipeline that knows no contract's errors."""
+        return cls(TransactionPipeline(w3, ErrorDecoder([]), options=options))
 
     @property
     def options(self) -> TxOptions:
@@ -68,20 +77,31 @@ class Chain:
         return int(self.w3.eth.gas_price)
 
     def token(self, address: str) -> Token:
-        """A proxy to the ERC-20 at ``address``, sending through this escrow's options. Raises
+        """A proxy to the ERC-20 at ``address``, sending through this chain's options. Raises
         :class:`MicropayValueError` if there is no contract at that address on this chain."""
         token = checked_address(address, "token")
         if not self.w3.eth.get_code(as_checksum(token)):
-            raise MicropayValueError(f"there is no contract at {token} on chain {self.chain_id}: "
-                                     "is it the token's address on this chain?")
+            raise MicropayValueError(f"there is no contract at {token} on chain {self.chain_id}: check the token "
+                                     "address, and that the node is on the right network")
         return Token(self.w3, token, self.options)
 
     def token_units(self, token: str) -> tuple[int, str]:
-        """(decimals, symbol) of a channel token: (18, "ETH") for ETH, else asked of the token."""
+        """(decimals, symbol) of a channel token: (18, "ETH") for ETH, else asked of the token.
+
+        Raises :class:`MicropayValueError` if there is no contract there, or it does not answer
+        ``decimals()`` and ``symbol()`` as an ERC-20 does."""
         if token == ETH:
             return 18, "ETH"
         erc20 = self.token(token)
-        return erc20.decimals, erc20.symbol
+        try:
+            decimals, symbol = erc20.decimals, erc20.symbol
+        except Exception:  # noqa: BLE001 - web3 raises several kinds for a call that does not decode
+            raise MicropayValueError(f"the contract at {erc20.address} is not an ERC-20 token (it does not answer "
+                                     "decimals() and symbol())") from None
+        if not 0 <= decimals <= MAX_DECIMALS or not symbol.strip():
+            raise MicropayValueError(f"the token at {erc20.address} reports {decimals} decimals and symbol "
+                                     f"{symbol!r:.20}: not a token micropay can show amounts of")
+        return decimals, symbol
 
     # -- receipts ----------------------------------------------------------------------------
 

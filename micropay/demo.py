@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -21,7 +22,7 @@ from micropay.escrow import Escrow
 from micropay.payee import Payee
 from micropay.payer import Payer
 from micropay.transactions import TransactionPipeline
-from micropay.units import format_amount
+from micropay.units import format_amount, format_approx
 
 TASKS = [
     ("logo draft 1", 5 * 10**15),
@@ -43,6 +44,8 @@ class DemoStatement:
     freelancer: tuple[str, int, int] = ("", 0, 0)
     deposit: int = 0
     refund: int = 0
+    chain_id: int = 0
+    escrow: str = ""
 
     @property
     def paid(self) -> int:
@@ -53,9 +56,33 @@ class DemoStatement:
         """Gas fees (wei) that ``who`` ("client" or "freelancer") paid; 0 for anyone else."""
         return sum(fee for party, _, _, fee in self.steps if party == who)
 
+    def to_json(self) -> dict[str, Any]:
+        """Labelled objects; every amount in wei as a decimal string (exact, safe for JavaScript)."""
+        def party(name: str, balances: tuple[str, int, int]) -> dict[str, str]:
+            address, before, after = balances
+            return {"address": address, "before": str(before), "after": str(after), "fees": str(self.fees(name))}
+
+        return {
+            "unit": "wei",
+            "chain": {"kind": "embedded eth-tester chain", "chainId": self.chain_id, "escrow": self.escrow},
+            "tasks": [{"task": task, "price": str(price)} for task, price in self.tasks],
+            "steps": [{"who": who, "what": what, "gas": gas, "fee": str(fee)} for who, what, gas, fee in self.steps],
+            "client": party("client", self.client),
+            "freelancer": party("freelancer", self.freelancer),
+            "deposit": str(self.deposit), "paid": str(self.paid), "refund": str(self.refund),
+        }
+
 
 def _eth(value: int) -> str:
     return format_amount(value, 18, "ETH")
+
+
+def _fee(value: int) -> str:
+    return format_approx(value, 18, "ETH")
+
+
+CHAIN = ("This demo runs an Ethereum chain inside this process (eth-tester): the real escrow contract, real "
+         "signatures and real gas, with play money. Nothing leaves this machine.")
 
 
 def run_demo(echo: Callable[[str], None] = print) -> DemoStatement:
@@ -72,50 +99,66 @@ def run_demo(echo: Callable[[str], None] = print) -> DemoStatement:
     for account in accounts:
         pipeline.transfer(funder, account.address, 10**18)
     escrow = Escrow.deploy(w3, deployer)
-    statement = DemoStatement(deposit=DEPOSIT)
+    statement = DemoStatement(deposit=DEPOSIT, chain_id=escrow.chain_id, escrow=escrow.address)
     statement.client = (client.address, escrow.balance(client.address), 0)
     statement.freelancer = (freelancer.address, escrow.balance(freelancer.address), 0)
 
-    def record(who: str, what: str) -> None:
+    def record(who: str, what: str) -> int:
         receipt = escrow.latest_receipt()
         statement.steps.append((who, what, receipt.gas_used, receipt.fee))
+        return receipt.fee
 
-    echo(f"escrow deployed at {escrow.address} on the embedded chain (id {escrow.chain_id})")
+    echo(CHAIN)
+    echo(f"The escrow contract is deployed at {escrow.address} (chain id {escrow.chain_id}); it holds deposits and "
+         "pays out only what a client signed.")
     with tempfile.TemporaryDirectory() as tmp:
         payer = Payer(escrow, client, Path(tmp) / "client.db")
         payee = Payee(escrow, freelancer, Path(tmp) / "freelancer.db")
         channel = payer.open_channel(freelancer.address, DEPOSIT, expires_in=timedelta(days=7))
-        record("client", "open channel")
-        echo(f"client {client.address} locked {_eth(DEPOSIT)} in a channel to freelancer {freelancer.address}")
+        fee = record("client", "open channel")
+        echo(f"\nThe client ({client.address}) locks {_eth(DEPOSIT)} in a channel to the freelancer "
+             f"({freelancer.address}): one transaction, fee {_fee(fee)}.")
         for task, price in TASKS:
-            payment = payer.pay(channel.id, price, task=task)
-            text = payment.encode()
-            echo(f"\nclient pays {_eth(price)} for {task!r} and sends:\n  {text}")
+            text = payer.pay(channel.id, price, task=task).encode()
+            echo(f"\nThe client approves {task!r} and pays {_eth(price)} by signing a payment: no transaction, no "
+                 f"fee. It sends the freelancer this line:\n  {text}")
             received = payee.receive(text)
-            echo(f"freelancer checked and stored it: +{_eth(received.added)}, {_eth(received.cumulative)} so far")
+            echo(f"The freelancer checks the signature, the channel and the deposit, and stores it: "
+                 f"+{_eth(received.added)}, {_eth(received.cumulative)} so far.")
             statement.tasks.append((task, price))
         settlement = payee.settle()
-        record("freelancer", "settle (one claimMany)")
-        echo(f"\nfreelancer settles once: {_eth(settlement.gross)} in transaction 0x{settlement.tx_hash.hex()}")
+        fee = record("freelancer", "settle (one claimMany)")
+        hashes = ", ".join("0x" + h.hex() for h in settlement.tx_hashes)
+        echo(f"\nThe freelancer settles with ONE transaction (a batch claim, claimMany). Each payment carries the "
+             f"running total, so the latest one is worth all {len(TASKS)} tasks; with many clients, the same "
+             f"transaction would claim from every one of them. Claimed {_eth(settlement.gross)}, fee {_fee(fee)} "
+             f"(transaction {hashes}).")
         payee.close(channel.id)
-        record("freelancer", "close channel")
+        fee = record("freelancer", "close channel")
         statement.refund = DEPOSIT - statement.paid
+        echo(f"\nThe work is done, so the freelancer closes the channel: everything owed is already claimed, the "
+             f"unspent {_eth(statement.refund)} of the deposit goes straight back to the client, and the channel "
+             f"can never be paid on again. Fee {_fee(fee)}.")
     statement.client = (client.address, statement.client[1], escrow.balance(client.address))
     statement.freelancer = (freelancer.address, statement.freelancer[1], escrow.balance(freelancer.address))
     return statement
 
 
 def format_statement(statement: DemoStatement) -> str:
-    """The closing statement as a text table. Never raises."""
+    """The closing statement as a text table (fees and balances rounded for reading). Never raises."""
+    def rounded(value: int) -> str:
+        return _fee(value).lstrip("~")
+
     lines = ["", "CLOSING STATEMENT", "", f"{'task':<24} {'price':>14}"]
     lines += [f"{task:<24} {_eth(price):>14}" for task, price in statement.tasks]
-    lines += [f"{'total paid':<24} {_eth(statement.paid):>14}", "", f"{'on-chain step':<34} {'gas':>8} {'fee':>22}"]
-    lines += [f"{who + ': ' + what:<34} {gas:>8,} {_eth(fee):>22}" for who, what, gas, fee in statement.steps]
+    lines += [f"{'total paid':<24} {_eth(statement.paid):>14}", "", f"{'on-chain step':<34} {'gas':>8} {'fee':>15}"]
+    lines += [f"{who + ': ' + what:<34} {gas:>8,} {rounded(fee):>15}" for who, what, gas, fee in statement.steps]
     for name, (address, before, after) in (("client", statement.client), ("freelancer", statement.freelancer)):
         change = after - before
         sign = "+" if change >= 0 else "-"
-        lines.append(f"\n{name} {address}: {_eth(before)} -> {_eth(after)} ({sign}{_eth(abs(change))}; "
-                     f"gas {_eth(statement.fees(name))})")
-    lines.append(f"deposit {_eth(statement.deposit)}: {_eth(statement.paid)} to the freelancer, "
+        lines.append(f"\n{name} {address}: {rounded(before)} -> {rounded(after)} ({sign}{rounded(abs(change))}, "
+                     f"of which gas {rounded(statement.fees(name))})")
+    lines.append(f"\ndeposit {_eth(statement.deposit)}: {_eth(statement.paid)} to the freelancer, "
                  f"{_eth(statement.refund)} back to the client")
+    lines.append("(fees and balances are rounded to 4 significant digits; `demo --json` has them exactly, in wei)")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from micropay._utils import bounded
 from micropay._utils.addresses import normalize
 from micropay.errors import KeystoreError
 
@@ -65,13 +66,44 @@ def list_accounts(directory: Path) -> list[tuple[str, Path]]:
     found: list[tuple[str, Path]] = []
     for path in sorted(Path(directory).glob("*.json")) if Path(directory).is_dir() else []:
         try:
-            address = json.loads(path.read_text()).get("address")
-        except (OSError, ValueError, AttributeError):
+            document = _read_key_file(path)
+        except KeystoreError:
             continue
+        address = document.get("address") if isinstance(document, dict) else None
         normalized = normalize("0x" + address.removeprefix("0x")) if isinstance(address, str) else None
         if normalized is not None:
             found.append((normalized[0], path))
     return found
+
+
+#: A key file is a few hundred bytes; anything far larger is not one.
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+def _read_key_file(path: Path) -> object:
+    """The parsed JSON of a key file, bounded in size and nesting before it is parsed.
+
+    Raises KeystoreError if it is missing, unreadable, too large, too deep or not JSON."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeystoreError(f"no key file at {path} (create one with `micropay account new`)") from None
+    except OSError:
+        raise KeystoreError(f"{path} is not a readable key file") from None
+    return bounded.loads(data, what=f"key file {path}", max_bytes=MAX_KEY_FILE_BYTES, error=KeystoreError)
+
+
+def address_of(path: Path) -> str:
+    """The address a key file is for, read without decrypting it (no password needed).
+
+    Raises KeystoreError if the file is missing, unreadable, or names no valid address."""
+    path = Path(path)
+    data = _read_key_file(path)
+    address = data.get("address") if isinstance(data, dict) else None
+    normalized = normalize("0x" + address.removeprefix("0x")) if isinstance(address, str) else None
+    if normalized is None:
+        raise KeystoreError(f"{path} names no address: is it an encrypted key file?")
+    return normalized[0]
 
 
 def load_account(path: Path, password: str) -> LocalAccount:
@@ -80,12 +112,7 @@ def load_account(path: Path, password: str) -> LocalAccount:
     Raises KeystoreError (that never echoes the password) if the file is missing, unreadable,
     not an encrypted key file, malformed, or the password is wrong."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise KeystoreError(f"no key file at {path} (create one with `micropay account new`)") from None
-    except (OSError, ValueError):
-        raise KeystoreError(f"{path} is not a readable key file") from None
+    data = _read_key_file(path)
     if not isinstance(data, dict) or ("crypto" not in data and "Crypto" not in data):
         raise KeystoreError(f"{path} is not an encrypted key file")
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from micropay.channel import ChannelState
+from micropay.channel import ChannelRef, ChannelState
 from micropay.escrow import Escrow
 from micropay.records import ChannelRecord
 from micropay.store import VoucherStore
@@ -27,13 +27,13 @@ def overview(store: VoucherStore, escrows: Sequence[Escrow]) -> list[ChannelView
     """Every channel of ``store``; those on one of ``escrows`` read from the chain, one batch per
     escrow (the others as last stored: state None). Counts tasks without reading a ledger."""
     records = store.channels()
-    states: dict[bytes, ChannelState | None] = {}
+    states: dict[ChannelRef, ChannelState | None] = {}
     for escrow in escrows:
         here = [r for r in records if (r.chain_id, r.escrow) == (escrow.chain_id, escrow.address)]
-        states.update(zip((r.id for r in here), escrow.channels([r.key for r in here]), strict=True))
+        states.update(zip((r.ref for r in here), escrow.channels([r.key for r in here]), strict=True))
     views = []
     for record in records:
-        state = states.get(record.id)
+        state = states.get(record.ref)
         best = store.best_voucher(record.ref)
         paid, tasks = (best[0].amount, best[1]) if best else (0, 0)
         deposit, claimed = (state.deposit, state.claimed) if state else (record.deposit, record.claimed)

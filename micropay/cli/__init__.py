@@ -1,11 +1,12 @@
 """The ``micropay`` command: what freelancers and clients run.
 
-Every micropay error becomes one line on stderr and exit code 1 (``--debug`` shows the
-traceback); that happens in one place, :meth:`MicropayGroup.invoke`. Keys and passwords are never
+Every error becomes one line on stderr and exit code 1 (``--debug`` shows the traceback); that
+happens in one place, :meth:`MicropayGroup.invoke`, worded by :mod:`.errors`. Keys and passwords are never
 printed: the password comes from ``MICROPAY_PASSWORD`` or a hidden prompt.
 
 The commands live in modules by audience: :mod:`.accounts` (key files, deploying the escrow),
-:mod:`.client`, :mod:`.freelancer`, :mod:`.inspecting`, :mod:`.backup` and :mod:`.demo`.
+:mod:`.client` and :mod:`.paying` (the client), :mod:`.receiving`, :mod:`.settling` and
+:mod:`.freelancer` (the freelancer), :mod:`.inspecting`, :mod:`.backup` and :mod:`.demo`.
 """
 
 from __future__ import annotations
@@ -16,28 +17,40 @@ from typing import Any
 
 import click
 
-from micropay.cli import accounts, backup, client, demo, freelancer, inspecting
+from micropay.cli import accounts, backup, client, demo, freelancer, inspecting, paying, receiving, settling
 from micropay.cli.context import Session
+from micropay.cli.errors import describe, one_line
+from micropay.cli.output import eth_fee
 from micropay.config import Paths
-from micropay.errors import MicropayError, NodeError
 from micropay.transactions import TxOptions
 
 __all__ = ["MicropayGroup", "main", "run"]
 
 
 class MicropayGroup(click.Group):
-    """Turns every micropay error (and an unreachable node) into one clean line and exit code 1."""
+    """Turns every error into one clean line on stderr and exit code 1 (``--debug``: the traceback)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (MicropayError, OSError) as exc:
-            if ctx.params.get("debug") or getattr(ctx.obj, "debug", False):
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: usage errors, exit codes, a declined confirmation
+        except Exception as exc:
+            session = ctx.obj if isinstance(ctx.obj, Session) else None
+            if ctx.params.get("debug") or (session is not None and session.debug):
                 raise
-            if isinstance(exc, OSError) and not isinstance(exc, MicropayError):
-                exc = NodeError(f"{exc.strerror or exc}")
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {one_line(describe(exc, _balance(session)))}", err=True)
             ctx.exit(1)
+
+
+def _balance(session: Session | None) -> str | None:
+    """What the session's account holds, for an error about a shortage of ETH; None if unknown."""
+    if session is None or "_node" not in session.__dict__ or "address" not in session.__dict__:
+        return None
+    try:
+        return eth_fee(session.node.balance(session.address))
+    except Exception:  # noqa: BLE001 - only to enrich an error message: the error itself is what matters
+        return None
 
 
 @click.group(cls=MicropayGroup)
@@ -52,7 +65,7 @@ class MicropayGroup(click.Group):
               help="data directory (default: the user data directory)")
 @click.option("--chain-id", type=int, help="refuse to run unless the node is on this chain")
 @click.option("--confirmations", type=int, default=1, show_default=True, envvar="MICROPAY_CONFIRMATIONS",
-              help="blocks a transaction must be under before it counts")
+              help="blocks a transaction must be under before it counts (and `watch` acts)")
 @click.option("--max-fee-gwei", type=float, envvar="MICROPAY_MAX_FEE_GWEI",
               help="never pay more than this per gas (EIP-1559 max fee)")
 @click.option("--debug", is_flag=True, help="show tracebacks")
@@ -74,7 +87,7 @@ def _register(*modules: ModuleType) -> None:
             main.add_command(command)
 
 
-_register(demo, accounts, client, freelancer, inspecting, backup)
+_register(demo, accounts, client, paying, receiving, settling, freelancer, inspecting, backup)
 
 
 def run() -> None:

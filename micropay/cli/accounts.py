@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from micropay import keystore
-from micropay.cli.context import Session, pass_session, password
+from micropay.cli.context import Session, pass_session
 from micropay.cli.options import json_option
 from micropay.cli.output import emit, progress
+from micropay.cli.secrets import password, private_key
 from micropay.config import record_deployment
+from micropay.errors import InsufficientFunds
 from micropay.escrow import Escrow
 
 
@@ -28,8 +30,8 @@ def account_new(session: Session) -> None:
 @account.command("import")
 @pass_session
 def account_import(session: Session) -> None:
-    """Encrypt an existing private key (read from a hidden prompt, never an argument)."""
-    key = str(click.prompt("private key", hide_input=True, err=True))
+    """Encrypt an existing private key (read from a hidden prompt or a pipe, never an argument)."""
+    key = private_key()
     imported, path = keystore.import_key(key, session.paths.keystores, password(confirm=True))
     click.echo(f"{imported.address}  {path}")
 
@@ -48,10 +50,16 @@ def account_list(session: Session, as_json: bool) -> None:
 @pass_session
 def deploy(session: Session) -> None:
     """Deploy the escrow and record it as this chain's default."""
-    w3, deployer = session.w3, session.account
+    deployer = session.account
+    if session.node.balance(deployer.address) == 0:
+        raise InsufficientFunds(f"{deployer.address} holds 0 ETH: deploying the escrow costs gas; send it some ETH "
+                                "first")
     progress("deploying the escrow, waiting for the receipt…")
-    escrow = Escrow.deploy(w3, deployer, options=session.options)
-    record_deployment(session.paths.deployments, escrow.chain_id, escrow.address)
+    # Recorded as soon as the receipt exists: a wait for confirmations that fails must not lead
+    # to a second deployment.
+    escrow = Escrow.deploy(session.w3, deployer, options=session.options,
+                           on_deployed=lambda address, _: record_deployment(session.paths.deployments, session.chain,
+                                                                            address))
     click.echo(escrow.address)
 
 

@@ -1,35 +1,100 @@
-"""Backups: the whole store as a verifiable JSON bundle, and merging one back."""
+"""Backups and recovery: the store as a verifiable bundle, merging one back, and rebuilding
+the channels of this account from the chain."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
 from typing import IO
 
 import click
 
 from micropay.cli.context import Session, pass_session
-from micropay.errors import MicropayValueError
+from micropay.cli.output import hex_id, progress
+from micropay.config import load_deployments
+from micropay.errors import MicropayValueError, NodeError
+from micropay.escrow import Escrow
+from micropay.records import ChannelRecord
+
+#: The largest bundle read (a bundle is verified as a whole, in memory).
+MAX_BUNDLE = 256 * 1024 * 1024
 
 
 @click.command("export")
-@click.argument("file", type=click.File("w"), default="-")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=True), default="-")
 @pass_session
-def export_store(session: Session, file: IO[str]) -> None:
-    """Write every channel, voucher and task to a verifiable JSON bundle."""
-    json.dump(session.store.export(), file, indent=1)
-    file.write("\n")
+def export_store(session: Session, file: Path) -> None:
+    """Write every channel, voucher and task to a verifiable JSON bundle (FILE is made private,
+    mode 0600: it holds what you are owed)."""
+    if session.chain_id is not None:
+        other = sorted({r.chain_id for r in session.store.channels() if r.chain_id != session.chain_id})
+        if other:
+            raise NodeError(f"the store also holds channels on chain {', '.join(map(str, other))}, not on --chain-id "
+                            f"{session.chain_id}: export without --chain-id (a bundle holds the whole store)")
+    text = json.dumps(session.store.export(), indent=1) + "\n"
+    if str(file) == "-":
+        sys.stdout.write(text)
+        return
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # an existing file keeps its mode otherwise
+        out.write(text)
+    progress(f"wrote {len(session.store.channels())} channel(s) to {file} (mode 0600)")
 
 
 @click.command("import")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @pass_session
-def import_store(session: Session, file: IO[str]) -> None:
-    """Merge a bundle written by `export`, after verifying every signature and ledger."""
+def import_store(session: Session, file: IO[bytes]) -> None:
+    """Merge a bundle written by `export`, after verifying every signature and ledger. Only
+    channels this account pays or is paid on are accepted."""
+    data = file.read(MAX_BUNDLE + 1)
+    if len(data) > MAX_BUNDLE:
+        raise MicropayValueError(f"{file.name} is larger than a bundle can be ({MAX_BUNDLE // 2**20} MiB)")
     try:
-        bundle = json.load(file)
-    except ValueError:
-        raise MicropayValueError(f"{file.name} is not JSON") from None
-    click.echo(f"{session.store.import_(bundle)} channel(s) updated")
+        bundle = json.loads(data)
+    except (ValueError, RecursionError):
+        raise MicropayValueError(f"{file.name} is not JSON (is it a bundle written by `micropay export`?)") from None
+    changed = session.store.import_(bundle, account=session.address)
+    click.echo(f"{changed} channel(s) updated")
 
 
-COMMANDS: list[click.Command] = [export_store, import_store]
+def _sync_escrows(session: Session) -> list[Escrow]:
+    if session.escrow_address:
+        return [session.escrow_at(session.escrow_address)]
+    chain = session.chain
+    addresses = dict.fromkeys(r.escrow for r in session.store.channels() if r.chain_id == chain)
+    deployed = load_deployments(session.paths.deployments).get(chain)
+    if deployed:
+        addresses[deployed] = None
+    if not addresses:
+        raise MicropayValueError(f"no escrow known on chain {chain}: pass --escrow ADDRESS (the escrow your "
+                                 "channels are on; every payment names it)")
+    return [session.escrow_at(address) for address in addresses]
+
+
+def _described(session: Session, record: ChannelRecord) -> str:
+    other = ("client " + record.key.payer) if record.role == "payee" else ("freelancer " + record.key.payee)
+    return (f"  channel {hex_id(record.id, 10)} with {other}: deposit {session.show(record.deposit, record.key.token)}"
+            f", {'closed' if record.closed else 'open'}")
+
+
+@click.command()
+@pass_session
+def sync(session: Session) -> None:
+    """Rebuild every channel of this account (as client and as freelancer) from the escrow's
+    events: after an interrupted `open`, or to rebuild a lost or damaged store (then `import` a
+    backup for the payments themselves)."""
+    from micropay.sync import sync as sync_escrow
+
+    for escrow in _sync_escrows(session):
+        progress(f"reading the channels of {session.address} on escrow {escrow.address}…")
+        report = sync_escrow(session.store, escrow, session.address)
+        click.echo(f"escrow {escrow.address}: {len(report.added)} channel(s) added, {len(report.updated)} updated")
+        for record in report.added:
+            click.echo(_described(session, record))
+
+
+COMMANDS: list[click.Command] = [export_store, import_store, sync]

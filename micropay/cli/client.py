@@ -1,14 +1,28 @@
-"""For the client: open a channel, pay per task, top up, and get the rest back at the end."""
+"""For the client: open a channel, top it up or extend it, and get the rest back at the end."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import click
 
+from micropay.channel import ETH, ChannelState
 from micropay.cli.context import Session, pass_session
-from micropay.cli.options import Amount, amount_argument, channel_argument, json_option, token_option
+from micropay.cli.errors import reword
+from micropay.cli.options import (
+    Amount,
+    amount_argument,
+    channel_argument,
+    json_option,
+    parse_address,
+    token_option,
+    wei_option,
+    yes_option,
+)
 from micropay.cli.output import emit, hex_id, progress, when
+from micropay.errors import ChannelNotExpired, InsufficientFunds, MicropayValueError
 from micropay.records import ChannelRecord
 
 
@@ -16,47 +30,84 @@ from micropay.records import ChannelRecord
 @click.argument("payee")
 @amount_argument("deposit")
 @token_option("ERC-20 address (default ETH)")
-@click.option("--days", default=30, show_default=True, help="channel lifetime")
-@click.option("--window-hours", default=24, show_default=True, help="challenge window after request-close")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(min=1), help="channel lifetime")
+@click.option("--window-hours", default=24, show_default=True, type=click.IntRange(1, 720),
+              help="challenge window after request-close (freelancers refuse less than 24 by default)")
+@wei_option
+@yes_option
 @json_option
 @pass_session
 def open_channel(session: Session, payee: str, deposit: Amount, token: str, days: int, window_hours: int,
-                 as_json: bool) -> None:
+                 wei: bool, yes: bool, as_json: bool) -> None:
     """Lock DEPOSIT, such as '0.05 ETH', in a channel to PAYEE."""
-    value = deposit.base_units(session.units(token))
+    to = parse_address(payee, "payee")
+    token = parse_address(token, "token").value
+    value = deposit.base_units(session.units(token), wei=wei)
+    shown = session.show(value, token)
+    if not to.checksummed and not yes:
+        click.confirm(f"{payee} carries no checksum (it is all one case), so a mistyped character would lock "
+                      f"{shown} to an address nobody controls. Lock it to {to.value}?", abort=True, err=True)
     payer = session.payer()
+    if token == ETH and (balance := payer.escrow.balance(session.address)) <= value:
+        raise InsufficientFunds(f"{session.address} holds {session.show(balance, ETH)}, not more than the deposit "
+                                f"{shown}: it needs the deposit plus gas")
     progress("opening the channel, waiting for the receipt…")
-    record = payer.open_channel(payee, value, token=token, expires_in=timedelta(days=days),
-                                window=timedelta(hours=window_hours))
+    with token_shortage(session, token, value):
+        record = payer.open_channel(to.value, value, token=token, expires_in=timedelta(days=days),
+                                    window=timedelta(hours=window_hours))
     emit(as_json, {"channel": hex_id(record.id), "deposit": str(record.deposit), "expiry": record.expiry},
-         f"channel {hex_id(record.id)}\n{session.show(record.deposit, token)} until {when(record.expiry)}")
+         f"channel {hex_id(record.id)}\nlocked {shown} for freelancer {to.value} until {when(record.expiry)}")
 
 
 @click.command("top-up")
 @channel_argument
 @amount_argument("amount")
+@wei_option
 @pass_session
-def top_up(session: Session, channel: ChannelRecord, amount: Amount) -> None:
+def top_up(session: Session, channel: ChannelRecord, amount: Amount, wei: bool) -> None:
     """Add AMOUNT to a channel's deposit."""
     token = channel.key.token
-    payer = session.payer()
-    updated = payer.top_up(channel.id, amount.base_units(session.units(token)))
-    click.echo(f"deposit now {session.show(updated.deposit, token)}")
+    value = amount.base_units(session.units(token), wei=wei)
+    payer = session.payer(channel)
+    with token_shortage(session, token, value):
+        updated = payer.top_up(channel.ref, value)
+    click.echo(f"added {session.show(value, token)}: the deposit is now {session.show(updated.deposit, token)}")
+
+
+@contextmanager
+def token_shortage(session: Session, token: str, value: int) -> Iterator[None]:
+    """A token's "insufficient balance" revert, said in the token's units."""
+    try:
+        yield
+    except InsufficientFunds as exc:
+        if exc.revert is None or exc.revert.name != "ERC20InsufficientBalance":
+            raise
+        held = exc.revert.args_by_name.get("balance")
+        holds = f" holds {session.show(held, token)}," if isinstance(held, int) else ""
+        raise reword(exc, f"{session.address}{holds} less than {session.show(value, token)}: get more "
+                          f"{session.symbol(token)} first") from exc
 
 
 @click.command()
 @channel_argument
-@amount_argument("amount")
-@click.argument("task")
-@click.option("--note", default="", help="a note stored with the task")
+@click.option("--days", required=True, type=click.IntRange(min=1), help="the new expiry, in days from now")
 @pass_session
-def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, note: str) -> None:
-    """Pay AMOUNT for TASK; prints the payment text to send to the freelancer. Works offline."""
-    units = session.units(channel.key.token)  # ETH needs no node
-    # Signing needs no node either: the chain id and escrow are in the store.
-    payer = session.offline_payer()
-    payment = payer.pay(channel.id, amount.base_units(units), task=task, note=note)
-    click.echo(payment.encode())
+def extend(session: Session, channel: ChannelRecord, days: int) -> None:
+    """Move a channel's expiry later, so the freelancer keeps accepting payments on it."""
+    escrow = session.escrow_for(channel)
+    state = escrow.channel(channel.key)
+    new_expiry = escrow.now() + days * 86_400
+    if new_expiry <= state.expiry:
+        raise MicropayValueError(f"channel {hex_id(channel.id, 10)} already runs until {when(state.expiry)}: "
+                                 "give more --days")
+    record = session.payer(channel).extend(channel.ref, timedelta(days=days))
+    click.echo(f"channel {hex_id(channel.id, 10)} now runs until {when(record.expiry)}")
+
+
+def closing(state: ChannelState | ChannelRecord, now: int) -> bool:
+    """A channel that ends within one challenge window: its close was requested (or its expiry
+    is that near anyway), so a request to close would change nothing."""
+    return not state.closed and now <= state.expiry <= now + state.window
 
 
 @click.command("request-close")
@@ -64,8 +115,14 @@ def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, not
 @pass_session
 def request_close(session: Session, channel: ChannelRecord) -> None:
     """Start closing: the freelancer keeps one challenge window to claim."""
-    record = session.payer().request_close(channel.id)
-    click.echo(f"the freelancer may claim until {when(record.expiry)}; reclaim after that")
+    _, state = session.live_state(channel, f"`micropay reclaim {hex_id(channel.id, 10)}` takes back what was "
+                                           "not claimed")
+    if closing(state, state.observed_at):
+        click.echo(f"channel {hex_id(channel.id)} is already closing: the freelancer may claim until "
+                   f"{when(state.expiry)}; reclaim after that (nothing sent)")
+        return
+    record = session.payer(channel).request_close(channel.ref)
+    click.echo(f"closing started: the freelancer may claim until {when(record.expiry)}; reclaim after that")
 
 
 @click.command()
@@ -73,8 +130,14 @@ def request_close(session: Session, channel: ChannelRecord) -> None:
 @pass_session
 def reclaim(session: Session, channel: ChannelRecord) -> None:
     """After expiry, take back what was not claimed."""
-    refund = session.payer().reclaim(channel.id)
-    click.echo(f"reclaimed {session.show(refund, channel.key.token)}")
+    state = session.escrow_for(channel).channel(channel.key)
+    if not state.closed and state.observed_at + 1 <= state.expiry:
+        raise ChannelNotExpired(f"the freelancer may claim until {when(state.expiry)}; reclaim after that")
+    try:
+        refund = session.payer(channel).reclaim(channel.ref)
+    except ChannelNotExpired as exc:  # a block came between the read and the transaction
+        raise reword(exc, f"the freelancer may claim until {when(state.expiry)}; reclaim after that") from exc
+    click.echo(f"reclaimed {session.show(refund, channel.key.token)} from channel {hex_id(channel.id)}")
 
 
-COMMANDS: list[click.Command] = [open_channel, top_up, pay, request_close, reclaim]
+COMMANDS: list[click.Command] = [open_channel, top_up, extend, request_close, reclaim]

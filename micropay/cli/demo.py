@@ -11,13 +11,11 @@ from micropay.cli.output import emit
 @click.command()
 @json_option
 def demo(as_json: bool) -> None:
-    """The whole story on an embedded chain: deploy, open, pay five tasks, settle once."""
+    """The whole story on an embedded chain: deploy, open, pay five tasks, settle once, close."""
     from micropay.demo import format_statement, run_demo  # the embedded chain loads only here
 
     statement = run_demo(echo=(lambda _text: None) if as_json else click.echo)
-    emit(as_json, {"tasks": statement.tasks, "steps": statement.steps, "client": statement.client,
-                   "freelancer": statement.freelancer, "deposit": statement.deposit, "refund": statement.refund},
-         format_statement(statement))
+    emit(as_json, statement.to_json(), format_statement(statement))
 
 
 COMMANDS: list[click.Command] = [demo]

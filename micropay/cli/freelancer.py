@@ -1,94 +1,21 @@
-"""For the freelancer: receive payments, settle them in one transaction, close, watch."""
+"""For the freelancer: close a channel now, or keep watching and claim in time by itself."""
 
 from __future__ import annotations
 
-import sys
 import time
-from typing import IO
 
 import click
 
-from micropay.channel import ETH
 from micropay.cli.context import Session, pass_session
-from micropay.cli.options import Amount, channel_argument, json_option, min_net_option, token_option
-from micropay.cli.output import emit, hex_id, progress
+from micropay.cli.errors import describe, one_line
+from micropay.cli.options import channel_argument
+from micropay.cli.output import eth_fee, hex_id, progress, when
+from micropay.cli.settling import interrupted, sent_so_far
+from micropay.errors import InsufficientFunds, NodeError, TransactionError
+from micropay.escrow import Escrow
+from micropay.payee import Payee
 from micropay.records import ChannelRecord
-
-
-@click.command()
-@click.argument("texts", nargs=-1)
-@click.option("--file", "file", type=click.File("r"), help="read payment texts from a file, one per line")
-@json_option
-@pass_session
-def receive(session: Session, texts: tuple[str, ...], file: IO[str] | None, as_json: bool) -> None:
-    """Check and store payments (arguments, --file, or one per line on stdin)."""
-    lines = list(texts) or [line for line in (file or sys.stdin) if line.strip()]
-    payee = session.payee()
-    results = []
-    for text in lines:
-        received = payee.receive(text.strip())
-        token = session.store.channel(received.channel_id).key.token
-        results.append({"channel": hex_id(received.channel_id), "added": str(received.added),
-                        "cumulative": str(received.cumulative), "tasks": [t.task_id for t in received.tasks],
-                        "duplicate": received.duplicate})
-        if not as_json:
-            what = ", ".join(repr(t.task_id) for t in received.tasks)
-            click.echo(("(already stored) " if received.duplicate else "")
-                       + f"+{session.show(received.added, token)} for {what}; "
-                       f"{session.show(received.cumulative, token)} so far")
-    if as_json:
-        emit(True, results, "")
-
-
-@click.command()
-@click.argument("file", type=click.File("r"))
-@min_net_option
-@pass_session
-def redeem(session: Session, file: IO[str], min_net: Amount) -> None:
-    """Receive every payment in FILE (one per line), settle once, and print a statement."""
-    payee = session.payee()
-    lines = [line.strip() for line in file if line.strip()]
-    added: dict[bytes, int] = {}
-    for text in lines:
-        received = payee.receive(text)
-        added[received.channel_id] = added.get(received.channel_id, 0) + received.added
-    progress(f"{len(lines)} payment(s) received on {len(added)} channel(s); settling…")
-    result = payee.settle(min_net=min_net.base_units(session.units(ETH)))
-    for channel_id in result.channels:
-        record = session.store.channel(channel_id)
-        click.echo(f"channel {hex_id(channel_id, 10)} from {record.key.payer}: "
-                   f"{len(session.store.ledger(channel_id))} task(s) settled")
-    click.echo(f"received {session.show(result.gross, ETH)} in transaction {hex_id(result.tx_hash)}; "
-               f"gas {result.gas_used:,}, fee {session.show(result.fee, ETH)}, net {session.show(result.net, ETH)}")
-
-
-@click.command()
-@min_net_option
-@token_option("settle the channels in this token (default ETH)")
-@click.option("--dry-run", is_flag=True, help="show gas, fee and net without sending")
-@json_option
-@pass_session
-def settle(session: Session, min_net: Amount, token: str, dry_run: bool, as_json: bool) -> None:
-    """Claim every channel worth claiming in ONE transaction."""
-    payee = session.payee()  # connects first: progress only once the node answers
-    if not dry_run:
-        progress("settling, waiting for the receipt…")
-    plan = payee.plan_settlement(min_net.base_units(session.units(token)), token=token)
-    if dry_run:
-        _settled(session, as_json, token, None, len(plan.channels), plan.gross, plan.gas, plan.fee, plan.net)
-        return
-    result = payee.settle(plan)  # exactly this plan, so the figures are the ones just computed
-    _settled(session, as_json, token, hex_id(result.tx_hash), len(result.channels), result.gross, result.gas_used,
-             result.fee, result.net)
-
-
-def _settled(session: Session, as_json: bool, token: str, tx: str | None, channels: int, gross: int, gas: int,
-             fee: int, net: int) -> None:
-    """What settle claimed (or, without a transaction, would claim)."""
-    emit(as_json, {"tx": tx, "channels": channels, "gross": str(gross), "gas": gas, "fee": str(fee), "net": str(net)},
-         ("would claim" if tx is None else "claimed") + f" {session.show(gross, token)} from {channels} channel(s); "
-         f"gas {gas:,}, fee {session.show(fee, ETH)}, net {session.show(net, token)}"
-         + ("" if tx is None else f"\ntransaction {tx}"))
+from micropay.watching import CLAIM_GAS_RESERVE
 
 
 @click.command()
@@ -96,30 +23,77 @@ def _settled(session: Session, as_json: bool, token: str, tx: str | None, channe
 @pass_session
 def close(session: Session, channel: ChannelRecord) -> None:
     """Close a channel now with the best voucher held; the rest goes back to the client."""
-    session.payee().close(channel.id)
-    click.echo(f"closed {hex_id(channel.id)}")
+    escrow, state = session.live_state(channel, "it can no longer be claimed or closed; the client may reclaim "
+                                                "what was not claimed")
+    best = session.store.best_voucher(channel.ref)
+    paid = min(best[0].amount if best else 0, state.deposit)
+    receipt = Payee(escrow, session.account, session.store).close(channel.id)
+    token, show = channel.key.token, session.show
+    click.echo(f"closed channel {hex_id(channel.id, 10)} with client {channel.key.payer}: "
+               f"{show(paid, token)} paid to you in all ({show(max(0, paid - state.claimed), token)} now), "
+               f"{show(state.deposit - paid, token)} back to the client; fee {eth_fee(receipt.fee)}")
+
+
+def check_gas(escrow: Escrow, address: str) -> None:
+    """Refuse to watch without ETH for a claim, saying how much in ETH."""
+    balance, needed = escrow.balance(address), CLAIM_GAS_RESERVE * escrow.gas_price()
+    if balance < needed:
+        raise InsufficientFunds(f"{address} holds {eth_fee(balance)}; watching needs at least {eth_fee(needed)} "
+                                "to pay for a claim: fund it before watching")
+
+
+def _by_id(payee: Payee) -> dict[bytes, ChannelRecord]:
+    return {record.id: record for record in payee.channels()}
+
+
+def watch_pass(session: Session, payee: Payee, margin: int) -> None:
+    """One pass on one escrow; one line per channel claimed, saying why."""
+    before = _by_id(payee)
+    settlements = payee.watch_once(confirmations=session.options.confirmations)
+    if not settlements:
+        return
+    after = _by_id(payee)
+    now = payee.escrow.now()
+    for settlement in settlements:
+        for channel_id in settlement.channels:
+            old, new = before.get(channel_id), after[channel_id]
+            token = new.key.token
+            why = (f"its expiry ({when(new.expiry)}) is near" if new.expiry - now <= margin else
+                   f"the client started closing (claims allowed until {when(new.expiry)})")
+            click.echo(f"claimed {session.show(new.claimed - (old.claimed if old else 0), token)} from client "
+                       f"{new.key.payer} on channel {hex_id(channel_id, 10)}: {why}; "
+                       f"{session.show(new.claimed, token)} claimed on it in all")
+        for tx in settlement.transactions:
+            click.echo(f"  in transaction {hex_id(tx.tx_hash)}, fee {eth_fee(tx.fee)}")
 
 
 @click.command()
-@click.option("--confirmations", default=2, show_default=True)
 @click.option("--interval", default=15.0, show_default=True, help="seconds between polls")
 @click.option("--rounds", type=int, help="stop after this many polls (default: run until interrupted)")
 @pass_session
-def watch(session: Session, confirmations: int, interval: float, rounds: int | None) -> None:
-    """Claim automatically when a client starts closing or an expiry nears."""
-    payee = session.payee()
-    payee.check_gas_funds()
-    progress(f"watching escrow {session.escrow.address} for {payee.address} (Ctrl-C to stop)")
-    done = 0
+def watch(session: Session, interval: float, rounds: int | None) -> None:
+    """Claim automatically when a client starts closing or an expiry nears. Acts only on blocks
+    --confirmations deep (the global option)."""
+    payees = [Payee(escrow, session.account, session.store) for escrow in session.freelancer_escrows()]
+    check_gas(payees[0].escrow, session.address)
+    for payee in payees:
+        progress(f"watching escrow {payee.escrow.address} for {payee.address}, acting on blocks "
+                 f"{session.options.confirmations} deep (Ctrl-C to stop)")
+    done, before = 0, sent_so_far(session)
     try:
         while rounds is None or done < rounds:
-            for settlement in payee.watch_once(confirmations=confirmations):
-                click.echo(f"claimed {len(settlement.channels)} channel(s) in {hex_id(settlement.tx_hash)}")
+            for payee in payees:
+                try:
+                    watch_pass(session, payee, payee.safety_margin)
+                except (NodeError, TransactionError) as exc:  # a node hiccup must not end the watch
+                    progress(f"this pass failed ({one_line(describe(exc, None))}); trying again in {interval:g}s")
             done += 1
             if rounds is None or done < rounds:
                 time.sleep(interval)
     except KeyboardInterrupt:
+        if sent_so_far(session) - before:  # stopped while claiming: say what was sent
+            interrupted(session, before)
         progress("stopped")
 
 
-COMMANDS: list[click.Command] = [receive, redeem, settle, close, watch]
+COMMANDS: list[click.Command] = [close, watch]

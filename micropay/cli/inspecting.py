@@ -4,42 +4,67 @@ from __future__ import annotations
 
 import click
 
-from micropay.channel import ChannelState
+from micropay.channel import ChannelState, ChannelStatus
+from micropay.cli.client import closing
 from micropay.cli.context import Session, pass_session
 from micropay.cli.options import channel_argument, json_option
 from micropay.cli.output import emit, hex_id, table, when
-from micropay.overview import overview
+from micropay.overview import ChannelView, overview
 from micropay.records import ChannelRecord
 
-STATUS_HEADER = ["channel", "role", "counterparty", "token", "deposit", "paid", "unclaimed", "status", "expiry",
-                 "tasks"]
+STATUS_HEADER = ["channel", "role", "counterparty", "token", "deposit", "paid", "unclaimed", "left", "status",
+                 "expiry", "tasks"]
+
+
+def status_text(state: ChannelState) -> str:
+    """open, closing until <date>, expired or closed."""
+    if state.status is ChannelStatus.OPEN and closing(state, state.observed_at):
+        return f"closing until {when(state.expiry)}"
+    return state.status.value
 
 
 @click.command()
 @json_option
 @pass_session
 def status(session: Session, as_json: bool) -> None:
-    """A line per channel: counterparty, token, deposit, paid, unclaimed, expiry, tasks."""
-    if not session.store.channels():  # nothing to ask the node
+    """A line per channel: counterparty, token, deposit, paid, unclaimed, what is left to spend
+    (the client's), status, expiry, tasks."""
+    records = session.store.channels()
+    if not records:  # nothing to ask the node
         emit(as_json, [], "no channels yet")
         return
-    rows, data = [], []
-    records = session.store.channels()
     on_this_chain = [r for r in records if r.chain_id == session.chain]
     escrows = list({r.escrow: session.escrow_for(r) for r in on_this_chain}.values())
+    rows, data = [], []
     for view in overview(session.store, escrows):  # one batched chain read per escrow
-        record, token = view.record, view.record.key.token
-        # A channel on another chain or escrow than the session's: what the store last read of it.
-        state = view.state or _stored_state(record)
-        counterparty = record.key.payer if record.role == "payee" else record.key.payee
-        rows.append([hex_id(record.id, 10), record.role, counterparty, session.units(token)[1],
-                     session.show(state.deposit, token), session.show(view.paid, token),
-                     session.show(view.unclaimed, token), state.status.value, when(state.expiry), str(view.tasks)])
-        data.append({"channel": hex_id(record.id), "role": record.role, "counterparty": counterparty,
-                     "token": token, "deposit": str(state.deposit), "paid": str(view.paid),
-                     "claimed": str(state.claimed), "unclaimed": str(view.unclaimed), "status": state.status.value,
-                     "expiry": state.expiry, "tasks": view.tasks})
+        row, item = _row(session, view)
+        rows.append(row)
+        data.append(item)
     emit(as_json, data, table(rows, STATUS_HEADER))
+
+
+def _row(session: Session, view: ChannelView) -> tuple[list[str], dict[str, object]]:
+    record, token = view.record, view.record.key.token
+    # A channel on another chain or escrow than the session's: what the store last read of it.
+    state = view.state or _stored_state(record)
+    counterparty = record.key.payer if record.role == "payee" else record.key.payee
+    left = max(0, state.deposit - record.issued) if record.role == "payer" else None
+    show = session.show
+    row = [hex_id(record.id, 10), record.role, counterparty, session.symbol(token), show(state.deposit, token),
+           show(view.paid, token), show(view.unclaimed, token), "" if left is None else show(left, token),
+           _status(view, state), when(state.expiry), str(view.tasks)]
+    item = {"channel": hex_id(record.id), "chain": record.chain_id, "escrow": record.escrow, "role": record.role,
+            "counterparty": counterparty, "token": token, "deposit": str(state.deposit), "paid": str(view.paid),
+            "claimed": str(state.claimed), "unclaimed": str(view.unclaimed),
+            "left": None if left is None else str(left), "status": state.status.value,
+            "closing": closing(state, state.observed_at), "expiry": state.expiry, "tasks": view.tasks}
+    return row, item
+
+
+def _status(view: ChannelView, state: ChannelState) -> str:
+    if view.state is None and not view.record.observed_at:
+        return "not seen on chain yet (`micropay sync`)"
+    return status_text(state)
 
 
 def _stored_state(record: ChannelRecord) -> ChannelState:
@@ -53,13 +78,14 @@ def _stored_state(record: ChannelRecord) -> ChannelState:
 @pass_session
 def tasks(session: Session, channel: ChannelRecord, as_json: bool) -> None:
     """The ledger of a channel: each task, its price, and whether it is settled on chain."""
+    session.check_chain(channel)
+    entries = session.store.ledger(channel.ref)
     claimed = session.escrow_for(channel).channel(channel.key).claimed
-    entries = session.store.ledger(channel.id)
     rows = [[str(i + 1), e.receipt.task_id, session.show(e.receipt.amount, channel.key.token),
-             "settled" if e.total <= claimed else "unsettled"] for i, e in enumerate(entries)]
+             "settled" if e.total <= claimed else "unsettled", e.receipt.note] for i, e in enumerate(entries)]
     emit(as_json, [{"task": e.receipt.task_id, "amount": str(e.receipt.amount), "note": e.receipt.note,
                     "settled": e.total <= claimed} for e in entries],
-         table(rows, ["#", "task", "price", "state"]) if rows else "no tasks yet")
+         table(rows, ["#", "task", "price", "state", "note"]) if rows else "no tasks yet")
 
 
 COMMANDS: list[click.Command] = [status, tasks]

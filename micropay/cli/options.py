@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from micropay._utils.addresses import normalize
 from micropay.channel import ETH
 from micropay.cli.context import Session
 from micropay.cli.output import Units
 from micropay.errors import MicropayValueError, UnknownChannel
 from micropay.records import ChannelRecord
-from micropay.store import VoucherStore
 from micropay.units import parse_amount
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,13 +29,38 @@ MIN_PREFIX = 6
 
 @dataclass(frozen=True)
 class Amount:
-    """An amount as typed: "0.05 ETH", "12.5 USDC", or whole base units."""
+    """An amount as typed: "0.05 ETH", "12.5 USDC", "20 gwei", or (with ``--wei``) base units."""
 
     text: str
 
-    def base_units(self, units: Units) -> int:
-        """The amount in base units of a token with these units (checks the symbol and decimals)."""
-        return parse_amount(self.text, *units)
+    def base_units(self, units: Units, *, wei: bool = False) -> int:
+        """The amount in base units of a token with these units (checks the unit and decimals).
+        A bare integer is base units only when ``wei`` (the command's ``--wei``) is set."""
+        return parse_amount(self.text, *units, bare=wei)
+
+
+@dataclass(frozen=True)
+class Address:
+    """An address as typed, checked: ``value`` is its EIP-55 form; ``checksummed`` says whether
+    the text carried a checksum (mixed case) rather than being all lowercase or uppercase."""
+
+    value: str
+    checksummed: bool
+
+
+def parse_address(text: str, what: str) -> Address:
+    """Raises :class:`MicropayValueError` for text that is not an address, or mixed case whose
+    EIP-55 checksum is wrong (a mistyped character)."""
+    text = text.strip()
+    normalized = normalize(text)
+    if normalized is None:
+        digits = text.removeprefix("0x")
+        if len(digits) == 40 and all(c in "0123456789abcdefABCDEF" for c in digits) and text.startswith("0x"):
+            raise MicropayValueError(f"the {what} {text} has a wrong EIP-55 checksum: a character is mistyped "
+                                     "(copy the address again)")
+        raise MicropayValueError(f"the {what} must be an address (0x and 40 hex digits), got {text!r:.60}")
+    digits = text[2:]
+    return Address(normalized[0], digits not in (digits.lower(), digits.upper()))
 
 
 if TYPE_CHECKING:  # click >= 8.4 types a ParamType by the value it converts to
@@ -52,15 +77,21 @@ class AmountType(_AmountParam):
         return value if isinstance(value, Amount) else Amount(str(value))
 
 
-def find_channel(store: VoucherStore, text: str) -> ChannelRecord:
-    """The stored channel whose id is ``text`` or starts with it (at least 6 hex digits)."""
+def find_channel(session: Session, text: str) -> ChannelRecord:
+    """The stored channel whose id is ``text`` or starts with it (at least 6 hex digits). The same
+    id on several chains is narrowed to ``--chain-id`` when given."""
     wanted = text.lower().removeprefix("0x")
     if len(wanted) < MIN_PREFIX:
         raise MicropayValueError(f"give at least {MIN_PREFIX} hex digits of the channel id")
-    matches = [record for record in store.channels() if record.id.hex().startswith(wanted)]
+    matches = [record for record in session.store.channels() if record.id.hex().startswith(wanted)]
+    if len(matches) > 1 and session.chain_id is not None:
+        matches = [record for record in matches if record.chain_id == session.chain_id] or matches
     if len(matches) != 1:
-        raise UnknownChannel(f"no channel starting with {text} in {store.path}" if not matches
-                             else f"{text} matches {len(matches)} channels: give more digits")
+        if not matches:
+            raise UnknownChannel(f"no channel starting with {text} in {session.store.path}")
+        chains = sorted({record.chain_id for record in matches})
+        raise UnknownChannel(f"{text} matches {len(matches)} channels: give more digits" if len(chains) == 1 else
+                             f"{text} names channels on chains {', '.join(map(str, chains))}: add --chain-id N")
     return matches[0]
 
 
@@ -73,7 +104,7 @@ class ChannelType(_ChannelParam):
         session = ctx.find_object(Session) if ctx is not None else None
         if session is None:
             raise click.UsageError("a channel needs the micropay session", ctx)
-        return find_channel(session.store, str(value))
+        return find_channel(session, str(value))
 
 
 AMOUNT = AmountType()
@@ -94,6 +125,15 @@ def token_option(help: str) -> Callable[[F], F]:
 
 def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")(fn)
+
+
+def wei_option(fn: F) -> F:
+    return click.option("--wei", is_flag=True,
+                        help="a bare integer amount is base units (wei, or the token's smallest unit)")(fn)
+
+
+def yes_option(fn: F) -> F:
+    return click.option("--yes", is_flag=True, help="do not ask for confirmation")(fn)
 
 
 def min_net_option(fn: F) -> F:

@@ -9,6 +9,7 @@ block per transaction and no more, so the tests run with ``MICROPAY_CONFIRMATION
 from __future__ import annotations
 
 import pytest
+from clihelpers import Person
 from web3 import Web3
 
 from micropay.cli import context
@@ -22,3 +23,11 @@ def in_process_node(monkeypatch: pytest.MonkeyPatch, w3: Web3) -> None:
         return w3 if rpc is None else real_connect(rpc)
 
     monkeypatch.setattr(context, "connect", connect)
+
+
+@pytest.fixture
+def people(w3: Web3, tmp_path) -> tuple[Person, Person, str]:
+    """A client who deployed the escrow, and a freelancer who knows nothing of it."""
+    client, freelancer = Person(w3, tmp_path, "client"), Person(w3, tmp_path, "freelancer")
+    escrow = client.run("deploy").stdout.strip()
+    return client, freelancer, escrow

@@ -83,7 +83,8 @@ class Lifecycle(RuleBasedStateMachine):
 
     def _open_stores(self):
         self.payer_api = {a.address: Payer(self.escrow, a, self.dir / f"payer-{a.address}.db") for a in self.payers}
-        self.payee_api = {p: Payee(self.escrow, p, self.dir / f"payee-{p}.db", safety_margin=0, freshness=0)
+        self.payee_api = {p: Payee(self.escrow, p, self.dir / f"payee-{p}.db", safety_margin=0, freshness=0,
+                                   min_window=0)
                           for p in self.payees}
 
     def now(self) -> int:

@@ -1,0 +1,63 @@
+"""For the client, offline: pay a task, or print the latest payment again for a freelancer who
+missed one. Neither needs a node; both check ``--chain-id`` against the stored channel.
+
+The payment text goes to stdout (so it can be piped or saved); the sentence about it to stderr.
+"""
+
+from __future__ import annotations
+
+import click
+
+from micropay.cli.context import Session, pass_session
+from micropay.cli.errors import reword
+from micropay.cli.options import Amount, amount_argument, channel_argument, wei_option
+from micropay.cli.output import hex_id, progress, quoted
+from micropay.errors import InsufficientDeposit
+from micropay.records import ChannelRecord
+
+
+@click.command()
+@channel_argument
+@amount_argument("amount")
+@click.argument("task")
+@click.option("--note", default="", help="a note stored with the task")
+@wei_option
+@pass_session
+def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, note: str, wei: bool) -> None:
+    """Pay AMOUNT for TASK; prints the payment text to send to the freelancer. Works offline."""
+    session.check_chain(channel)
+    token = channel.key.token
+    value = amount.base_units(session.units(token), wei=wei)  # ETH needs no node
+    payer = session.offline_payer()  # signing needs no node: the chain id and escrow are in the store
+    try:
+        payment = payer.pay(channel.ref, value, task=task, note=note)
+    except InsufficientDeposit as exc:
+        total = channel.issued + value
+        raise reword(exc, f"paying {session.show(value, token)} would bring channel {hex_id(channel.id, 10)} to "
+                          f"{session.show(total, token)}, above its deposit {session.show(channel.deposit, token)}: "
+                          f"top up at least {session.show(exc.shortfall, token)} "
+                          f"(`micropay top-up {hex_id(channel.id, 10)} '{session.show(exc.shortfall, token)}'`)"
+                     ) from exc
+    click.echo(payment.encode())
+    paid = payment.amount
+    progress(f"paid {session.show(value, token)} to freelancer {channel.key.payee} for {quoted(task)}; "
+             f"{session.show(paid, token)} paid of {session.show(channel.deposit, token)}, "
+             f"{session.show(max(0, channel.deposit - paid), token)} left. Send the line above to the freelancer.")
+
+
+@click.command()
+@channel_argument
+@click.option("--since", default=0, show_default=True, type=click.IntRange(min=0),
+              help="the first task receipt to include (what the freelancer's error names)")
+@pass_session
+def resend(session: Session, channel: ChannelRecord, since: int) -> None:
+    """Print the latest payment again, with the tasks from receipt SINCE on. Signs nothing new."""
+    session.check_chain(channel)
+    payment = session.offline_payer().resend(channel.ref, since=since)
+    click.echo(payment.encode())
+    total = session.show(payment.amount, channel.key.token)
+    progress(f"the latest payment on channel {hex_id(channel.id, 10)} ({total} in all, {len(payment.receipts)} "
+             f"task(s) from receipt {since}): send the line above to the freelancer")
+
+
+COMMANDS: list[click.Command] = [pay, resend]
