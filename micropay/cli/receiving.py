@@ -15,9 +15,9 @@ import click
 
 from micropay.channel import ETH
 from micropay.cli.context import Session, pass_session
-from micropay.cli.inbox import Inbox
 from micropay.cli.options import Amount, json_option, min_net_option, wei_option
 from micropay.cli.output import emit, progress
+from micropay.cli.payment_lines import PaymentLines
 from micropay.cli.settling import settle_all
 
 
@@ -29,25 +29,25 @@ def numbered(texts: tuple[str, ...], file: IO[str] | None) -> tuple[list[tuple[i
     return [(n, line) for n, line in enumerate(source, start=1) if line.strip()], "line"
 
 
-def take_all(session: Session, lines: list[tuple[int, str]], label: str, as_json: bool) -> Inbox:
+def take_all(session: Session, lines: list[tuple[int, str]], label: str, as_json: bool) -> PaymentLines:
     """Receive every line, printing one sentence each as it is judged (or JSON at the end)."""
-    inbox = Inbox(session)
+    lines_in = PaymentLines(session)
     prefix = len(lines) > 1 or label == "line"
     for number, text in lines:
-        line = inbox.take(number, text)
+        line = lines_in.take(number, text)
         if not as_json:
             click.echo(f"{label} {number}: {line.text}" if prefix else line.text)
     if as_json:
-        emit(True, [line.to_json() for line in inbox.lines], "")
-    if len(lines) > 1 and not inbox.rejected:
-        progress(inbox.summary())
-    return inbox
+        emit(True, [line.to_json() for line in lines_in.lines], "")
+    if len(lines) > 1 and not lines_in.rejected:
+        progress(lines_in.summary())
+    return lines_in
 
 
-def fail_if_rejected(inbox: Inbox) -> None:
+def fail_if_rejected(lines_in: PaymentLines) -> None:
     """Exit code 1, with the summary as the last line, when a line was rejected."""
-    if inbox.rejected:
-        progress(inbox.summary())
+    if lines_in.rejected:
+        progress(lines_in.summary())
         click.get_current_context().exit(1)
 
 
@@ -73,9 +73,9 @@ def receive(session: Session, texts: tuple[str, ...], file: IO[str] | None, as_j
 def redeem(session: Session, file: IO[str], min_net: Amount, wei: bool) -> None:
     """Receive every payment in FILE (one per line), then settle once."""
     lines, label = numbered((), file)
-    inbox = take_all(session, lines, label, as_json=False)
+    lines_in = take_all(session, lines, label, as_json=False)
     settle_all(session, min_net.base_units(session.units(ETH), wei=wei), ETH)
-    fail_if_rejected(inbox)
+    fail_if_rejected(lines_in)
 
 
 COMMANDS: list[click.Command] = [receive, redeem]

@@ -55,7 +55,7 @@ class Line:
         return data
 
 
-class Inbox:
+class PaymentLines:
     """Receives payments for this session's account, on whichever escrow each payment names."""
 
     def __init__(self, session: Session) -> None:
