@@ -17,11 +17,15 @@ ARTIFACT_NAME = "MicropayEscrow.json"
 
 
 class CompilerInfo(TypedDict):
+    """The compiler the shipped escrow was built with: its solc version and standard-JSON settings."""
+
     version: str
     settings: dict[str, Any]
 
 
 class EscrowArtifact(TypedDict):
+    """The artifact file's contents: the escrow's source hash, compiler, ABI, bytecode and immutables."""
+
     contractName: str
     sourceName: str
     sourceSha256: str

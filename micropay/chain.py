@@ -39,10 +39,12 @@ class Chain:
 
     @property
     def options(self) -> TxOptions:
+        """How transactions to this chain are sent (its pipeline's fee cap, confirmations, timeout)."""
         return self.pipeline.options
 
     @cached_property
     def chain_id(self) -> int:
+        """The node's chain id (asked once, unless it was given when this was built)."""
         return int(self.w3.eth.chain_id)
 
     def now(self) -> int:
@@ -50,9 +52,11 @@ class Chain:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def block_number(self) -> int:
+        """The latest block's number."""
         return int(self.w3.eth.block_number)
 
     def block_time(self, number: int) -> int:
+        """The timestamp of block ``number``."""
         return int(self.w3.eth.get_block(BlockNumber(number))["timestamp"])
 
     def latest_receipt(self) -> Receipt:
@@ -74,6 +78,7 @@ class Chain:
         return int(self.w3.eth.get_block("latest")["gasLimit"])
 
     def gas_price(self) -> int:
+        """The node's gas price now, in wei per gas."""
         return int(self.w3.eth.gas_price)
 
     def token(self, address: str) -> Token:
@@ -106,10 +111,14 @@ class Chain:
     # -- receipts ----------------------------------------------------------------------------
 
     def find_receipt(self, tx_hash: bytes) -> Receipt | None:
+        """The receipt if the transaction is mined now, else None: see :meth:`TransactionPipeline.find_receipt`."""
         return self.pipeline.find_receipt(tx_hash)
 
     def wait(self, tx_hash: bytes, *, require_success: bool = True) -> Receipt:
+        """The receipt once the transaction is confirmed: see :meth:`TransactionPipeline.wait`. Raises
+        :class:`TransactionPending`, or :class:`TransactionError` if (with ``require_success``) it failed."""
         return self.pipeline.wait(tx_hash, require_success=require_success)
 
     def rebroadcast(self, raw: bytes) -> None:
+        """Hand a transaction signed earlier to the node again: see :meth:`TransactionPipeline.rebroadcast`."""
         self.pipeline.rebroadcast(raw)

@@ -61,6 +61,7 @@ class ChannelKey:
 
     @property
     def is_eth(self) -> bool:
+        """Whether the channel pays in native ETH rather than an ERC-20 token."""
         return self.token == ETH
 
 
@@ -83,6 +84,8 @@ class ChannelRef:
 
 
 class ChannelStatus(str, enum.Enum):
+    """Where a channel is in its life, as :attr:`ChannelState.status` tells it."""
+
     OPEN = "open"
     EXPIRED = "expired"  # past expiry: the payee can no longer claim, the payer may reclaim
     CLOSED = "closed"  # closed by the payee or reclaimed by the payer: final
@@ -102,10 +105,12 @@ class ChannelState:
 
     @property
     def id(self) -> bytes:
+        """The channel's id (its key's)."""
         return self.key.id
 
     @property
     def status(self) -> ChannelStatus:
+        """Open, expired or closed, as at block time ``observed_at``."""
         if self.closed:
             return ChannelStatus.CLOSED
         return ChannelStatus.EXPIRED if self.observed_at > self.expiry else ChannelStatus.OPEN
@@ -113,10 +118,12 @@ class ChannelState:
     # A transaction sent now lands in a later block, at least one second after `observed_at`.
     @property
     def claimable_next_block(self) -> bool:
+        """Whether a claim sent now would still be in time: not closed, and not expired a second later."""
         return not self.closed and self.observed_at + 1 <= self.expiry
 
     @property
     def reclaimable_next_block(self) -> bool:
+        """Whether a reclaim sent now would be allowed: not closed, and expired by a second later."""
         return not self.closed and self.observed_at + 1 > self.expiry
 
 

@@ -72,11 +72,13 @@ class TaskReceipt:
                       + self.deliverable + keccak(self.note.encode()))
 
     def to_dict(self) -> dict[str, object]:
+        """The receipt as JSON: ``taskId``, ``amount`` (a decimal string), ``deliverable`` (0x-hex), ``note``."""
         return {"taskId": self.task_id, "amount": str(self.amount), "deliverable": "0x" + self.deliverable.hex(),
                 "note": self.note}
 
     @classmethod
     def from_dict(cls, data: object) -> TaskReceipt:
+        """The receipt in :meth:`to_dict` JSON. Raises :class:`InvalidReceipt` for anything malformed."""
         if not isinstance(data, dict) or set(data) != {"taskId", "amount", "deliverable", "note"}:
             raise InvalidReceipt("task receipt JSON must have exactly taskId, amount, deliverable, note")
         amount, deliverable = data["amount"], data["deliverable"]

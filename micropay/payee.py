@@ -49,6 +49,7 @@ class Payee:
 
     @property
     def address(self) -> str:
+        """The checksummed address this payee is paid at."""
         return sender_address(self.account)
 
     # -- receiving ---------------------------------------------------------------------------
@@ -73,6 +74,8 @@ class Payee:
         return ChannelRef(self.escrow.chain_id, self.escrow.address, channel_id)
 
     def ledger(self, channel_id: bytes) -> list[LedgerEntry]:
+        """The channel's task receipts as stored, each with the root and total after it. Raises
+        :class:`StoreError` if the store file is damaged."""
         return self.store.ledger(self.ref(channel_id))
 
     # -- settling ------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class Payer:
 
     @property
     def address(self) -> str:
+        """The checksummed address this payer pays from."""
         return self.account.address
 
     @property
@@ -112,9 +113,13 @@ class Payer:
         return record
 
     def key(self, channel: ChannelLike) -> ChannelKey:
+        """The key of ``channel``. Raises :class:`UnknownChannel`, :class:`NotParticipant` if this account
+        does not pay it, or :class:`StoreError` (see :meth:`channel`)."""
         return self.channel(channel).key
 
     def ledger(self, channel: ChannelLike) -> list[LedgerEntry]:
+        """The channel's task receipts as stored, each with the root and total after it. Raises
+        :class:`UnknownChannel`, :class:`NotParticipant` or :class:`StoreError` (see :meth:`channel`)."""
         return self.store.ledger(self.channel(channel).ref)
 
     def sync(self, channel: ChannelLike) -> ChannelRecord:

@@ -48,6 +48,8 @@ class Payment:
 
     @classmethod
     def of(cls, voucher: Voucher, receipts: tuple[TaskReceipt, ...], first_index: int) -> Payment:
+        """A payment of ``voucher`` with the receipts from index ``first_index`` on. Raises
+        :class:`InvalidVoucher` if a part is of the wrong type or range."""
         return cls(voucher, tuple(receipts), first_index)
 
     @classmethod
@@ -57,6 +59,7 @@ class Payment:
 
     @property
     def is_bare(self) -> bool:
+        """Whether this is a bare voucher, naming no receipts."""
         return self.first_index is None
 
     @property

@@ -40,24 +40,28 @@ def _altered(value: SqlValue, kind: str) -> StoreError:
 
 
 def as_bytes(value: SqlValue) -> bytes:
+    """``value`` if it is a blob. Raises :class:`StoreError` (an altered store) if it is not."""
     if not isinstance(value, bytes):
         raise _altered(value, "a blob")
     return value
 
 
 def as_int(value: SqlValue) -> int:
+    """``value`` if it is an integer. Raises :class:`StoreError` (an altered store) if it is not."""
     if not isinstance(value, int):
         raise _altered(value, "an integer")
     return value
 
 
 def as_float(value: SqlValue) -> float:
+    """``value`` as a float if it is a number. Raises :class:`StoreError` (an altered store) if it is not."""
     if not isinstance(value, (int, float)):
         raise _altered(value, "a number")
     return float(value)
 
 
 def as_str(value: SqlValue) -> str:
+    """``value`` if it is text. Raises :class:`StoreError` (an altered store) if it is not."""
     if not isinstance(value, str):
         raise _altered(value, "text")
     return value
@@ -97,6 +101,7 @@ class ChannelRecord:
 
     @property
     def id(self) -> bytes:
+        """The channel's id (its key's)."""
         return self.key.id
 
     @cached_property
@@ -126,6 +131,7 @@ class ChannelRecord:
                "closed, checked_at, observed_at, issued")
 
     def to_row(self) -> tuple[SqlValue, ...]:
+        """The record as a ``channels`` row, in :attr:`COLUMNS` order."""
         return (self.ref.uid, self.id, self.chain_id, self.escrow, self.role, self.key.payer, self.key.payee,
                 self.key.token, u256(self.key.salt), u256(self.deposit), u256(self.claimed), self.expiry, self.window,
                 int(self.closed), self.checked_at, self.observed_at, u256(self.issued))
@@ -184,6 +190,7 @@ class SettlementRecord:
     COLUMNS = "tx_hash, raw_tx, chain_id, escrow, token, status, items, gross, gas_used, fee, block, created_at"
 
     def to_row(self) -> tuple[SqlValue, ...]:
+        """The record as a ``settlements`` row, in :attr:`COLUMNS` order (``created_at`` now if unset)."""
         items = json.dumps([[cid.hex(), str(amount)] for cid, amount in self.items])
         return (self.tx_hash, self.raw_tx, self.chain_id, self.escrow, self.token, self.status, items,
                 u256(self.gross), self.gas_used, None if self.fee is None else u256(self.fee), self.block,
@@ -191,6 +198,8 @@ class SettlementRecord:
 
     @classmethod
     def from_row(cls, row: Row) -> SettlementRecord:
+        """The record in a ``settlements`` row. Raises :class:`StoreError` if a column holds the wrong
+        type (an altered store)."""
         tx_hash, raw_tx, chain_id, escrow, token, status, items, gross, gas_used, fee, block, created_at = row
         parsed = [(bytes.fromhex(cid), int(amount)) for cid, amount in json.loads(as_str(items))]
         return cls(as_bytes(tx_hash), None if raw_tx is None else as_bytes(raw_tx), as_str(escrow), as_str(token),
@@ -200,12 +209,16 @@ class SettlementRecord:
 
 
 def entry_from_row(row: Row) -> LedgerEntry:
+    """The ledger entry in a ``receipts`` row (without its channel and index). Raises :class:`StoreError`
+    if a column holds the wrong type, :class:`InvalidReceipt` if its values make no receipt."""
     task_id, amount, deliverable, note, root, total = row
     return LedgerEntry(TaskReceipt(as_str(task_id), from_u256(amount), as_bytes(deliverable), as_str(note)),
                        as_bytes(root), from_u256(total))
 
 
 def entry_to_row(channel_id: bytes, index: int, entry: LedgerEntry) -> tuple[SqlValue, ...]:
+    """The ``receipts`` row of ``entry``, receipt ``index`` of the channel whose store key
+    (:attr:`ChannelRef.uid`) is ``channel_id``."""
     receipt = entry.receipt
     return (channel_id, index, receipt.task_id, u256(receipt.amount), receipt.deliverable, receipt.note,
             entry.root, u256(entry.total))

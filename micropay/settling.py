@@ -41,6 +41,7 @@ class Unclaimed:
 
     @property
     def value(self) -> int:
+        """What claiming the best voucher would add: at most the deposit, less what is claimed."""
         return max(0, min(self.best, self.deposit) - self.claimed)
 
 
@@ -54,6 +55,7 @@ class Batch:
 
     @property
     def channels(self) -> tuple[bytes, ...]:
+        """The ids of the channels it claims, in order."""
         return tuple(key.id for key, _ in self.items)
 
 
@@ -138,6 +140,7 @@ class Settlement(_Totals):
 
     @property
     def tx_hashes(self) -> tuple[bytes, ...]:
+        """The hashes of its transactions, in the order they were sent."""
         return tuple(t.tx_hash for t in self.transactions)
 
     @property
@@ -147,10 +150,12 @@ class Settlement(_Totals):
 
     @property
     def gas_used(self) -> int:
+        """The gas its transactions used, added up."""
         return sum(t.gas_used for t in self.transactions)
 
     @property
     def fee(self) -> int:
+        """What its transactions cost, in wei."""
         return sum(t.fee for t in self.transactions)
 
 
@@ -175,6 +180,7 @@ class Settler:
 
     @property
     def address(self) -> str:
+        """The checksummed address the payee is paid at."""
         return sender_address(self.account)
 
     def channels(self) -> list[ChannelRecord]:

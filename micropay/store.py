@@ -97,12 +97,14 @@ class VoucherStore:
 
     @property
     def schema_version(self) -> int:
+        """The file's schema version (``PRAGMA user_version``). Raises :class:`StoreError` if it is damaged."""
         try:
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise StoreError(damaged(self.path, exc)) from exc
 
     def close(self) -> None:
+        """Close the file; the store cannot be used after."""
         with self._lock:
             self._db.close()
 
@@ -175,6 +177,8 @@ class VoucherStore:
         return found
 
     def find_channel(self, channel: ChannelLike) -> ChannelRecord | None:
+        """The stored channel, or None if the store does not hold it. Raises :class:`StoreError` if a
+        bare id is ambiguous or the file is damaged."""
         with self._lock:
             return self._reader().find_channel(channel)
 
@@ -183,6 +187,8 @@ class VoucherStore:
         return [r for r in self.channels() if r.id == channel_id]
 
     def channels(self, role: Role | None = None) -> list[ChannelRecord]:
+        """The stored channels (of ``role``, if given), in the order they were added. Raises
+        :class:`StoreError` if the file is damaged."""
         with self._lock:
             return self._reader().channels(role)
 
@@ -202,20 +208,28 @@ class VoucherStore:
             return self._reader().voucher_count(channel)
 
     def settlements(self, status: SettlementStatus | None = None) -> list[SettlementRecord]:
+        """The recorded settlements (with ``status``, if given), oldest first. Raises :class:`StoreError`
+        if the file is damaged."""
         with self._lock:
             return self._reader().settlements(status)
 
     def cursor(self, name: str) -> int | None:
+        """The block stored under cursor ``name``, or None if it was never set. Raises
+        :class:`StoreError` if the file is damaged."""
         with self._lock:
             return self._reader().cursor(name)
 
     # -- single writes -------------------------------------------------------------------------
 
     def add_channel(self, record: ChannelRecord) -> None:
+        """Record a new channel, in a transaction of its own. Raises :class:`StoreError` if it is
+        already stored or the write fails."""
         with self.transaction() as tx:
             tx.add_channel(record)
 
     def update_chain_state(self, record: ChannelRecord) -> None:
+        """Write ``record``'s chain state over the stored one, in a transaction of its own. Raises
+        :class:`StoreError` if the write fails."""
         with self.transaction() as tx:
             tx.update_chain_state(record)
 

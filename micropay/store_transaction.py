@@ -67,11 +67,15 @@ class StoreReader:
         return as_bytes(rows[0][0]) if rows else None
 
     def find_channel(self, channel: ChannelLike) -> ChannelRecord | None:
+        """The stored channel, or None if the store does not hold it. Raises :class:`StoreError` if a
+        bare id is ambiguous or the file is damaged."""
         uid = self.uid(channel)
         rows = [] if uid is None else self._rows(_CHANNELS + " WHERE uid = ?", (uid,))
         return ChannelRecord.from_row(rows[0]) if rows else None
 
     def channels(self, role: Role | None = None) -> list[ChannelRecord]:
+        """The stored channels (of ``role``, if given), in the order they were added. Raises
+        :class:`StoreError` if the file is damaged."""
         if role is None:
             rows = self._rows(_CHANNELS + " ORDER BY rowid")
         else:
@@ -79,11 +83,15 @@ class StoreReader:
         return [ChannelRecord.from_row(row) for row in rows]
 
     def ledger(self, channel: ChannelLike, start: int = 0) -> list[LedgerEntry]:
+        """The channel's task receipts from index ``start`` on, each with the root and total after it.
+        Raises :class:`StoreError` if a bare id is ambiguous or the file is damaged."""
         rows = self._rows("SELECT task_id, amount, deliverable, note, root, total FROM receipts "
                           "WHERE channel = ? AND idx >= ? ORDER BY idx", (self.uid(channel), start))
         return [entry_from_row(row) for row in rows]
 
     def best_voucher(self, channel: ChannelLike) -> tuple[Voucher, int] | None:
+        """The highest voucher of a channel and how many receipts its ledger holds; None if none is
+        stored. Raises :class:`StoreError` if a bare id is ambiguous or the file is damaged."""
         rows = self._rows("SELECT c.chain_id, c.escrow, c.id, v.amount, v.ledger_root, v.signature, v.receipt_count "
                           "FROM vouchers v JOIN channels c ON c.uid = v.channel WHERE v.channel = ? "
                           "ORDER BY v.amount DESC LIMIT 1", (self.uid(channel),))
@@ -95,6 +103,8 @@ class StoreReader:
         return voucher, as_int(count)
 
     def best_raw(self, uid: bytes) -> BestVoucher | None:
+        """The highest voucher of the channel with store key ``uid``, unparsed; None if none is stored.
+        Raises :class:`StoreError` if the file is damaged."""
         rows = self._rows("SELECT amount, ledger_root, signature, receipt_count FROM vouchers WHERE channel = ? "
                           "ORDER BY amount DESC LIMIT 1", (uid,))
         if not rows:
@@ -103,19 +113,27 @@ class StoreReader:
         return BestVoucher(from_u256(amount), as_bytes(root), as_bytes(signature), as_int(count))
 
     def voucher_before(self, channel: ChannelLike, amount: int) -> tuple[int, int]:
+        """The highest stored voucher amount below ``amount`` and its receipt count; (0, 0) if none.
+        Raises :class:`StoreError` if a bare id is ambiguous or the file is damaged."""
         rows = self._rows("SELECT amount, receipt_count FROM vouchers WHERE channel = ? AND amount < ? "
                           "ORDER BY amount DESC LIMIT 1", (self.uid(channel), u256(amount)))
         return (0, 0) if not rows else (from_u256(rows[0][0]), as_int(rows[0][1]))
 
     def voucher_count(self, channel: ChannelLike) -> int:
+        """How many vouchers are stored for a channel. Raises :class:`StoreError` if a bare id is
+        ambiguous or the file is damaged."""
         return as_int(self._rows("SELECT COUNT(*) FROM vouchers WHERE channel = ?", (self.uid(channel),))[0][0])
 
     def settlements(self, status: SettlementStatus | None = None) -> list[SettlementRecord]:
+        """The recorded settlements (with ``status``, if given), oldest first. Raises :class:`StoreError`
+        if the file is damaged."""
         sql = f"SELECT {SettlementRecord.COLUMNS} FROM settlements" + (" WHERE status = ?" if status else "")
         return [SettlementRecord.from_row(row) for row in self._rows(sql + " ORDER BY created_at",
                                                                       (status,) if status else ())]
 
     def cursor(self, name: str) -> int | None:
+        """The block stored under cursor ``name``, or None if it was never set. Raises
+        :class:`StoreError` if the file is damaged."""
         rows = self._rows("SELECT block FROM cursors WHERE name = ?", (name,))
         return as_int(rows[0][0]) if rows else None
 
@@ -124,6 +142,8 @@ class StoreReader:
         return as_int(self._rows("PRAGMA data_version")[0][0])
 
     def read_tip(self, uid: bytes) -> ChannelTip | None:
+        """The tip of the channel with store key ``uid``, read from the file; None if it is not stored.
+        Raises :class:`StoreError` if the file is damaged."""
         rows = self._rows(_CHANNELS + " WHERE uid = ?", (uid,))
         if not rows:
             return None
@@ -170,15 +190,19 @@ class StoreTransaction(StoreReader):
         return found
 
     def add_channel(self, record: ChannelRecord) -> None:
+        """Record a new channel; one already stored fails the transaction with :class:`StoreError`."""
         self._db.execute(f"INSERT INTO channels ({ChannelRecord.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          record.to_row())
 
     def update_chain_state(self, record: ChannelRecord) -> None:
+        """Write ``record``'s chain state (deposit, claimed, expiry, closed, read times) over its row."""
         self._db.execute("UPDATE channels SET deposit=?, claimed=?, expiry=?, closed=?, checked_at=?, observed_at=? "
                          "WHERE uid=?", (u256(record.deposit), u256(record.claimed), record.expiry,
                                          int(record.closed), record.checked_at, record.observed_at, record.ref.uid))
 
     def add_receipts(self, channel: ChannelRef, first_index: int, entries: Sequence[LedgerEntry]) -> None:
+        """Store ledger ``entries`` from index ``first_index`` on; an index already stored fails the
+        transaction with :class:`StoreError`."""
         rows = [entry_to_row(channel.uid, first_index + i, entry) for i, entry in enumerate(entries)]
         if len(rows) == 1:  # the usual receive: execute() skips executemany's per-call setup
             self._db.execute("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows[0])
@@ -186,6 +210,8 @@ class StoreTransaction(StoreReader):
             self._db.executemany("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows)
 
     def add_voucher(self, voucher: Voucher, receipt_count: int) -> None:
+        """Store ``voucher``, whose ledger holds ``receipt_count`` receipts; an amount already stored
+        (or an unknown channel) fails the transaction with :class:`StoreError`."""
         uid = ChannelRef(voucher.chain_id, voucher.escrow, voucher.channel_id).uid
         self._db.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)",
                          (uid, u256(voucher.amount), voucher.ledger_root, voucher.signature, receipt_count,
@@ -199,18 +225,24 @@ class StoreTransaction(StoreReader):
         return cursor.rowcount == 1
 
     def set_issued(self, channel: ChannelRef, amount: int) -> None:
+        """Record ``amount`` as the highest cumulative amount the payer signed on the channel."""
         self._db.execute("UPDATE channels SET issued = ? WHERE uid = ?", (u256(amount), channel.uid))
 
     def add_settlement(self, record: SettlementRecord) -> None:
+        """Record a settlement transaction; a hash already stored fails the transaction with
+        :class:`StoreError`."""
         self._db.execute(f"INSERT INTO settlements ({SettlementRecord.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                          record.to_row())
 
     def update_settlement(self, tx_hash: bytes, *, status: SettlementStatus, gas_used: int | None = None,
                           fee: int | None = None, block: int | None = None) -> None:
+        """Record what became of settlement transaction ``tx_hash``: its status and, once mined, the gas
+        it used, its fee and its block."""
         self._db.execute("UPDATE settlements SET status=?, gas_used=?, fee=?, block=? WHERE tx_hash=?",
                          (status, gas_used, None if fee is None else u256(fee), block, tx_hash))
 
     def set_cursor(self, name: str, block: int) -> None:
+        """Store ``block`` under cursor ``name``, replacing any earlier value."""
         self._db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET block = excluded.block",
                          (name, block))
 

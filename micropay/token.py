@@ -38,17 +38,21 @@ class Token:
         self.pipeline = TransactionPipeline(w3, ErrorDecoder(ERC20_ABI), options=options)
 
     def balance_of(self, account: str) -> int:
+        """The tokens ``account`` holds, in base units."""
         return int(self.contract.functions.balanceOf(account).call())
 
     def allowance(self, owner: str, spender: str) -> int:
+        """How much of ``owner``'s tokens ``spender`` may move, in base units."""
         return int(self.contract.functions.allowance(owner, spender).call())
 
     @cached_property
     def decimals(self) -> int:
+        """The token's decimals (asked once)."""
         return int(self.contract.functions.decimals().call())
 
     @cached_property
     def symbol(self) -> str:
+        """The token's symbol (asked once)."""
         return str(self.contract.functions.symbol().call())
 
     def approve(self, sender: Sender, spender: str, amount: int) -> Receipt:

@@ -90,6 +90,7 @@ class Receipt:
 
     @classmethod
     def of(cls, receipt: TxReceipt) -> Receipt:
+        """The typed form of a receipt as web3 returns it."""
         address = receipt.get("contractAddress")
         return cls(bytes(receipt["transactionHash"]), int(receipt["blockNumber"]), bytes(receipt["blockHash"]),
                    int(receipt["status"]), int(receipt["gasUsed"]), int(receipt.get("effectiveGasPrice", 0)),
