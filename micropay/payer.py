@@ -172,7 +172,7 @@ class Payer:
             voucher = sign_voucher(self.account, chain_id=record.chain_id, escrow=record.escrow,
                                    channel_id=record.id, amount=total, ledger_root=entry.root)
             tx.add_receipts(ref, count, [entry])
-            tx.add_voucher(voucher, count + 1)
+            tx.add_voucher(voucher, count + 1, ref)
             tx.set_issued(ref, total)
         return Payment.of(voucher, (receipt,), count)
 

@@ -106,7 +106,7 @@ class Receiver:
             current = tip.record
         tx.add_receipts(record.ref, have, entries)
         best = BestVoucher(voucher.amount, voucher.ledger_root, voucher.signature, have + len(entries))
-        tx.add_voucher(voucher, best.receipt_count)
+        tx.add_voucher(voucher, best.receipt_count, record.ref)
         tx.set_tip(ChannelTip(current, best, entries[-1]))
         previous = last.total if last else 0
         return Received(record.id, record.key.payer, voucher.amount, voucher.amount - previous,

@@ -209,10 +209,10 @@ class StoreTransaction(StoreReader):
         else:
             self._db.executemany("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)", rows)
 
-    def add_voucher(self, voucher: Voucher, receipt_count: int) -> None:
+    def add_voucher(self, voucher: Voucher, receipt_count: int, channel: ChannelRef | None = None) -> None:
         """Store ``voucher``, whose ledger holds ``receipt_count`` receipts; an amount already stored
         (or an unknown channel) fails the transaction with :class:`StoreError`."""
-        uid = ChannelRef(voucher.chain_id, voucher.escrow, voucher.channel_id).uid
+        uid = (channel or ChannelRef(voucher.chain_id, voucher.escrow, voucher.channel_id)).uid
         self._db.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)",
                          (uid, u256(voucher.amount), voucher.ledger_root, voucher.signature, receipt_count,
                           time.time()))
