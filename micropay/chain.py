@@ -69,6 +69,10 @@ class Chain:
             raise TransactionError("the latest block holds no transaction")
         return receipt
 
+    def accounts(self) -> list[str]:
+        """The node-managed accounts (a dev node's funded ones; none on a public node)."""
+        return [str(account) for account in self.w3.eth.accounts]
+
     def balance(self, account: str) -> int:
         """ETH held by ``account``, in wei."""
         return int(self.w3.eth.get_balance(as_checksum(checked_address(account, "account"))))

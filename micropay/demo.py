@@ -17,11 +17,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, Web3
 
-from micropay._utils.reverts import ErrorDecoder
+from micropay.chain import Chain
 from micropay.escrow import Escrow
 from micropay.payee import Payee
 from micropay.payer import Payer
-from micropay.transactions import TransactionPipeline
 from micropay.units import format_amount, format_approx
 
 TASKS = [
@@ -92,12 +91,12 @@ def run_demo(echo: Callable[[str], None] = print) -> DemoStatement:
     Raises MicropayError (or an eth-tester/web3 error) only if the embedded chain misbehaves:
     every step is one that succeeds on a healthy one."""
     w3 = Web3(EthereumTesterProvider())
-    funder = w3.eth.accounts[0]  # the embedded chain's own funded, node-managed account
+    chain = Chain.connect(w3)
+    funder = chain.accounts()[0]  # the embedded chain's own funded, node-managed account
     accounts: list[LocalAccount] = [Account.create() for _ in range(3)]
     deployer, client, freelancer = accounts
-    pipeline = TransactionPipeline(w3, ErrorDecoder([]))
     for account in accounts:
-        pipeline.transfer(funder, account.address, 10**18)
+        chain.pipeline.transfer(funder, account.address, 10**18)
     escrow = Escrow.deploy(w3, deployer)
     statement = DemoStatement(deposit=DEPOSIT, chain_id=escrow.chain_id, escrow=escrow.address)
     statement.client = (client.address, escrow.balance(client.address), 0)
