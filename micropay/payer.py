@@ -150,8 +150,8 @@ class Payer:
             if record.role != "payer" or record.key.payer != self.address:
                 raise NotParticipant(f"{ref} is not one this account pays from")
             if not record.seen_on_chain:
-                raise ChannelError(f"{ref} was recorded before its opening transaction was confirmed: run "
-                                   "`micropay sync` (Payer.sync_all) to check it on chain before paying")
+                raise ChannelError(f"{ref} was recorded before its opening transaction was confirmed: check it on "
+                                   "chain before paying (`micropay sync`; in Python, micropay.sync.sync)")
             if record.closed:
                 raise ChannelFinal("the channel is closed")
             if record.expiry <= time.time():  # advisory (the payee enforces its own margin); no RPC
@@ -181,12 +181,7 @@ class Payer:
         reported a :class:`~micropay.errors.LedgerGap` asks for). Signs nothing new.
 
         Raises :class:`MicropayValueError` if nothing was paid yet."""
-        record = self.channel(channel)
-        best = self.store.best_voucher(record.ref)
-        if best is None:
-            raise MicropayValueError("nothing was paid on this channel yet")
-        receipts = tuple(e.receipt for e in self.store.ledger(record.ref, start=since))
-        return Payment.of(best[0], receipts, since)
+        return latest_payment(self.store, self.channel(channel), since)
 
     # -- deposit and exit ------------------------------------------------------------------
 
@@ -216,3 +211,14 @@ class Payer:
         refund = self.escrow.refund_in(self.escrow.reclaim(self.account, record.key))
         self.sync(record.ref)
         return refund
+
+
+def latest_payment(store: VoucherStore, record: ChannelRecord, since: int = 0) -> Payment:
+    """The latest payment on a payer's stored channel, with the receipts from index ``since``:
+    read from the store, signing nothing (so it needs no key). Raises
+    :class:`MicropayValueError` if nothing was paid on it yet."""
+    best = store.best_voucher(record.ref)
+    if best is None:
+        raise MicropayValueError("nothing was paid on this channel yet")
+    receipts = tuple(e.receipt for e in store.ledger(record.ref, start=since))
+    return Payment.of(best[0], receipts, since)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from eth_account.signers.local import LocalAccount
@@ -52,14 +52,27 @@ def sender_address(sender: Sender) -> str:
     return sender if isinstance(sender, str) else sender.address
 
 
+class TxJournal:
+    """Every transaction a pipeline handed (or was about to hand) to the node, in order: what a
+    program interrupted mid-send (Ctrl-C) must tell its user may still be mined."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def record(self, tx_hash: bytes) -> None:
+        self.sent.append(tx_hash)
+
+
 @dataclass(frozen=True)
 class TxOptions:
-    """How transactions are sent: fee cap (wei per gas, EIP-1559), confirmations, timeout."""
+    """How transactions are sent: fee cap (wei per gas, EIP-1559), confirmations, timeout, and a
+    journal that records every transaction sent with these options."""
 
     max_fee_per_gas: int | None = None
     confirmations: int = 0
     timeout: float = 120.0
     poll_interval: float = 0.1
+    journal: TxJournal | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -210,6 +223,8 @@ class TransactionPipeline:
                 if isinstance(sender, str):
                     return self._send_from_node(sender, call, value, gas, before_broadcast)
                 signed = self._sign(sender, call, value, gas)
+                if self.options.journal is not None:
+                    self.options.journal.record(signed.tx_hash)
                 if before_broadcast is not None:
                     before_broadcast(signed)
                 try:
@@ -240,6 +255,8 @@ class TransactionPipeline:
         except Exception as exc:
             raise self.classify(exc) from exc
         signed = SignedTx(tx_hash, None)
+        if self.options.journal is not None:
+            self.options.journal.record(tx_hash)
         if hook is not None:
             hook(signed)
         return signed

@@ -22,7 +22,7 @@ from micropay.cli.context import Session
 from micropay.cli.errors import describe, one_line
 from micropay.cli.output import eth_fee
 from micropay.config import Paths
-from micropay.transactions import TxOptions
+from micropay.transactions import TxJournal, TxOptions
 
 __all__ = ["MicropayGroup", "main", "run"]
 
@@ -33,8 +33,18 @@ class MicropayGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise  # click's own: usage errors, exit codes, a declined confirmation
+        except (click.ClickException, click.exceptions.Exit):
+            raise  # click's own: usage errors, exit codes
+        except (KeyboardInterrupt, click.Abort) as exc:
+            session = ctx.obj if isinstance(ctx.obj, Session) else None
+            journal = session.options.journal if session is not None else None
+            if isinstance(exc, click.Abort) and not (journal and journal.sent):
+                raise  # a declined confirmation, or Ctrl-C at a prompt: nothing was sent
+            for tx_hash in journal.sent if journal else []:
+                click.echo(f"transaction 0x{tx_hash.hex()} was sent and may still be mined: check with "
+                           "`micropay status` before doing it again", err=True)
+            click.echo("interrupted" + ("" if journal and journal.sent else ": nothing was sent"), err=True)
+            ctx.exit(130)
         except Exception as exc:
             session = ctx.obj if isinstance(ctx.obj, Session) else None
             if ctx.params.get("debug") or (session is not None and session.debug):
@@ -76,7 +86,7 @@ def main(ctx: click.Context, rpc: str | None, escrow_address: str | None, keysto
          max_fee_gwei: float | None, debug: bool) -> None:
     """Pay a freelancer per task with instant vouchers; settle on-chain once."""
     options = TxOptions(max_fee_per_gas=None if max_fee_gwei is None else int(max_fee_gwei * 10**9),
-                        confirmations=confirmations)
+                        confirmations=confirmations, journal=TxJournal())
     ctx.obj = Session(Paths.default(home), rpc=rpc, escrow_address=escrow_address, keystore_path=keystore_path,
                       store_path=store_path, chain_id=chain_id, debug=debug, options=options)
 

@@ -9,8 +9,8 @@ from micropay.cli.context import Session, pass_session
 from micropay.cli.options import json_option
 from micropay.cli.output import emit, progress
 from micropay.cli.secrets import password, private_key
-from micropay.config import record_deployment
-from micropay.errors import InsufficientFunds
+from micropay.config import load_deployments, record_deployment
+from micropay.errors import InsufficientFunds, MicropayValueError, UnknownEscrow
 from micropay.escrow import Escrow
 
 
@@ -47,10 +47,22 @@ def account_list(session: Session, as_json: bool) -> None:
 
 
 @click.command()
+@click.option("--new", "another", is_flag=True,
+              help="deploy another escrow although this chain already has one recorded")
 @pass_session
-def deploy(session: Session) -> None:
+def deploy(session: Session, another: bool) -> None:
     """Deploy the escrow and record it as this chain's default."""
-    deployer = session.account
+    deployer = session.account  # a wrong password or key file is said first
+    recorded = load_deployments(session.paths.deployments).get(session.chain)
+    if recorded is not None and not another:
+        try:
+            Escrow.at(session.w3, recorded)
+        except UnknownEscrow:
+            pass  # recorded, but not there (a reset dev chain): deploy again
+        else:
+            raise MicropayValueError(f"chain {session.chain} already has the escrow {recorded}, recorded by an earlier "
+                                     "`deploy`: channels open on it as they are. `deploy --new` deploys another "
+                                     "(channels on the old one keep working; pass --escrow to use it)")
     if session.node.balance(deployer.address) == 0:
         raise InsufficientFunds(f"{deployer.address} holds 0 ETH: deploying the escrow costs gas; send it some ETH "
                                 "first")

@@ -12,7 +12,8 @@ from micropay.cli.context import Session, pass_session
 from micropay.cli.errors import reword
 from micropay.cli.options import Amount, amount_argument, channel_argument, wei_option
 from micropay.cli.output import hex_id, progress, quoted
-from micropay.errors import InsufficientDeposit
+from micropay.errors import InsufficientDeposit, NotParticipant
+from micropay.payer import latest_payment
 from micropay.records import ChannelRecord
 
 
@@ -53,7 +54,9 @@ def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, not
 def resend(session: Session, channel: ChannelRecord, since: int) -> None:
     """Print the latest payment again, with the tasks from receipt SINCE on. Signs nothing new."""
     session.check_chain(channel)
-    payment = session.offline_payer().resend(channel.ref, since=since)
+    if channel.role != "payer" or channel.key.payer != session.address:  # the key file's address: no password
+        raise NotParticipant(f"channel {hex_id(channel.id, 10)} is not one this account pays from")
+    payment = latest_payment(session.store, channel, since)
     click.echo(payment.encode())
     total = session.show(payment.amount, channel.key.token)
     progress(f"the latest payment on channel {hex_id(channel.id, 10)} ({total} in all, {len(payment.receipts)} "

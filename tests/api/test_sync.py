@@ -25,7 +25,7 @@ def test_an_open_interrupted_after_sending_is_recorded_and_sync_finds_it(lib_esc
     monkeypatch.undo()
     (recorded,) = payer.store.channels()
     assert not recorded.seen_on_chain and lib_escrow.channel(recorded.key).deposit == 10**16  # funded on chain
-    with pytest.raises(ChannelError, match="run `micropay sync`"):
+    with pytest.raises(ChannelError, match="check it on chain before paying"):
         payer.pay(recorded.id, 1, task="too early")
     report = sync(payer.store, lib_escrow, payer.address)
     assert report.added == () and [r.id for r in report.updated] == [recorded.id]

@@ -181,3 +181,42 @@ def test_closing_an_expired_channel_says_so_in_a_date(people, tester):
     tester.time_travel(row["expiry"] + 60)
     message = assert_clean_error(freelancer.run("close", channel, ok=False), "expired on", "the client may reclaim")
     assert str(row["expiry"]) not in message
+
+
+def test_deploy_twice_keeps_the_recorded_escrow_unless_new_is_asked_for(people):
+    client, _, escrow = people
+    again = client.run("deploy", ok=False)
+    assert again.exit_code == 1 and f"already has the escrow {escrow}" in again.stderr
+    other = client.run("deploy", "--new").stdout.strip()
+    assert other != escrow
+
+
+def interrupt_after_sending(monkeypatch):
+    """Ctrl-C while the command waits for the receipt of a transaction it has sent."""
+    from micropay.transactions import TransactionPipeline
+
+    def sent_then_interrupted(self, tx_hash, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TransactionPipeline, "wait", sent_then_interrupted)
+
+
+def test_ctrl_c_during_open_names_the_transaction_sent_and_sync_finds_the_channel(people, monkeypatch, w3):
+    client, freelancer, _ = people
+    with monkeypatch.context() as patch:
+        interrupt_after_sending(patch)
+        result = client.run("open", freelancer.address, "0.01 ETH", ok=False)
+    assert result.exit_code == 130
+    (sent,) = re.findall(r"transaction (0x[0-9a-f]{64}) was sent and may still be mined", result.stderr)
+    assert w3.eth.get_transaction_receipt(sent)["status"] == 1  # it was: the deposit is locked
+    client.run("sync")
+    (row,) = client.json("status")
+    assert row["deposit"] == str(10**16)
+
+
+def test_ctrl_c_during_top_up_names_the_transaction_sent(people, monkeypatch):
+    client, freelancer, _ = people
+    channel = client.json("open", freelancer.address, "0.01 ETH")["channel"]
+    interrupt_after_sending(monkeypatch)
+    result = client.run("top-up", channel, "0.01 ETH", ok=False)
+    assert result.exit_code == 130 and re.search(r"transaction 0x[0-9a-f]{64} was sent", result.stderr)
