@@ -11,6 +11,7 @@ from typing import IO
 
 import click
 
+from micropay.channel import checked_address
 from micropay.cli.context import Session, pass_session
 from micropay.cli.output import hex_id, progress
 from micropay.config import load_deployments
@@ -29,11 +30,11 @@ def export_store(session: Session, file: Path) -> None:
     """Write every channel, voucher and task to a verifiable JSON bundle (FILE is made private,
     mode 0600: it holds what you are owed)."""
     if session.chain_id is not None:
-        other = sorted({r.chain_id for r in session.store.channels() if r.chain_id != session.chain_id})
+        other = sorted({r.chain_id for r in session.read_store.channels() if r.chain_id != session.chain_id})
         if other:
             raise NodeError(f"the store also holds channels on chain {', '.join(map(str, other))}, not on --chain-id "
                             f"{session.chain_id}: export without --chain-id (a bundle holds the whole store)")
-    text = json.dumps(session.store.export(), indent=1) + "\n"
+    text = json.dumps(session.read_store.export(), indent=1) + "\n"
     if str(file) == "-":
         sys.stdout.write(text)
         return
@@ -62,16 +63,18 @@ def import_store(session: Session, file: IO[bytes]) -> None:
 
 
 def _sync_escrows(session: Session) -> list[Escrow]:
-    if session.escrow_address:
-        return [session.escrow_at(session.escrow_address)]
+    """``--escrow``, every escrow the store holds channels on for the node's chain, and the one
+    ``deploy`` recorded: an older escrow's channels are never missed."""
     chain = session.chain
-    addresses = dict.fromkeys(r.escrow for r in session.store.channels() if r.chain_id == chain)
+    given = [checked_address(session.escrow_address, "--escrow")] if session.escrow_address else []
+    addresses = dict.fromkeys(given + [r.escrow for r in session.store.channels() if r.chain_id == chain])
     deployed = load_deployments(session.paths.deployments).get(chain)
     if deployed:
         addresses[deployed] = None
     if not addresses:
-        raise MicropayValueError(f"no escrow known on chain {chain}: pass --escrow ADDRESS (the escrow your "
-                                 "channels are on; every payment names it)")
+        raise MicropayValueError(f"no escrow known on chain {chain}: pass --escrow ADDRESS: the escrow your "
+                                 "clients' channels are on (`micropay receive --json` and `status --json` show it "
+                                 "for every payment and channel); a client finds it where it ran `micropay deploy`")
     return [session.escrow_at(address) for address in addresses]
 
 

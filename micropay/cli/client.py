@@ -42,7 +42,12 @@ def open_channel(session: Session, payee: str, deposit: Amount, token: str, days
     """Lock DEPOSIT, such as '0.05 ETH', in a channel to PAYEE."""
     to = parse_address(payee, "payee")
     token = parse_address(token, "token").value
-    value = deposit.base_units(session.units(token), wei=wei)
+    try:
+        value = deposit.base_units(session.units(token), wei=wei)
+    except MicropayValueError as exc:
+        if token != ETH or "but this channel pays in ETH" not in str(exc):
+            raise
+        raise reword(exc, f"{exc}: to open a token channel, pass --token ADDRESS") from exc
     shown = session.show(value, token)
     if not to.checksummed and not yes:
         click.confirm(f"{payee} carries no checksum (it is all one case), so a mistyped character would lock "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from eth_account.signers.local import LocalAccount
@@ -28,14 +29,31 @@ from micropay.records import ChannelRecord
 from micropay.store import VoucherStore
 from micropay.transactions import TxOptions
 
-__all__ = ["Session", "connect", "pass_session", "password"]
+__all__ = ["STARTS_STORE", "Session", "connect", "pass_session", "password"]
+
+#: The commands that start a store where there is none: the others need the one a --store or
+#: --home names to exist (a mistyped path is no new, empty store).
+STARTS_STORE = frozenset({"open", "receive", "redeem", "import", "sync", "account", "deploy"})
 
 
 def connect(rpc: str | None) -> Web3:
-    """A Web3 for the node at ``rpc`` (no request is made here)."""
+    """A Web3 for the node at ``rpc`` (no request is made here). Raises :class:`NodeError` for no
+    URL, or one that is not http(s)."""
     if not rpc:
         raise NodeError("no Ethereum node: pass --rpc URL or set MICROPAY_RPC (try `micropay demo`)")
+    if "://" not in rpc or urlsplit(rpc).scheme.lower() not in ("http", "https"):
+        fix = f"add the scheme: --rpc http://{rpc}" if "://" not in rpc else "micropay talks to a node over HTTP"
+        raise NodeError(f"--rpc {rpc} is not an http:// or https:// URL: {fix}")
     return Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+
+
+def _command_starts_store() -> bool:
+    """Whether the command running (the top-level one: ``account new`` is ``account``) may start a
+    store; True outside a command (the Session used as a library)."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None and ctx.parent.parent is not None:
+        ctx = ctx.parent
+    return ctx is None or ctx.parent is None or ctx.command.name in STARTS_STORE
 
 
 @dataclass
@@ -133,14 +151,35 @@ class Session:
 
     @cached_property
     def store(self) -> VoucherStore:
-        """``--store`` (whose folder must exist), or micropay.db in the data directory (created)."""
+        """``--store`` (whose folder must exist), or micropay.db in the data directory (created).
+        Only the commands of :data:`STARTS_STORE` start a store at a path that was given."""
+        self._check_store_path(must_exist=not _command_starts_store())
         if self.store_path is None:
             self.paths.home.mkdir(parents=True, exist_ok=True)
             return VoucherStore(self.paths.store)
-        if not self.store_path.parent.is_dir():
+        return VoucherStore(self.store_path)
+
+    @property
+    def read_store(self) -> VoucherStore:
+        """The store, for what only reads: never started at a path that was given."""
+        if "store" not in self.__dict__:
+            self._check_store_path(must_exist=True)
+        return self.store
+
+    def _check_store_path(self, *, must_exist: bool) -> None:
+        """Raises :class:`StoreError` for a ``--store`` folder that does not exist and, if
+        ``must_exist``, a ``--store`` file that does not, or a ``--home`` with no store and no key
+        file (mistyped paths). The default data directory's store is started by any command."""
+        if self.store_path is not None and not self.store_path.parent.is_dir():
             raise StoreError(f"the folder {self.store_path.parent} does not exist: check the --store path "
                              "(micropay creates only its default data directory)")
-        return VoucherStore(self.store_path)
+        path = self.store_path or self.paths.store
+        if not must_exist or path.exists():
+            return
+        if self.store_path is not None:
+            raise StoreError(f"no store at {path} (a mistyped --store?)")
+        if self.paths != Paths.default() and not self.paths.keystores.is_dir():
+            raise StoreError(f"no store at {path} (a mistyped --home?)")
 
     # -- escrows -------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from micropay.errors import InsufficientFunds, NodeError, TransactionError
 from micropay.escrow import Escrow
 from micropay.payee import Payee
 from micropay.records import ChannelRecord
+from micropay.settling import Settlement
 from micropay.watching import CLAIM_GAS_RESERVE
 
 
@@ -47,11 +48,17 @@ def _by_id(payee: Payee) -> dict[bytes, ChannelRecord]:
 
 
 def watch_pass(session: Session, payee: Payee, margin: int) -> None:
-    """One pass on one escrow; one line per channel claimed, saying why."""
+    """One pass on one escrow; one line per channel claimed, saying why, then one per close
+    requested in blocks not yet deep enough to act on."""
     before = _by_id(payee)
     settlements = payee.watch_once(confirmations=session.options.confirmations)
-    if not settlements:
-        return
+    if settlements:
+        _claimed(session, payee, before, margin, settlements)
+    _waiting(payee, session.options.confirmations)
+
+
+def _claimed(session: Session, payee: Payee, before: dict[bytes, ChannelRecord], margin: int,
+             settlements: list[Settlement]) -> None:
     after = _by_id(payee)
     now = payee.escrow.now()
     for settlement in settlements:
@@ -65,6 +72,29 @@ def watch_pass(session: Session, payee: Payee, margin: int) -> None:
                        f"{session.show(new.claimed, token)} claimed on it in all")
         for tx in settlement.transactions:
             click.echo(f"  in transaction {hex_id(tx.tx_hash)}, fee {eth_fee(tx.fee)}")
+
+
+def _waiting(payee: Payee, confirmations: int) -> None:
+    """A line for each channel of ours (a voucher with value held) whose client requested a close
+    in blocks the watcher does not act on yet: on a node that mines only when a transaction
+    arrives, no later block may ever come to make them deep enough."""
+    escrow = payee.escrow
+    head = escrow.block_number()
+    start = max(head - confirmations + 1, escrow.from_block)
+    if start > head:  # --confirmations 0: every block was acted on
+        return
+    requested = escrow.closes_requested(payee.address, start, head)
+    ours = {item.channel_id: item.payer for item in payee.unclaimed() if item.value > 0 and
+            item.channel_id in requested} if requested else {}
+    if not ours:
+        return
+    hint = ("; on a node that mines only when a transaction arrives, use --confirmations 0"
+            if escrow.pipeline.mines_on_demand() else "")
+    deep = f"{confirmations} block{'s' if confirmations > 1 else ''} deep"
+    for block in range(head, start - 1, -1):  # block by block, to say how deep each request is
+        for channel_id in sorted(escrow.closes_requested(payee.address, block, block) & ours.keys()):
+            progress(f"client {ours.pop(channel_id)} started closing channel {hex_id(channel_id, 10)}: claiming "
+                     f"once that is {deep} (now {head - block}){hint}")
 
 
 @click.command()

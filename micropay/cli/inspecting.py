@@ -12,8 +12,8 @@ from micropay.cli.output import emit, hex_id, table, when
 from micropay.overview import ChannelView, overview
 from micropay.records import ChannelRecord
 
-STATUS_HEADER = ["channel", "role", "counterparty", "token", "deposit", "paid", "unclaimed", "left", "status",
-                 "expiry", "tasks"]
+STATUS_HEADER = ["channel", "chain", "role", "counterparty", "token", "deposit", "paid", "unclaimed", "left",
+                 "status", "expiry", "tasks"]
 
 
 def status_text(state: ChannelState) -> str:
@@ -27,16 +27,17 @@ def status_text(state: ChannelState) -> str:
 @json_option
 @pass_session
 def status(session: Session, as_json: bool) -> None:
-    """A line per channel: counterparty, token, deposit, paid, unclaimed, what is left to spend
-    (the client's), status, expiry, tasks."""
-    records = session.store.channels()
+    """A line per channel: chain, counterparty, token, deposit, paid, unclaimed, what is left to
+    spend (the client's), status, expiry, tasks. A channel on another chain than the node's is
+    shown as last stored."""
+    records = session.read_store.channels()
     if not records:  # nothing to ask the node
         emit(as_json, [], "no channels yet")
         return
     on_this_chain = [r for r in records if r.chain_id == session.chain]
     escrows = list({r.escrow: session.escrow_for(r) for r in on_this_chain}.values())
     rows, data = [], []
-    for view in overview(session.store, escrows):  # one batched chain read per escrow
+    for view in overview(session.read_store, escrows):  # one batched chain read per escrow
         row, item = _row(session, view)
         rows.append(row)
         data.append(item)
@@ -48,20 +49,32 @@ def _row(session: Session, view: ChannelView) -> tuple[list[str], dict[str, obje
     # A channel on another chain or escrow than the session's: what the store last read of it.
     state = view.state or _stored_state(record)
     counterparty = record.key.payer if record.role == "payee" else record.key.payee
-    left = max(0, state.deposit - record.issued) if record.role == "payer" else None
+    left = _left(record, state)
     show = session.show
-    row = [hex_id(record.id, 10), record.role, counterparty, session.symbol(token), show(state.deposit, token),
-           show(view.paid, token), show(view.unclaimed, token), "" if left is None else show(left, token),
-           _status(view, state), when(state.expiry), str(view.tasks)]
+    row = [hex_id(record.id, 10), str(record.chain_id), record.role, counterparty, session.symbol(token),
+           show(state.deposit, token), show(view.paid, token), show(view.unclaimed, token),
+           "" if left is None else show(left, token), _status(session, view, state), when(state.expiry),
+           str(view.tasks)]
     item = {"channel": hex_id(record.id), "chain": record.chain_id, "escrow": record.escrow, "role": record.role,
             "counterparty": counterparty, "token": token, "deposit": str(state.deposit), "paid": str(view.paid),
             "claimed": str(state.claimed), "unclaimed": str(view.unclaimed),
             "left": None if left is None else str(left), "status": state.status.value,
-            "closing": closing(state, state.observed_at), "expiry": state.expiry, "tasks": view.tasks}
+            "closing": closing(state, state.observed_at), "expiry": state.expiry, "tasks": view.tasks,
+            "read": view.state is not None}  # False: as last stored (a channel on another chain)
     return row, item
 
 
-def _status(view: ChannelView, state: ChannelState) -> str:
+def _left(record: ChannelRecord, state: ChannelState) -> int | None:
+    """What the client can still spend: nothing once the channel is closed or expired; None for
+    the freelancer."""
+    if record.role != "payer":
+        return None
+    return 0 if state.status is not ChannelStatus.OPEN else max(0, state.deposit - record.issued)
+
+
+def _status(session: Session, view: ChannelView, state: ChannelState) -> str:
+    if view.record.chain_id != session.chain:  # never read through this node: not "unseen"
+        return f"on chain {view.record.chain_id} (not read)"
     if view.state is None and not view.record.observed_at:
         return "not seen on chain yet (`micropay sync`)"
     return status_text(state)
@@ -79,7 +92,7 @@ def _stored_state(record: ChannelRecord) -> ChannelState:
 def tasks(session: Session, channel: ChannelRecord, as_json: bool) -> None:
     """The ledger of a channel: each task, its price, and whether it is settled on chain."""
     session.check_chain(channel)
-    entries = session.store.ledger(channel.ref)
+    entries = session.read_store.ledger(channel.ref)
     claimed = session.escrow_for(channel).channel(channel.key).claimed
     rows = [[str(i + 1), e.receipt.task_id, session.show(e.receipt.amount, channel.key.token),
              "settled" if e.total <= claimed else "unsettled", e.receipt.note] for i, e in enumerate(entries)]

@@ -32,11 +32,16 @@ class Amount:
     """An amount as typed: "0.05 ETH", "12.5 USDC", "20 gwei", or (with ``--wei``) base units."""
 
     text: str
+    positive: bool = False  # a payment, deposit or top-up: zero is refused
 
     def base_units(self, units: Units, *, wei: bool = False) -> int:
         """The amount in base units of a token with these units (checks the unit and decimals).
-        A bare integer is base units only when ``wei`` (the command's ``--wei``) is set."""
-        return parse_amount(self.text, *units, bare=wei)
+        A bare integer is base units only when ``wei`` (the command's ``--wei``) is set. Raises
+        :class:`MicropayValueError` for text that is no such amount, or zero where it must be positive."""
+        value = parse_amount(self.text, *units, bare=wei)
+        if self.positive and value <= 0:
+            raise MicropayValueError(f"the amount must be more than 0, got {self.text!r:.60}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,16 @@ else:  # and click < 8.4 takes no type arguments at run time
 
 
 class AmountType(_AmountParam):
+    """An amount as typed; ``positive`` for what is paid or locked (a payment, deposit, top-up)."""
+
     name = "text"  # shown as TEXT in --help, as before: the units are only known later
 
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Amount:
-        return value if isinstance(value, Amount) else Amount(str(value))
+        text = value.text if isinstance(value, Amount) else str(value)
+        return Amount(text, self.positive)
 
 
 def find_channel(session: Session, text: str) -> ChannelRecord:
@@ -83,12 +94,12 @@ def find_channel(session: Session, text: str) -> ChannelRecord:
     wanted = text.lower().removeprefix("0x")
     if len(wanted) < MIN_PREFIX:
         raise MicropayValueError(f"give at least {MIN_PREFIX} hex digits of the channel id")
-    matches = [record for record in session.store.channels() if record.id.hex().startswith(wanted)]
+    matches = [record for record in session.read_store.channels() if record.id.hex().startswith(wanted)]
     if len(matches) > 1 and session.chain_id is not None:
         matches = [record for record in matches if record.chain_id == session.chain_id] or matches
     if len(matches) != 1:
         if not matches:
-            raise UnknownChannel(f"no channel starting with {text} in {session.store.path}")
+            raise UnknownChannel(f"no channel starting with {text} in {session.read_store.path}")
         chains = sorted({record.chain_id for record in matches})
         raise UnknownChannel(f"{text} matches {len(matches)} channels: give more digits" if len(chains) == 1 else
                              f"{text} names channels on chains {', '.join(map(str, chains))}: add --chain-id N")
@@ -108,11 +119,13 @@ class ChannelType(_ChannelParam):
 
 
 AMOUNT = AmountType()
+POSITIVE_AMOUNT = AmountType(positive=True)
 CHANNEL = ChannelType()
 
 
 def amount_argument(name: str) -> Callable[[F], F]:
-    return click.argument(name, type=AMOUNT)
+    """An amount paid or locked (``pay``, ``open``, ``top-up``): more than 0."""
+    return click.argument(name, type=POSITIVE_AMOUNT)
 
 
 def channel_argument(fn: F) -> F:

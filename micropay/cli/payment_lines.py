@@ -8,7 +8,7 @@ this account's address. One bad or old line never stops the lines after it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from micropay.channel import ChannelRef, checked_address
@@ -44,10 +44,13 @@ class Line:
     text: str  # one sentence for people
     received: Received | None = None
     channel: bytes | None = None
+    escrow: tuple[int, str] | None = None  # the payment's chain id and escrow, once it parsed
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"line": self.number, "outcome": self.outcome, "message": self.text,
                                 "channel": None if self.channel is None else hex_id(self.channel)}
+        if self.escrow is not None:
+            data |= {"chain": self.escrow[0], "escrow": self.escrow[1]}
         if self.received is not None:
             data |= {"payer": self.received.payer, "added": str(self.received.added),
                      "cumulative": str(self.received.cumulative), "tasks": [t.task_id for t in self.received.tasks],
@@ -80,6 +83,8 @@ class PaymentLines:
         else:
             line = Line(number, "held" if received.duplicate else "new", self._new(received, payee), received,
                         received.channel_id)
+        if payment is not None:
+            line = replace(line, escrow=(payment.voucher.chain_id, payment.voucher.escrow))
         self.lines.append(line)
         return line
 

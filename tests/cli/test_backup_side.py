@@ -28,9 +28,10 @@ def test_a_mistyped_store_path_creates_no_folder(people, tmp_path):
     assert not (tmp_path / "no-such-folder").exists()
 
 
-def test_the_default_data_directory_is_created(tmp_path):
-    home = tmp_path / "fresh-home"
-    result = CliRunner().invoke(main, ["--home", str(home), "status", "--json"], env=ENV)
+def test_the_default_data_directory_is_created(tmp_path, monkeypatch):
+    home = tmp_path / "fresh-home"  # the user data directory: no --home
+    monkeypatch.setattr("micropay.config.user_data_dir", lambda *args, **kwargs: str(home))
+    result = CliRunner().invoke(main, ["status", "--json"], env={**ENV, "MICROPAY_HOME": None, "MICROPAY_STORE": None})
     assert result.exit_code == 0, result.output
     assert (home / "micropay.db").exists()
 

@@ -32,6 +32,13 @@ def test_receive_needs_no_escrow_and_no_deployment(people):
     assert freelancer.json("settle", "--dry-run")["gross"] == str(10**16)
 
 
+def test_receive_json_names_each_payments_chain_and_escrow(people, w3):
+    client, freelancer, escrow = people
+    channel = client.open(freelancer.address)
+    (line,) = freelancer.json("receive", client.pay(channel, "0.01 ETH", "logo"))
+    assert (line["outcome"], line["chain"], line["escrow"]) == ("new", w3.eth.chain_id, escrow)
+
+
 def test_receive_checks_the_node_is_on_the_payments_chain(people, w3):
     _, freelancer, escrow = people
     result = freelancer.run("receive", forged(1, escrow), ok=False)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from micropay.store import VoucherStore
+
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-for-tests"
 
@@ -61,6 +63,8 @@ def test_export_writes_a_private_file(tmp_path):
     out = tmp_path / "backup.json"
     out.write_text("older backup\n")
     out.chmod(0o644)
+    (tmp_path / "home").mkdir()
+    VoucherStore(tmp_path / "home" / "micropay.db").close()  # export reads a store, it starts none
     result = micropay("export", str(out), home=tmp_path / "home")
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
