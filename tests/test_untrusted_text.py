@@ -114,3 +114,18 @@ def test_a_channel_id_that_is_not_hex_is_an_invalid_voucher(channel_id):
 def test_a_bundle_is_bounded_before_it_is_parsed(text, match):
     with pytest.raises(StoreError, match=match):
         load_bundle(text, max_bytes=100_000 if match != "above the limit" else 1_000)
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    pytest.param(b'{"address": "' + b"a" * 100_000 + b'"}', "above the limit", id="huge"),
+    pytest.param(b"[" * 70_000, "nested deeper", id="deep"),
+])
+def test_a_key_file_is_bounded_before_it_is_parsed(tmp_path, content, match):
+    from micropay.errors import KeystoreError
+    from micropay.keystore import address_of, load_account
+
+    path = tmp_path / "key.json"
+    path.write_bytes(content)
+    for read in (address_of, lambda p: load_account(p, "pw")):
+        with pytest.raises(KeystoreError, match=match):
+            read(path)
