@@ -44,7 +44,7 @@ def export_bundle(store: VoucherStore) -> dict[str, Any]:
             "payer": record.key.payer, "payee": record.key.payee, "token": record.key.token,
             "salt": str(record.key.salt), "deposit": str(record.deposit), "claimed": str(record.claimed),
             "expiry": record.expiry, "window": record.window, "closed": record.closed,
-            "issued": str(record.issued),
+            "issued": str(record.issued), "observedAt": record.observed_at,
             "voucher": None if best is None else best[0].to_dict(),
             "receipts": [entry.receipt.to_dict() for entry in ledger[: best[1] if best else 0]],
         })
@@ -56,7 +56,7 @@ def import_bundle(store: VoucherStore, bundle: object, *, account: str | None = 
     """Merge an :func:`export_bundle` bundle into ``store``. Everything is verified before anything
     is written: the checksum, every key, every voucher's signature against its channel's payer,
     and every ledger against its voucher. A voucher replaces the stored one only if it is higher
-    and its ledger extends the stored ledger. Returns how many channels changed.
+    and its ledger extends the stored ledger. Returns how many channels were added or changed.
 
     Raises :class:`StoreError` for a malformed or altered bundle, :class:`InvalidVoucher` or
     :class:`LedgerMismatch` for a voucher or ledger that does not verify; the store is unchanged.
@@ -83,6 +83,7 @@ def _merge(tx: StoreTransaction, record: ChannelRecord, voucher: Voucher | None,
     if existing is None:
         tx.add_channel(record)
         existing = record
+        changed = 1
     if record.issued > existing.issued:
         tx.set_issued(record.ref, record.issued)
         changed = 1
@@ -95,7 +96,7 @@ def _merge(tx: StoreTransaction, record: ChannelRecord, voucher: Voucher | None,
     if [e.receipt for e in stored] != receipts[: len(stored)]:
         raise StoreError(f"channel 0x{record.id.hex()}: the bundle's ledger does not extend the stored one")
     tx.add_receipts(record.ref, len(stored), extend_entries(stored[-1] if stored else None, receipts[len(stored):]))
-    tx.add_voucher(voucher, len(receipts))
+    tx.add_voucher(voucher, len(receipts), record.ref)
     return 1
 
 
@@ -118,9 +119,13 @@ def _parse_channel(item: object) -> tuple[ChannelRecord, Voucher | None, list[Ta
         role = item["role"]
         if role not in ("payer", "payee") or not isinstance(item["chainId"], int):
             raise StoreError("a bundle channel has a bad role or chain id")
+        # A bundle from before observedAt was exported holds channels its store had read on chain.
+        observed = item.get("observedAt", 1 if int(item["deposit"]) > 0 else 0)
+        if not isinstance(observed, int):
+            raise StoreError("a bundle channel has a bad observedAt")
         record = ChannelRecord(key, item["chainId"], item["escrow"], role, int(item["deposit"]),
                                int(item["claimed"]), item["expiry"], item["window"], bool(item["closed"]), 0.0,
-                               0, int(item.get("issued", "0")))
+                               observed, int(item.get("issued", "0")))
         receipts = [TaskReceipt.from_dict(r) for r in item["receipts"]]
         voucher = None if item["voucher"] is None else Voucher.from_dict(item["voucher"])
         if voucher is not None:

@@ -11,11 +11,12 @@ from typing import IO
 
 import click
 
+from micropay.bundle import load_bundle
 from micropay.channel import checked_address
 from micropay.cli.context import Session, pass_session
 from micropay.cli.output import hex_id, progress
 from micropay.config import load_deployments
-from micropay.errors import MicropayValueError, NodeError
+from micropay.errors import KeystoreError, MicropayValueError, NodeError, StoreError
 from micropay.escrow import Escrow
 from micropay.records import ChannelRecord
 
@@ -51,15 +52,25 @@ def export_store(session: Session, file: Path) -> None:
 def import_store(session: Session, file: IO[bytes]) -> None:
     """Merge a bundle written by `export`, after verifying every signature and ledger. Only
     channels this account pays or is paid on are accepted."""
+    address = _own_address(session, "import accepts only this account's channels")  # before any store exists
     data = file.read(MAX_BUNDLE + 1)
     if len(data) > MAX_BUNDLE:
         raise MicropayValueError(f"{file.name} is larger than a bundle can be ({MAX_BUNDLE // 2**20} MiB)")
     try:
-        bundle = json.loads(data)
-    except (ValueError, RecursionError):
-        raise MicropayValueError(f"{file.name} is not JSON (is it a bundle written by `micropay export`?)") from None
-    changed = session.store.import_(bundle, account=session.address)
-    click.echo(f"{changed} channel(s) updated")
+        bundle = load_bundle(data, max_bytes=MAX_BUNDLE)
+    except StoreError as exc:
+        raise MicropayValueError(f"{file.name} is not a bundle written by `micropay export`: {exc}") from None
+    changed = session.store.import_(bundle, account=address)
+    click.echo(f"{changed} channel(s) imported or updated")
+
+
+def _own_address(session: Session, why: str) -> str:
+    """This account's address, read from its key file; a missing key file is said for what it is."""
+    try:
+        return session.address
+    except KeystoreError as exc:
+        raise KeystoreError(f"{why}, so it needs this account's key file: bring it with `micropay account import` "
+                            f"({exc})") from None
 
 
 def _sync_escrows(session: Session) -> list[Escrow]:
@@ -92,9 +103,10 @@ def sync(session: Session) -> None:
     backup for the payments themselves)."""
     from micropay.sync import sync as sync_escrow
 
+    address = _own_address(session, "sync rebuilds this account's channels")  # before any store exists
     for escrow in _sync_escrows(session):
-        progress(f"reading the channels of {session.address} on escrow {escrow.address}…")
-        report = sync_escrow(session.store, escrow, session.address)
+        progress(f"reading the channels of {address} on escrow {escrow.address}…")
+        report = sync_escrow(session.store, escrow, address)
         click.echo(f"escrow {escrow.address}: {len(report.added)} channel(s) added, {len(report.updated)} updated")
         for record in report.added:
             click.echo(_described(session, record))

@@ -51,10 +51,17 @@ def watch_pass(session: Session, payee: Payee, margin: int) -> None:
     """One pass on one escrow; one line per channel claimed, saying why, then one per close
     requested in blocks not yet deep enough to act on."""
     before = _by_id(payee)
-    settlements = payee.watch_once(confirmations=session.options.confirmations)
+    confirmations = depth(session, payee)
+    settlements = payee.watch_once(confirmations=confirmations)
     if settlements:
         _claimed(session, payee, before, margin, settlements)
-    _waiting(payee, session.options.confirmations)
+    _waiting(payee, confirmations)
+
+
+def depth(session: Session, payee: Payee) -> int:
+    """How deep a block must be before watch acts on it: --confirmations, except on a node that
+    mines only when a transaction arrives (a dev node: no reorgs, and no block would ever come)."""
+    return 0 if payee.escrow.pipeline.mines_on_demand() else session.options.confirmations
 
 
 def _claimed(session: Session, payee: Payee, before: dict[bytes, ChannelRecord], margin: int,
@@ -107,8 +114,10 @@ def watch(session: Session, interval: float, rounds: int | None) -> None:
     payees = [Payee(escrow, session.account, session.store) for escrow in session.freelancer_escrows()]
     check_gas(payees[0].escrow, session.address)
     for payee in payees:
-        progress(f"watching escrow {payee.escrow.address} for {payee.address}, acting on blocks "
-                 f"{session.options.confirmations} deep (Ctrl-C to stop)")
+        deep = depth(session, payee)
+        progress(f"watching escrow {payee.escrow.address} for {payee.address}, acting on blocks {deep} deep"
+                 + (" (this node mines only when a transaction arrives)" if deep != session.options.confirmations
+                    else "") + " (Ctrl-C to stop)")
     done, before = 0, sent_so_far(session)
     try:
         while rounds is None or done < rounds:

@@ -59,8 +59,10 @@ def resend(session: Session, channel: ChannelRecord, since: int) -> None:
     payment = latest_payment(session.store, channel, since)
     click.echo(payment.encode())
     total = session.show(payment.amount, channel.key.token)
-    progress(f"the latest payment on channel {hex_id(channel.id, 10)} ({total} in all, {len(payment.receipts)} "
-             f"task(s) from receipt {since}): send the line above to the freelancer")
+    tasks = (f"tasks #{since + 1} to #{since + len(payment.receipts)}" if len(payment.receipts) > 1
+             else f"task #{since + 1}" if payment.receipts else "no task")
+    progress(f"the latest payment on channel {hex_id(channel.id, 10)} ({total} in all, with {tasks} as "
+             "`micropay tasks` numbers them): send the line above to the freelancer")
 
 
 COMMANDS: list[click.Command] = [pay, resend]

@@ -18,7 +18,32 @@ def test_import_refuses_channels_of_other_accounts(people, w3, tmp_path):
     stranger = Person(w3, tmp_path, "stranger", fund=0)
     message = assert_clean_error(stranger.run("import", str(bundle), ok=False), "not this account")
     assert stranger.json("status") == [] and message
-    assert "1 channel(s) updated" in client.run("--store", str(tmp_path / "restored.db"), "import", str(bundle)).stdout
+    restored = client.run("--store", str(tmp_path / "restored.db"), "import", str(bundle)).stdout
+    assert "1 channel(s) imported or updated" in restored
+
+
+def test_a_client_pays_on_straight_after_restoring_a_backup(people, tmp_path):
+    client, freelancer, _ = people
+    channel = client.open(freelancer.address)
+    client.pay(channel, "0.01 ETH", "logo")
+    bundle = tmp_path / "client.json"
+    bundle.write_text(client.run("export").stdout)
+    restored = str(tmp_path / "restored.db")
+    client.run("--store", restored, "import", str(bundle))
+    assert client.run("--store", restored, "pay", channel, "0.01 ETH", "palette").stdout.startswith("mpp1")
+
+
+def test_import_without_a_key_file_says_why_it_needs_one_and_writes_nothing(people, w3, tmp_path):
+    client, freelancer, _ = people
+    client.pay(client.open(freelancer.address), "0.01 ETH", "logo")
+    bundle = tmp_path / "client.json"
+    bundle.write_text(client.run("export").stdout)
+    empty = tmp_path / "lost-machine"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["--home", str(empty), "import", str(bundle)], env=ENV)
+    assert result.exit_code == 1
+    assert "import accepts only this account's channels, so it needs this account's key file" in result.stderr
+    assert not (empty / "micropay.db").exists()
 
 
 def test_a_mistyped_store_path_creates_no_folder(people, tmp_path):

@@ -66,7 +66,7 @@ def test_client_and_freelancer_story(w3, tester, people):
     restored = freelancer.home / "restored.db"
     (freelancer.home / "bundle.json").write_text(bundle)
     imported = freelancer.run("--store", str(restored), "import", str(freelancer.home / "bundle.json"))
-    assert "1 channel(s) updated" in imported.output
+    assert "1 channel(s) imported or updated" in imported.output
 
 
 def test_reclaim_after_expiry(tester, people, tmp_path):

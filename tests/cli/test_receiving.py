@@ -133,7 +133,8 @@ def test_a_gap_says_what_to_ask_for_and_resend_fills_it(people):
     command = re.search(rf"ask the client to run `(micropay resend {channel} --since 1)`", gap.stdout)
     assert gap.exit_code == 1 and command, gap.stdout
     resent = client.run(*command[1].split()[1:])
-    assert PAYMENT.fullmatch(resent.stdout.strip()) and "2 task(s) from receipt 1" in resent.stderr
+    assert PAYMENT.fullmatch(resent.stdout.strip())
+    assert "with tasks #2 to #3 as `micropay tasks` numbers them" in resent.stderr
     filled = freelancer.run("receive", resent.stdout.strip()).stdout
     assert filled.startswith(f"+0.02 ETH from {client.address} for 'b', 'c'; 0.03 ETH so far")
 

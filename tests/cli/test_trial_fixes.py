@@ -21,19 +21,24 @@ def paid(client, freelancer, amount="0.01 ETH"):
 
 # --- 1: watch says why a close request waits -----------------------------------------------------
 
-def test_watch_says_a_close_request_waits_until_it_is_deep_enough(people):
+def test_on_a_node_that_mines_on_demand_watch_claims_a_close_request_at_once(people):
     client, freelancer, _ = people
     channel = paid(client, freelancer)
     client.run("request-close", channel)
-    result = freelancer.run("--confirmations", "1", "watch", "--rounds", "1")
+    result = freelancer.run("--confirmations", "3", "watch", "--rounds", "1")  # no block would ever come
+    assert "acting on blocks 0 deep (this node mines only when a transaction arrives)" in result.stderr
+    assert "claimed 0.01 ETH" in result.stdout and "started closing" not in result.stderr
+
+
+def test_on_a_real_chain_watch_says_a_close_request_waits_until_it_is_deep_enough(people, monkeypatch):
+    client, freelancer, _ = people
+    channel = paid(client, freelancer)
+    client.run("request-close", channel)
+    monkeypatch.setattr(TransactionPipeline, "mines_on_demand", lambda self: False)
+    result = freelancer.run("--confirmations", "3", "watch", "--rounds", "1")
     assert "claimed" not in result.stdout
-    assert (f"client {client.address} started closing channel {channel[:12]}: claiming once that is 1 block deep "
-            "(now 0); on a node that mines only when a transaction arrives, use --confirmations 0") in result.stderr
-    deeper = freelancer.run("--confirmations", "3", "watch", "--rounds", "1").stderr
-    assert "claiming once that is 3 blocks deep (now 0)" in deeper
-    claimed = freelancer.run("--confirmations", "0", "watch", "--rounds", "1")
-    assert "claimed 0.01 ETH" in claimed.stdout and "started closing" not in claimed.stderr
-    assert "started closing" not in freelancer.run("--confirmations", "1", "watch", "--rounds", "1").stderr
+    assert (f"client {client.address} started closing channel {channel[:12]}: claiming once that is 3 blocks deep "
+            "(now 0)") in result.stderr
 
 
 def test_watch_names_no_dev_node_hint_on_a_real_chain_nor_channels_worth_nothing(people, monkeypatch):

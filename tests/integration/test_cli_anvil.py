@@ -74,7 +74,7 @@ def test_client_and_freelancer_processes_on_anvil(anvil, tmp_path):
     backup = tmp_path / "backup.json"
     freelancer.run("export", str(backup))
     restored = tmp_path / "restored.db"
-    assert "1 channel(s) updated" in freelancer.run("--store", str(restored), "import", str(backup))
+    assert "1 channel(s) imported or updated" in freelancer.run("--store", str(restored), "import", str(backup))
 
 
 def test_redeem_script_as_documented_reports_every_line(anvil, tmp_path):
