@@ -85,9 +85,9 @@ class Counts:
                     "provider_s": self.seconds}
 
 
-class CountingHTTPProvider(HTTPProvider):
-    """An HTTPProvider that counts: a single request is one round trip; a batch of k requests is
-    k requests and one round trip."""
+class Counting:
+    """Counts a provider's requests: a single request is one round trip (mixed in before the
+    provider class, whose ``make_request`` it wraps)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -96,9 +96,14 @@ class CountingHTTPProvider(HTTPProvider):
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         start = time.perf_counter()
         try:
-            return super().make_request(method, params)
+            return super().make_request(method, params)  # type: ignore[misc]
         finally:
             self.counts.add([str(method)], time.perf_counter() - start)
+
+
+class CountingHTTPProvider(Counting, HTTPProvider):
+    """An HTTPProvider that counts: a single request is one round trip; a batch of k requests is
+    k requests and one round trip."""
 
     def make_batch_request(self, batch_requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse] | RPCResponse:
         start = time.perf_counter()
@@ -108,20 +113,9 @@ class CountingHTTPProvider(HTTPProvider):
             self.counts.add([str(method) for method, _ in batch_requests], time.perf_counter() - start)
 
 
-class CountingTesterProvider(EthereumTesterProvider):
+class CountingTesterProvider(Counting, EthereumTesterProvider):
     """The in-process eth-tester chain, counted the same way (it has no HTTP, and web3's
     eth-tester provider takes no batches: a "round trip" is a provider call)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.counts = Counts()
-
-    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        start = time.perf_counter()
-        try:
-            return super().make_request(method, params)
-        finally:
-            self.counts.add([str(method)], time.perf_counter() - start)
 
 
 # -- anvil --------------------------------------------------------------------------------------
