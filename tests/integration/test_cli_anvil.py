@@ -110,17 +110,24 @@ def test_ctrl_c_during_settle_prints_the_transaction_sent(anvil, tmp_path):
     client.run("deploy")
     channel = json.loads(client.run("open", freelancer.address, "0.05 ETH", "--json"))["channel"]
     freelancer.run("receive", client.run("pay", channel, "0.01 ETH", "logo"))
-    # Two confirmations on a chain that mines only when a transaction arrives: settle waits, and is interrupted.
-    settling = subprocess.Popen(freelancer.argv("settle", confirmations=2), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env={**os.environ, "MICROPAY_PASSWORD": PASSWORD})
-    store = VoucherStore(freelancer.home / "micropay.db")
-    deadline = time.monotonic() + 60
-    while not store.settlements("pending") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    (pending,) = store.settlements("pending")
-    time.sleep(0.5)  # broadcast, and waiting for confirmations
-    settling.send_signal(signal.SIGINT)
-    out, err = settling.communicate(timeout=30)
+    # The node stops mining: settle sends its transaction and waits for a receipt that does not
+    # come until the test mines again, so the interrupt always lands while it waits.
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        settling = subprocess.Popen(freelancer.argv("settle"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env={**os.environ, "MICROPAY_PASSWORD": PASSWORD})
+        store = VoucherStore(freelancer.home / "micropay.db")
+        deadline = time.monotonic() + 60
+        while not store.settlements("pending") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (pending,) = store.settlements("pending")
+        while not w3.provider.make_request("eth_getTransactionByHash", ["0x" + pending.tx_hash.hex()]).get("result"):
+            assert time.monotonic() < deadline, "the settlement never reached the node"
+            time.sleep(0.1)  # broadcast: now waiting for its receipt
+        settling.send_signal(signal.SIGINT)
+        out, err = settling.communicate(timeout=30)
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
     assert settling.returncode == 130, err
     assert f"transaction 0x{pending.tx_hash.hex()} (pending) may have been sent: it may still be mined" in err
     assert "Aborted!" not in err + out and "Traceback" not in err
