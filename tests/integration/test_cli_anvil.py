@@ -114,8 +114,14 @@ def test_ctrl_c_during_settle_prints_the_transaction_sent(anvil, tmp_path):
     # come until the test mines again, so the interrupt always lands while it waits.
     w3.provider.make_request("evm_setAutomine", [False])
     try:
-        settling = subprocess.Popen(freelancer.argv("settle"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, env={**os.environ, "MICROPAY_PASSWORD": PASSWORD})
+        # Ctrl-C at a terminal: the command gets Python's own SIGINT handler even when this test
+        # runs as a background job, whose children inherit SIGINT ignored.
+        as_at_a_terminal = [sys.executable, "-c", ("import runpy, signal, sys; "
+                            "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                            "sys.argv[0] = 'micropay'; runpy.run_module('micropay', run_name='__main__')")]
+        settling = subprocess.Popen(as_at_a_terminal + freelancer.argv("settle")[3:], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True,
+                                    env={**os.environ, "MICROPAY_PASSWORD": PASSWORD})
         store = VoucherStore(freelancer.home / "micropay.db")
         deadline = time.monotonic() + 60
         while not store.settlements("pending") and time.monotonic() < deadline:
