@@ -134,10 +134,11 @@ def test_ctrl_c_during_settle_prints_the_transaction_sent(anvil, tmp_path):
         out, err = settling.communicate(timeout=30)
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
+        w3.provider.make_request("evm_mine", [])  # what waited in the pool is mined now
     assert settling.returncode == 130, err
     assert f"transaction 0x{pending.tx_hash.hex()} (pending) may have been sent: it may still be mined" in err
     assert "Aborted!" not in err + out and "Traceback" not in err
-    assert w3.eth.get_transaction_receipt(pending.tx_hash).status == 1
+    assert w3.eth.wait_for_transaction_receipt(pending.tx_hash, timeout=30).status == 1
 
 
 def test_chain_errors_are_one_human_line_on_anvil(anvil, tmp_path):
