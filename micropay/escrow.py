@@ -234,13 +234,12 @@ class Escrow(Chain):
             balance = self.balance(payer)
             if balance < deposit:
                 raise InsufficientFunds(f"{payer} holds {balance} wei, less than the deposit {deposit} (plus gas)")
+            call, value = self.contract.functions.open(payee, key.salt, expiry, window), deposit
+        else:
+            call, value = self.contract.functions.openToken(payee, token, key.salt, deposit, expiry, window), 0
         if before_send is not None:
             before_send(key)
-        if key.is_eth:
-            receipt = self.unsafe_send(sender, self.contract.functions.open(payee, key.salt, expiry, window), deposit)
-        else:
-            receipt = self.unsafe_send(sender, self.contract.functions.openToken(
-                payee, token, key.salt, deposit, expiry, window))
+        receipt = self.unsafe_send(sender, call, value)
         self._keys[key.id] = key
         return key, receipt
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from micropay.channel import ChannelRef, ChannelState
 from micropay.escrow import Escrow
 from micropay.records import ChannelRecord
+from micropay.settling import claimable_value
 from micropay.store import VoucherStore
 
 
@@ -37,6 +38,6 @@ def overview(store: VoucherStore, escrows: Sequence[Escrow]) -> list[ChannelView
         best = store.best_voucher(record.ref)
         paid, tasks = (best[0].amount, best[1]) if best else (0, 0)
         deposit, claimed = (state.deposit, state.claimed) if state else (record.deposit, record.claimed)
-        unclaimed = max(0, min(paid, deposit) - claimed) if record.role == "payee" else max(0, paid - claimed)
+        unclaimed = claimable_value(paid, deposit, claimed) if record.role == "payee" else max(0, paid - claimed)
         views.append(ChannelView(record, state, paid, unclaimed, tasks))
     return views

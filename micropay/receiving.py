@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from micropay.channel import ChannelRef
+from micropay.channel import ChannelKey, ChannelRef
 from micropay.errors import (
     ChannelExpired,
     ChannelFinal,
@@ -161,14 +161,17 @@ class Receiver:
         key = self.escrow.key(voucher.channel_id)
         if key.payee != self.address:
             raise NotParticipant(f"the channel pays {key.payee}, not this account ({self.address})")
+        return self._read(key)
+
+    def _read(self, key: ChannelKey) -> ChannelRecord:
+        """The channel as the chain holds it now, as this payee's record of it."""
         return ChannelRecord.of(self.escrow.channel(key), self.escrow.chain_id, self.escrow.address, "payee")
 
     def _fresh(self, record: ChannelRecord, amount: int) -> ChannelRecord:
         """``record`` itself if its chain state is fresh enough to judge ``amount`` by, otherwise
         a new read from the chain (a payer may just have topped up, or started closing)."""
         if time.time() - record.checked_at > self.freshness or amount > record.deposit or record.closed:
-            return ChannelRecord.of(self.escrow.channel(record.key), self.escrow.chain_id, self.escrow.address,
-                                    "payee")
+            return self._read(record.key)
         return record
 
     def _judge(self, state: ChannelRecord, amount: int) -> None:

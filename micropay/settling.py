@@ -42,7 +42,7 @@ class Unclaimed:
     @property
     def value(self) -> int:
         """What claiming the best voucher would add: at most the deposit, less what is claimed."""
-        return max(0, min(self.best, self.deposit) - self.claimed)
+        return claimable_value(self.best, self.deposit, self.claimed)
 
 
 @dataclass(frozen=True)
@@ -352,5 +352,10 @@ class Settler:
         return done
 
 
+def claimable_value(best: int, deposit: int, claimed: int) -> int:
+    """What a voucher for ``best`` adds on a channel: at most the deposit, less what is claimed."""
+    return max(0, min(best, deposit) - claimed)
+
+
 def _value(held: _Held) -> int:
-    return max(0, min(held.best.amount, held.state.deposit) - held.state.claimed)
+    return claimable_value(held.best.amount, held.state.deposit, held.state.claimed)

@@ -11,7 +11,7 @@ from typing import IO
 
 import click
 
-from micropay.bundle import load_bundle
+from micropay.bundle import MAX_BUNDLE_BYTES, load_bundle
 from micropay.channel import checked_address
 from micropay.cli.context import Session, pass_session
 from micropay.cli.output import hex_id, progress
@@ -21,7 +21,6 @@ from micropay.escrow import Escrow
 from micropay.records import ChannelRecord
 
 #: The largest bundle read (a bundle is verified as a whole, in memory).
-MAX_BUNDLE = 256 * 1024 * 1024
 
 
 @click.command("export")
@@ -53,11 +52,11 @@ def import_store(session: Session, file: IO[bytes]) -> None:
     """Merge a bundle written by `export`, after verifying every signature and ledger. Only
     channels this account pays or is paid on are accepted."""
     address = _own_address(session, "import accepts only this account's channels")  # before any store exists
-    data = file.read(MAX_BUNDLE + 1)
-    if len(data) > MAX_BUNDLE:
-        raise MicropayValueError(f"{file.name} is larger than a bundle can be ({MAX_BUNDLE // 2**20} MiB)")
+    data = file.read(MAX_BUNDLE_BYTES + 1)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise MicropayValueError(f"{file.name} is larger than a bundle can be ({MAX_BUNDLE_BYTES // 2**20} MiB)")
     try:
-        bundle = load_bundle(data, max_bytes=MAX_BUNDLE)
+        bundle = load_bundle(data, max_bytes=MAX_BUNDLE_BYTES)
     except StoreError as exc:
         raise MicropayValueError(f"{file.name} is not a bundle written by `micropay export`: {exc}") from None
     changed = session.store.import_(bundle, account=address)
