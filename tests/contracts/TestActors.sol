@@ -8,7 +8,8 @@ contract Actor {
         Accept,
         Revert,
         Reenter,
-        BurnGas
+        BurnGas,
+        RevertHuge
     }
 
     Mode public mode;
@@ -42,6 +43,12 @@ contract Actor {
         if (mode == Mode.BurnGas) {
             while (true) {}
         }
+        if (mode == Mode.RevertHuge) {
+            // ~96 KB of revert data: a caller that copies it back pays for the memory (audit I-1).
+            assembly {
+                revert(0, 96000)
+            }
+        }
         if (mode == Mode.Reenter && !reentered) {
             reentered = true;
             (bool ok, bytes memory ret) = hookTarget.call(hookData);
@@ -64,4 +71,54 @@ contract DigestProbe {
             out[i] = escrow.voucherDigest(ids[i], amounts[i], roots[i]);
         }
     }
+}
+
+/// An EIP-1271 wallet whose owner's ECDSA signature over the digest is its signature: the
+/// simplest smart-contract payer. It also forwards calls, so it can open and fund channels.
+contract OwnerWallet {
+    address public immutable owner;
+
+    constructor(address owner_) {
+        owner = owner_;
+    }
+
+    function execute(address target, uint256 value, bytes calldata data) external payable returns (bytes memory) {
+        require(msg.sender == owner, "not the owner");
+        (bool ok, bytes memory ret) = target.call{value: value}(data);
+        if (!ok) {
+            assembly {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
+        return ret;
+    }
+
+    function isValidSignature(bytes32 hash, bytes calldata signature) external view returns (bytes4) {
+        if (signature.length != 65) return 0xffffffff;
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        return ecrecover(hash, v, r, s) == owner ? bytes4(0x1626ba7e) : bytes4(0xffffffff);
+    }
+
+    receive() external payable {}
+}
+
+/// An EIP-1271 wallet that says yes to every digest and every signature.
+contract YesWallet {
+    function execute(address target, uint256 value, bytes calldata data) external payable returns (bytes memory) {
+        (bool ok, bytes memory ret) = target.call{value: value}(data);
+        if (!ok) {
+            assembly {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
+        return ret;
+    }
+
+    function isValidSignature(bytes32, bytes calldata) external pure returns (bytes4) {
+        return 0x1626ba7e;
+    }
+
+    receive() external payable {}
 }
