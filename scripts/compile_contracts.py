@@ -72,14 +72,16 @@ def solc_binary() -> Path:
     return ADAPTER
 
 
-def compile_sources(sources: dict[str, str]) -> dict[str, Any]:
+def compile_sources(sources: dict[str, str], settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Compile {source unit name: text} with the project settings; returns solc's standard-json output.
 
+    ``settings`` replaces SETTINGS (the output selection stays), for third-party sources built
+    for other settings: e.g. Safe's contracts, which hit "stack too deep" under viaIR.
     Raises CompileError if no compiler is available or solc rejects the sources."""
     input_json = {
         "language": "Solidity",
         "sources": {name: {"content": text} for name, text in sources.items()},
-        "settings": {**SETTINGS, "outputSelection": OUTPUT_SELECTION},
+        "settings": {**(SETTINGS if settings is None else settings), "outputSelection": OUTPUT_SELECTION},
     }
     try:
         output = solcx.compile_standard(input_json, solc_binary=solc_binary(), base_path=str(ROOT))
@@ -89,12 +91,14 @@ def compile_sources(sources: dict[str, str]) -> dict[str, Any]:
     return output
 
 
-def compile_files(paths: list[Path]) -> dict[str, Any]:
+def compile_files(paths: list[Path], settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`compile_sources` of files inside the project, named by their path from the root.
 
     Raises CompileError as :func:`compile_sources` does, OSError if a file cannot be read, and
     ValueError if a path is outside the project."""
-    return compile_sources({path.resolve().relative_to(ROOT).as_posix(): path.read_text() for path in paths})
+    return compile_sources(
+        {path.resolve().relative_to(ROOT).as_posix(): path.read_text() for path in paths}, settings
+    )
 
 
 def escrow_artifact(output: dict[str, Any] | None = None) -> dict[str, Any]:
