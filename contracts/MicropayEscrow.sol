@@ -108,8 +108,9 @@ contract MicropayEscrow is EIP712 {
     );
     event Extended(bytes32 indexed channelId, address indexed payer, address indexed payee, uint32 expiry);
     event CloseRequested(bytes32 indexed channelId, address indexed payer, address indexed payee, uint32 expiry);
-    /// @dev One per redeemed voucher: `claimed` is the channel's new total, so the payout is its increase
-    /// since the channel's last `Claimed`. The parties are not topics: they are committed in the id and
+    /// @dev One per voucher redeemed by `claim`, `claimMany` or `claimRelayed` (`close` reports its final
+    /// total in `Closed`): `claimed` is the channel's new total, so the payout is its increase since the
+    /// channel's last event. The parties are not topics: they are committed in the id and
     /// named, indexed, by the channel's `ChannelOpened`; each topic would cost 375 gas per claimed channel.
     event Claimed(bytes32 indexed channelId, uint256 claimed, bytes32 ledgerRoot);
     event ClaimSkipped(bytes32 indexed channelId, address indexed payer, address indexed payee, bytes4 reason);
@@ -459,6 +460,16 @@ contract MicropayEscrow is EIP712 {
         if (received == 0) revert InvalidAmount();
     }
 
+    /// @dev No token may leave the escrow while a deposit is being collected: the deposit is the
+    /// balance difference, which a payout inside the token's transferFrom would shrink.
+    function _refuseWhileCollecting() private view {
+        bool collecting;
+        assembly ("memory-safe") {
+            collecting := tload(_COLLECTING_SLOT)
+        }
+        if (collecting) revert Reentrancy();
+    }
+
     /// @dev `token.balanceOf(this)`, without Solidity's ABI round trip. Reverts InvalidToken if the
     /// token does not answer with a word.
     function _balanceOfThis(address token) private view returns (uint256 held) {
@@ -631,6 +642,7 @@ contract MicropayEscrow is EIP712 {
         if (token == address(0)) {
             if (!_sendEth(to, amount, gasleft())) revert EthTransferFailed(to);
         } else {
+            _refuseWhileCollecting();
             IERC20(token).safeTransfer(to, amount);
         }
     }
@@ -638,7 +650,13 @@ contract MicropayEscrow is EIP712 {
     /// @dev Push a payout; if the recipient cannot take it, credit it for `withdraw` instead.
     function _pay(address to, address token, uint256 amount) private {
         if (amount == 0) return;
-        bool ok = token == address(0) ? _sendEth(to, amount, _PUSH_GAS) : IERC20(token).trySafeTransfer(to, amount);
+        bool ok;
+        if (token == address(0)) {
+            ok = _sendEth(to, amount, _PUSH_GAS);
+        } else {
+            _refuseWhileCollecting();
+            ok = IERC20(token).trySafeTransfer(to, amount);
+        }
         if (!ok) {
             owed[to][token] += amount;
             emit PayoutDeferred(to, token, amount);

@@ -18,8 +18,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from web3 import EthereumTesterProvider, Web3
 
 import compile_contracts
-from helpers import DAY, ETH, HOUR, Key, sign_voucher, transact
+from helpers import DAY, ETH, HOUR, ZERO32, Key, sign_voucher, transact
 from micropay.artifact import load_artifact
+from micropay.packing import pack_voucher
+from micropay.voucher import Voucher
 
 # Profiles: the default budget is what CI runs; `deep` is for long local runs. CI keeps no example
 # database (a failing example is printed in full); locally it lives in .hypothesis/ (never committed).
@@ -197,7 +199,8 @@ def chain(w3: Web3, tester: EthereumTester) -> Chain:
 
 
 class Channels:
-    """Open channels and sign vouchers for them with the shared test accounts."""
+    """Open channels and sign vouchers for them with the shared test accounts (or ``LocalAccount``
+    signers), handing the escrow packed vouchers (micropay.packing)."""
 
     def __init__(self, w3: Web3, escrow: Any, chain: Chain, key_of: Callable[[str], bytes]) -> None:
         self.w3, self.escrow, self.chain, self.key_of = w3, escrow, chain, key_of
@@ -213,29 +216,40 @@ class Channels:
         salt: int | None = None,
         expiry: int | None = None,
         window: int = HOUR,
+        signer: str = ETH,
+        terms: bytes = ZERO32,
     ) -> tuple[Key, Any]:
         if salt is None:
             self._salt += 1
             salt = self._salt
         expiry = expiry if expiry is not None else self.chain.now() + 30 * DAY
-        key = Key(payer, payee, token, salt)
+        key = Key(payer, payee, token, salt, signer)
         if token == ETH:
-            receipt = transact(self.escrow.functions.open(payee, salt, expiry, window), payer, deposit)
+            receipt = transact(self.escrow.functions.open(payee, signer, salt, expiry, window, terms), payer, deposit)
         else:
-            receipt = transact(self.escrow.functions.openToken(payee, token, salt, deposit, expiry, window), payer)
+            receipt = transact(self.escrow.functions.openToken(payee, token, signer, salt, deposit, expiry, window,
+                                                               terms), payer)
         return key, receipt
 
-    def voucher(self, key: Key, amount: int, root: bytes = b"\x11" * 32, **kwargs: Any) -> tuple:
-        """(key, amount, root, signature): the arguments of claim() and close()."""
-        return (key.tuple(), amount, root, self.sign(key, amount, root, **kwargs))
+    def voucher(self, key: Key, amount: int, root: bytes = b"\x11" * 32, *, signer: Any = None,
+                escrow: str | None = None, chain_id: int | None = None) -> bytes:
+        """The packed voucher claim() and close() take (micropay.packing.pack_voucher)."""
+        chain_id = chain_id if chain_id is not None else self.w3.eth.chain_id
+        escrow = escrow or self.escrow.address
+        signature = self.sign(key, amount, root, signer=signer, escrow=escrow, chain_id=chain_id)
+        return pack_voucher(key.channel_key(), Voucher(chain_id, escrow, key.id(), amount, root, signature))
 
     def claim(self, key: Key, amount: int, sender: str | None = None, root: bytes = b"\x11" * 32) -> Any:
-        return transact(self.escrow.functions.claim(*self.voucher(key, amount, root)), sender or key.payee)
+        call = self.escrow.functions.claim(key.payee, key.token, self.voucher(key, amount, root))
+        return transact(call, sender or key.payee)
 
-    def sign(self, key: Key, amount: int, root: bytes = b"\x11" * 32, *, signer: str | None = None,
+    def sign(self, key: Key, amount: int, root: bytes = b"\x11" * 32, *, signer: Any = None,
              escrow: str | None = None, chain_id: int | None = None) -> bytes:
+        """A 65-byte signature by ``signer`` (a test account's address or a LocalAccount; default:
+        the channel's voucher signer)."""
+        signer = signer or key.voucher_signer
         return sign_voucher(
-            self.key_of(signer or key.payer),
+            signer.key if hasattr(signer, "key") else self.key_of(signer),
             chain_id=chain_id if chain_id is not None else self.w3.eth.chain_id,
             escrow=escrow or self.escrow.address,
             channel_id=key.id(),

@@ -18,6 +18,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from micropay._utils.reverts import ErrorDecoder, revert_data
+from micropay.channel import ChannelKey
 from micropay.errors import ContractRevert
 
 ETH = "0x0000000000000000000000000000000000000000"
@@ -29,18 +30,33 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 @dataclass(frozen=True)
 class Key:
-    """A channel key as the contract's ChannelKey struct."""
+    """A channel key as the contract's ChannelKey struct; ``signer`` ETH (the zero address) means
+    the payer signs its own vouchers."""
 
     payer: str
     payee: str
     token: str
     salt: int
+    signer: str = ETH
 
-    def tuple(self) -> tuple[str, str, str, int]:
-        return (self.payer, self.payee, self.token, self.salt)
+    def tuple(self) -> tuple[str, str, str, int, str]:
+        return (self.payer, self.payee, self.token, self.salt, self.signer)
 
     def id(self) -> bytes:
-        return keccak(abi_encode(["address", "address", "address", "uint96"], list(self.tuple())))
+        return keccak(abi_encode(["address", "address", "address", "uint96", "address"], list(self.tuple())))
+
+    def payer_args(self) -> tuple[str, str, int, str]:
+        """(payee, token, salt, signer): how the payer's own calls name the channel."""
+        return (self.payee, self.token, self.salt, self.signer)
+
+    @property
+    def voucher_signer(self) -> str:
+        """Who must sign this channel's vouchers: the delegated signer, or the payer."""
+        return self.payer if self.signer == ETH else self.signer
+
+    def channel_key(self) -> ChannelKey:
+        """The same key as micropay's ChannelKey (for micropay.packing)."""
+        return ChannelKey(self.payer, self.payee, self.token, self.salt, None if self.signer == ETH else self.signer)
 
 
 def transact(fn: Any, sender: str, value: int = 0) -> Any:
@@ -105,7 +121,7 @@ def voucher_typed_data(chain_id: int, escrow: str, channel_id: bytes, amount: in
             ],
         },
         "primaryType": "Voucher",
-        "domain": {"name": "MicropayEscrow", "version": "1", "chainId": chain_id, "verifyingContract": escrow},
+        "domain": {"name": "MicropayEscrow", "version": "2", "chainId": chain_id, "verifyingContract": escrow},
         "message": {"channelId": channel_id, "cumulativeAmount": amount, "ledgerRoot": ledger_root},
     }
 
@@ -131,3 +147,39 @@ def store_bytes(path: Path) -> str:
         f = Path(str(path) + suffix)
         digest.update(f.read_bytes() if f.exists() else b"")
     return digest.hexdigest()
+
+
+class WalletSigner:
+    """A micropay DigestSigner for an OwnerWallet (tests/contracts): the owner's key signs the
+    voucher digest, 65 bytes, which the wallet accepts through EIP-1271."""
+
+    def __init__(self, wallet: Any, owner: Any) -> None:
+        self.address, self.owner = wallet.address, owner
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        return bytes(self.owner.unsafe_sign_hash(digest).signature)
+
+
+class SafeSigner:
+    """A micropay DigestSigner for a Safe (tests/safe.py): ``owners`` sign the voucher digest as
+    a SafeMessage, 65 bytes per owner, which the Safe accepts through EIP-1271."""
+
+    def __init__(self, safe: Any, owners: Any) -> None:
+        self.address, self.safe, self.owners = safe.address, safe, owners
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        return bytes(self.safe.sign_message(digest, self.owners))
+
+
+def count_signature_checks(monkeypatch: Any, escrow: Any) -> list[tuple[str, bytes, bytes]]:
+    """Wrap the escrow proxy's ``is_signed_by`` (the chain call a contract signature costs) to
+    record each (signer, digest, signature) it is asked about; the list fills as it is called."""
+    calls: list[tuple[str, bytes, bytes]] = []
+    real = escrow.is_signed_by
+
+    def is_signed_by(signer: str, digest: bytes, signature: bytes) -> bool:
+        calls.append((signer, digest, signature))
+        return bool(real(signer, digest, signature))
+
+    monkeypatch.setattr(escrow, "is_signed_by", is_signed_by)
+    return calls

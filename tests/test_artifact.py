@@ -7,6 +7,7 @@ import pytest
 import compile_contracts
 from micropay.artifact import _artifact_text, load_artifact, matches_artifact
 from micropay.errors import ArtifactError
+from micropay.voucher import DOMAIN_NAME, DOMAIN_VERSION, domain_separator
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,24 @@ def test_load_artifact_returns_independent_copies():
     first = load_artifact()
     first["abi"].clear()
     assert load_artifact()["abi"]
+
+
+def test_artifact_is_the_version_2_interface():
+    abi = load_artifact()["abi"]
+    errors = {item["name"] for item in abi if item["type"] == "error"}
+    assert {"InvalidSigner", "InvalidEncoding", "NotFullyFunded", "RelayExpired", "FeeTooHigh",
+            "Reentrancy"} <= errors
+    assert not {"NotPayer", "NotPayee"} & errors
+    functions = {item["name"]: item for item in abi if item["type"] == "function"}
+    assert {"claimRelayed", "relayDigest", "withdrawFor"} <= set(functions)
+    assert [i["type"] for i in functions["claim"]["inputs"]] == ["address", "address", "bytes"]
+    assert [i["type"] for i in functions["close"]["inputs"]] == ["address", "bytes"]
+    (claimed,) = [item for item in abi if item["type"] == "event" and item["name"] == "Claimed"]
+    assert [(i["name"], i["indexed"]) for i in claimed["inputs"]] == [
+        ("channelId", True), ("claimed", False), ("ledgerRoot", False)]
+
+
+def test_deployed_domain_is_the_one_micropay_signs_for(w3, escrow):
+    _, name, version, chain_id, contract, _, _ = escrow.functions.eip712Domain().call()
+    assert (name, version) == (DOMAIN_NAME, DOMAIN_VERSION) == ("MicropayEscrow", "2")
+    assert escrow.functions.domainSeparator().call() == domain_separator(chain_id, bytes.fromhex(contract[2:]))

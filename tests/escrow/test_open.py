@@ -1,8 +1,10 @@
-"""MicropayEscrow.open: ETH and ERC-20 deposits, state, events, balances, every revert."""
+"""MicropayEscrow.open: ETH and ERC-20 deposits, signer and terms, state, events, balances, every revert."""
 
 import pytest
 
-from helpers import DAY, ETH, HOUR, events, gas_cost, reverts, transact
+from helpers import DAY, ETH, HOUR, ZERO32, events, gas_cost, reverts, transact
+
+TERMS = b"\x42" * 32
 
 
 def test_open_eth_records_channel_and_emits(w3, escrow, channels, chain, payer, payee):
@@ -17,9 +19,39 @@ def test_open_eth_records_channel_and_emits(w3, escrow, channels, chain, payer, 
     assert before_payer - w3.eth.get_balance(payer) == 10**18 + gas_cost(receipt)
     (event,) = events(escrow, receipt, "ChannelOpened")
     assert event.args == {
-        "channelId": key.id(), "payer": payer, "payee": payee, "token": ETH, "salt": key.salt,
-        "deposit": 10**18, "expiry": expiry,
+        "channelId": key.id(), "payer": payer, "payee": payee, "token": ETH, "salt": key.salt, "signer": ETH,
+        "deposit": 10**18, "expiry": expiry, "terms": ZERO32,
     }
+
+
+def test_open_returns_the_channel_id(escrow, chain, payer, payee):
+    call = escrow.functions.open(payee, ETH, 3, chain.now() + DAY, HOUR, ZERO32)
+    assert call.call({"from": payer, "value": 1}) == escrow.functions.channelId((payer, payee, ETH, 3, ETH)).call()
+
+
+def test_terms_are_emitted(escrow, token, channels, payer, payee):
+    _, receipt = channels.open(payer, payee, 100, terms=TERMS)
+    assert events(escrow, receipt, "ChannelOpened")[0].args.terms == TERMS
+    _, receipt = channels.open(payer, payee, 100, token=token.address, terms=TERMS)
+    assert events(escrow, receipt, "ChannelOpened")[0].args.terms == TERMS
+
+
+def test_terms_are_not_part_of_the_id(escrow, channels, payer, payee):
+    key, _ = channels.open(payer, payee, 100, salt=9, terms=TERMS)
+    with reverts(escrow, "ChannelExists", channelId=key.id()):
+        channels.open(payer, payee, 100, salt=9, terms=b"\x43" * 32)
+
+
+def test_signer_is_emitted_and_committed_in_the_id(escrow, channels, payer, payee, hot_key):
+    key, receipt = channels.open(payer, payee, 100, salt=11, signer=hot_key.address)
+    (event,) = events(escrow, receipt, "ChannelOpened")
+    assert event.args.signer == hot_key.address and event.args.channelId == key.id()
+    assert escrow.functions.channelId(key.tuple()).call() == key.id()
+    # Same payer, payee, token and salt, without a signer: another channel, opened independently.
+    self_signed, receipt = channels.open(payer, payee, 200, salt=11)
+    assert self_signed.id() != key.id()
+    assert events(escrow, receipt, "ChannelOpened")[0].args.signer == ETH
+    assert channels.state(key)[0] == 100 and channels.state(self_signed)[0] == 200
 
 
 def test_open_erc20_pulls_tokens(escrow, token, channels, payer, payee):
@@ -53,6 +85,14 @@ def test_invalid_payee_reverts(escrow, channels, payer, invalid):
         channels.open(payer, invalid, 100)
 
 
+@pytest.mark.parametrize("who", ["payer", "payee"])
+@pytest.mark.parametrize("use_token", [False, True], ids=["eth", "token"])
+def test_signer_that_is_a_party_reverts(request, escrow, token, channels, payer, payee, who, use_token):
+    signer = request.getfixturevalue(who)
+    with reverts(escrow, "InvalidSigner", signer=signer):
+        channels.open(payer, payee, 100, signer=signer, token=token.address if use_token else ETH)
+
+
 def test_expiry_in_the_past_reverts(escrow, channels, chain, payer, payee):
     now = chain.now()
     chain.next_tx_at(now + 10)
@@ -70,26 +110,39 @@ def test_window_out_of_bounds_reverts(escrow, channels, payer, payee, bound, off
         channels.open(payer, payee, 100, window=window)
 
 
+@pytest.mark.parametrize("bound", ["MIN_WINDOW", "MAX_WINDOW"])
+def test_window_at_the_bounds_opens(escrow, channels, payer, payee, bound):
+    window = getattr(escrow.functions, bound)().call()
+    key, _ = channels.open(payer, payee, 100, window=window)
+    assert channels.state(key)[3] == window
+
+
 def test_zero_deposit_reverts(escrow, channels, payer, payee):
     with reverts(escrow, "InvalidAmount"):
         channels.open(payer, payee, 0)
 
 
 def test_open_token_rejects_the_eth_address(escrow, chain, payer, payee):
-    call = escrow.functions.openToken(payee, ETH, 1, 100, chain.now() + DAY, HOUR)
+    call = escrow.functions.openToken(payee, ETH, ETH, 1, 100, chain.now() + DAY, HOUR, ZERO32)
     with reverts(escrow, "InvalidToken"):
         transact(call, payer)
 
 
 def test_open_token_with_zero_amount_reverts(escrow, token, chain, payer, payee):
-    call = escrow.functions.openToken(payee, token.address, 1, 0, chain.now() + DAY, HOUR)
+    call = escrow.functions.openToken(payee, token.address, ETH, 1, 0, chain.now() + DAY, HOUR, ZERO32)
     with reverts(escrow, "InvalidAmount"):
+        transact(call, payer)
+
+
+def test_open_token_with_a_non_token_reverts(escrow, chain, payer, payee, stranger):
+    call = escrow.functions.openToken(payee, stranger, ETH, 1, 100, chain.now() + DAY, HOUR, ZERO32)
+    with reverts(escrow, "InvalidToken"):  # an account without code answers balanceOf with nothing
         transact(call, payer)
 
 
 def test_erc20_open_without_allowance_reverts(escrow, token, chain, payer, payee):
     transact(token.functions.approve(escrow.address, 0), payer)
-    call = escrow.functions.openToken(payee, token.address, 1, 100, chain.now() + DAY, HOUR)
+    call = escrow.functions.openToken(payee, token.address, ETH, 1, 100, chain.now() + DAY, HOUR, ZERO32)
     with reverts(token, "ERC20InsufficientAllowance"):
         transact(call, payer)
 
@@ -102,4 +155,4 @@ def test_deposit_beyond_uint96_reverts(escrow, token, channels, payer, payee):
 
 def test_eth_open_without_value_reverts(escrow, chain, payer, payee):
     with reverts(escrow, "InvalidAmount"):
-        transact(escrow.functions.open(payee, 1, chain.now() + DAY, HOUR), payer)
+        transact(escrow.functions.open(payee, ETH, 1, chain.now() + DAY, HOUR, ZERO32), payer)

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import voucher_typed_data
+from micropay.voucher import voucher_digest
 
 
 def eth_account_digest(chain_id, escrow, channel_id, amount, root):
@@ -36,3 +37,15 @@ def test_domain_commits_to_chain_and_contract(w3, escrow, other_escrow, digest_e
 def test_typehash_is_the_documented_type(escrow):
     assert escrow.functions.VOUCHER_TYPEHASH().call() == keccak(
         text="Voucher(bytes32 channelId,uint256 cumulativeAmount,bytes32 ledgerRoot)")
+
+
+def test_domain_is_version_2(w3, escrow):
+    _, name, version, chain_id, contract, salt, extensions = escrow.functions.eip712Domain().call()
+    assert (name, version, chain_id, contract) == ("MicropayEscrow", "2", w3.eth.chain_id, escrow.address)
+    assert (salt, extensions) == (b"\x00" * 32, [])
+
+
+def test_library_digest_matches_the_contract(w3, escrow):
+    args = (b"\x03" * 32, 10**18, b"\x04" * 32)
+    ours = voucher_digest(w3.eth.chain_id, bytes.fromhex(escrow.address[2:]), *args)
+    assert escrow.functions.voucherDigest(*args).call() == ours
