@@ -21,6 +21,7 @@ from micropay.errors import (
     DomainMismatch,
     InsufficientDeposit,
     InsufficientFunds,
+    InvalidRelayRequest,
     InvalidSignature,
     InvalidVoucher,
     KeystoreError,
@@ -47,10 +48,12 @@ from micropay.payer import Payer
 from micropay.payment import Payment, parse_payment
 from micropay.receiving import Received
 from micropay.records import ChannelRecord, SettlementRecord
+from micropay.relay import RelayedVoucher, Relayer, RelayQuote, RelayRequest, sign_relay_request
 from micropay.settling import Settlement, SettlementPlan, Unclaimed
 from micropay.store import VoucherStore
+from micropay.sync import SyncReport
 from micropay.transactions import Receipt, TxOptions
-from micropay.voucher import Voucher, sign_voucher
+from micropay.voucher import DigestSigner, Voucher, sign_voucher
 
 try:
     __version__ = version("micropay")
@@ -70,11 +73,13 @@ __all__ = [
     "ChannelStatus",
     "ChannelView",
     "ContractRevert",
+    "DigestSigner",
     "DomainMismatch",
     "Escrow",
     "InsufficientDeposit",
     "InsufficientFunds",
     "InvalidReceipt",
+    "InvalidRelayRequest",
     "InvalidSignature",
     "InvalidVoucher",
     "KeystoreError",
@@ -92,11 +97,16 @@ __all__ = [
     "Payment",
     "Receipt",
     "Received",
+    "RelayQuote",
+    "RelayRequest",
+    "RelayedVoucher",
+    "Relayer",
     "Settlement",
     "SettlementPlan",
     "SettlementRecord",
     "StaleVoucher",
     "StoreError",
+    "SyncReport",
     "TaskReceipt",
     "TransactionError",
     "TransactionPending",
@@ -112,6 +122,7 @@ __all__ = [
     "matches_artifact",
     "overview",
     "parse_payment",
+    "sign_relay_request",
     "sign_voucher",
     "verify_ledger",
 ]

@@ -2,26 +2,34 @@
 
 Each voucher in a bundle carries its signature and receipts, so whoever imports it can verify
 everything; a checksum over the whole catches a truncated or edited file.
+
+Version 2 adds each channel's voucher ``signer`` (null: the payer signs). A bundle is written as
+version 1, which every micropay reads, unless a channel has a signer: an older micropay would
+rebuild that channel's key without it, so it must refuse the bundle instead. Both are read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from micropay._utils import bounded
 from micropay.channel import ChannelKey
-from micropay.errors import MicropayError, StoreError
+from micropay.errors import InvalidSignature, MicropayError, StoreError
 from micropay.ledger import Ledger, TaskReceipt, extend_entries, verify_ledger
 from micropay.records import ChannelRecord
 from micropay.voucher import Voucher
 
 if TYPE_CHECKING:
+    from micropay.escrow import Escrow
     from micropay.store import StoreTransaction, VoucherStore
 
 FORMAT = "micropay-bundle"
-VERSION = 1
+VERSION = 2
+#: The versions :func:`import_bundle` reads.
+VERSIONS = (1, 2)
 #: The largest bundle :func:`load_bundle` reads unless told otherwise.
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
 
@@ -44,32 +52,42 @@ def export_bundle(store: VoucherStore) -> dict[str, Any]:
             "payer": record.key.payer, "payee": record.key.payee, "token": record.key.token,
             "salt": str(record.key.salt), "deposit": str(record.deposit), "claimed": str(record.claimed),
             "expiry": record.expiry, "window": record.window, "closed": record.closed,
-            "issued": str(record.issued), "observedAt": record.observed_at,
+            "issued": str(record.issued), "observedAt": record.observed_at, "signer": record.key.signer,
             "voucher": None if best is None else best[0].to_dict(),
             "receipts": [entry.receipt.to_dict() for entry in ledger[: best[1] if best else 0]],
         })
-    body: dict[str, Any] = {"format": FORMAT, "version": VERSION, "channels": channels}
+    version = VERSION if any(item["signer"] is not None for item in channels) else 1
+    body: dict[str, Any] = {"format": FORMAT, "version": version, "channels": channels}
     return {**body, "sha256": bundle_digest(body)}
 
 
-def import_bundle(store: VoucherStore, bundle: object, *, account: str | None = None) -> int:
+def import_bundle(store: VoucherStore, bundle: object, *, account: str | None = None,
+                  escrows: Sequence[Escrow] = ()) -> int:
     """Merge an :func:`export_bundle` bundle into ``store``. Everything is verified before anything
-    is written: the checksum, every key, every voucher's signature against its channel's payer,
-    and every ledger against its voucher. A voucher replaces the stored one only if it is higher
-    and its ledger extends the stored ledger. Returns how many channels were added or changed.
+    is written: the checksum, every key, every voucher's signature against its channel's voucher
+    signer, and every ledger against its voucher. A voucher replaces the stored one only if it is
+    higher and its ledger extends the stored ledger. Returns how many channels were added or changed.
 
-    Raises :class:`StoreError` for a malformed or altered bundle, :class:`InvalidVoucher` or
-    :class:`LedgerMismatch` for a voucher or ledger that does not verify; the store is unchanged.
-    With ``account``, a bundle holding any channel in which ``account`` is not the side its role
-    names is refused (:class:`StoreError`): nobody else's channels end up in this store."""
+    A key's signature is checked here; a contract's (EIP-1271, or a key's that is not the signer's
+    own) only the chain can judge: through the one of ``escrows`` its channel is on.
+
+    Raises :class:`StoreError` for a malformed or altered bundle, or a contract signature on an
+    escrow not in ``escrows``; :class:`InvalidVoucher` or :class:`LedgerMismatch` for a voucher or
+    ledger that does not verify; the store is unchanged. With ``account``, a bundle holding any
+    channel in which ``account`` is not the side its role names (a payer channel's payer or its
+    voucher signer) is refused (:class:`StoreError`): nobody else's channels end up in this store."""
     plans = [_parse_channel(item) for item in _channels(bundle)]
     if account is not None:
-        foreign = [r for r, _, _ in plans if (r.key.payer if r.role == "payer" else r.key.payee) != account]
+        foreign = [r for r, _, _ in plans
+                   if account not in ((r.key.payer, r.key.voucher_signer) if r.role == "payer" else (r.key.payee,))]
         if foreign:
             listed = ", ".join(f"0x{r.id.hex()[:10]} ({r.role} {r.key.payer if r.role == 'payer' else r.key.payee})"
                                for r in foreign[:5])
             raise StoreError(f"the bundle holds {len(foreign)} channel(s) that are not this account's "
                              f"({account}): {listed}; nothing was imported")
+    for record, voucher, _ in plans:
+        if voucher is not None:
+            _verify_signature(record, voucher, escrows)
     changed = 0
     with store.transaction() as tx:
         for record, voucher, receipts in plans:
@@ -100,9 +118,28 @@ def _merge(tx: StoreTransaction, record: ChannelRecord, voucher: Voucher | None,
     return 1
 
 
+def _verify_signature(record: ChannelRecord, voucher: Voucher, escrows: Sequence[Escrow]) -> None:
+    """Raises InvalidSignature unless ``voucher`` is signed by its channel's voucher signer."""
+    signer = record.key.voucher_signer
+    if not voucher.is_contract_signature:
+        try:
+            voucher.verify(signer)
+            return
+        except InvalidSignature:
+            pass  # a contract signer (a wallet whose owner's key signed) may still accept it
+    escrow = next((e for e in escrows if (e.chain_id, e.address) == (record.chain_id, record.escrow)), None)
+    if escrow is None:
+        if not voucher.is_contract_signature:
+            voucher.verify(signer)  # the key that signed is not the signer's, and no chain to ask
+        raise StoreError(f"channel 0x{record.id.hex()}'s voucher carries a contract signature, which only the chain "
+                         f"can check: import with escrow {record.escrow} on chain {record.chain_id} at hand")
+    if not escrow.is_signed_by(signer, voucher.digest(), voucher.signature):
+        raise InvalidSignature(f"channel 0x{record.id.hex()}'s voucher is not signed by its signer {signer}")
+
+
 def _channels(bundle: object) -> list[object]:
-    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT or bundle.get("version") != VERSION:
-        raise StoreError(f"not a micropay bundle (format {FORMAT}, version {VERSION})")
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT or bundle.get("version") not in VERSIONS:
+        raise StoreError(f"not a micropay bundle (format {FORMAT}, version {' or '.join(map(str, VERSIONS))})")
     if bundle.get("sha256") != bundle_digest(bundle):
         raise StoreError("the bundle's checksum does not match: it was changed or truncated")
     channels = bundle.get("channels")
@@ -115,7 +152,10 @@ def _parse_channel(item: object) -> tuple[ChannelRecord, Voucher | None, list[Ta
     try:
         if not isinstance(item, dict):
             raise StoreError("a bundle channel must be an object")
-        key = ChannelKey(item["payer"], item["payee"], item["token"], int(item["salt"]))
+        signer = item.get("signer")  # absent from version-1 bundles: the payer signs
+        if signer is not None and not isinstance(signer, str):
+            raise StoreError("a bundle channel has a bad signer")
+        key = ChannelKey(item["payer"], item["payee"], item["token"], int(item["salt"]), signer)
         role = item["role"]
         if role not in ("payer", "payee") or not isinstance(item["chainId"], int):
             raise StoreError("a bundle channel has a bad role or chain id")
@@ -131,7 +171,6 @@ def _parse_channel(item: object) -> tuple[ChannelRecord, Voucher | None, list[Ta
         if voucher is not None:
             if voucher.channel_id != key.id or (voucher.chain_id, voucher.escrow) != (record.chain_id, record.escrow):
                 raise StoreError("a bundle voucher is for another channel, chain or escrow")
-            voucher.verify(key.payer)
             verify_ledger(receipts, voucher)
         elif receipts:
             raise StoreError("a bundle channel has receipts but no voucher")

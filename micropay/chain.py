@@ -7,16 +7,32 @@ pipeline's receipt handling. Nothing outside these proxies talks to web3.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
+from typing import Any
 
 from eth_typing import BlockNumber
 from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
+from web3.providers.base import JSONBaseProvider
 
+from micropay._utils.crypto import recover_address
 from micropay._utils.reverts import ErrorDecoder
 from micropay.channel import ETH, checked_address
 from micropay.errors import MicropayValueError, TransactionError
 from micropay.token import Token
 from micropay.transactions import Receipt, TransactionPipeline, TxOptions, as_checksum
+
+#: Channel reads per JSON-RPC batch: providers cap batch sizes (commonly at 1,000 calls).
+BATCH_SIZE = 500
+#: EIP-1271: what ``isValidSignature(bytes32, bytes)`` returns for a valid signature (its selector).
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+ERC1271_ABI: list[dict[str, Any]] = [{
+    "type": "function", "name": "isValidSignature", "stateMutability": "view",
+    "inputs": [{"name": "hash", "type": "bytes32"}, {"name": "signature", "type": "bytes"}],
+    "outputs": [{"name": "magicValue", "type": "bytes4"}],
+}]
 
 #: Decimals beyond this are not a token people pay with (and would make amounts unreadable).
 MAX_DECIMALS = 36
@@ -77,6 +93,11 @@ class Chain:
         """ETH held by ``account``, in wei."""
         return int(self.w3.eth.get_balance(as_checksum(checked_address(account, "account"))))
 
+    def has_code(self, address: str) -> bool:
+        """Whether ``address`` holds contract code (a contract wallet, a token, an EIP-7702
+        account) now. Raises :class:`MicropayValueError` if it is not an address."""
+        return bool(self.w3.eth.get_code(as_checksum(checked_address(address, "address"))))
+
     def block_gas_limit(self) -> int:
         """The latest block's gas limit: no one transaction can use more."""
         return int(self.w3.eth.get_block("latest")["gasLimit"])
@@ -126,3 +147,36 @@ class Chain:
     def rebroadcast(self, raw: bytes) -> None:
         """Hand a transaction signed earlier to the node again: see :meth:`TransactionPipeline.rebroadcast`."""
         self.pipeline.rebroadcast(raw)
+
+    def is_signed_by(self, signer: str, digest: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` is ``signer``'s over ``digest``, as the escrow decides it: a 65-byte
+        ECDSA signature of the signer's key, or else what the signer's EIP-1271 ``isValidSignature``
+        accepts (a chain call, made only for a signer with code; a wallet that reverts says no).
+        Raises what the node raises when it cannot be asked (a lost connection is not a no)."""
+        if len(signature) == 65 and recover_address(digest, signature) == bytes.fromhex(signer[2:]):
+            return True
+        if not self.w3.eth.get_code(as_checksum(signer)):
+            return False
+        checker = self.w3.eth.contract(address=as_checksum(signer), abi=ERC1271_ABI)
+        try:
+            answer = bytes(checker.functions.isValidSignature(digest, signature).call())
+        except (ContractLogicError, ValueError, BadFunctionCallOutput):
+            return False  # a wallet that reverts (a Safe does, for a bad signature) says no
+        except Exception as exc:  # the in-process eth-tester raises its own TransactionFailed for a revert
+            if str(exc).startswith("execution reverted"):
+                return False
+            raise
+        return answer == ERC1271_MAGIC
+
+    def call_many(self, calls: Sequence[ContractFunction], block: int) -> list[Any]:
+        """Each call's result at ``block``: in-process, one by one; over JSON-RPC, one batch per
+        :data:`BATCH_SIZE` calls."""
+        if not isinstance(self.w3.provider, JSONBaseProvider) or len(calls) <= 1:
+            return [call.call(block_identifier=BlockNumber(block)) for call in calls]  # in-process: no round trips
+        results: list[Any] = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            with self.w3.batch_requests() as batch:
+                for call in calls[start : start + BATCH_SIZE]:
+                    batch.add(call.call(block_identifier=BlockNumber(block)))
+                results += batch.execute()
+        return results

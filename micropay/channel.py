@@ -34,30 +34,58 @@ def checked_address(value: object, what: str) -> str:
 
 @dataclass(frozen=True)
 class ChannelKey:
-    """What names a channel: its id is keccak256(abi.encode(payer, payee, token, salt)).
+    """What names a channel: its id is keccak256(abi.encode(payer, payee, token, salt, signer)).
 
-    Raises :class:`MicropayValueError` for a malformed address or a salt outside [0, 2**96).
+    ``signer`` is the key or contract the payer named at open to sign its vouchers; ``None`` (the
+    default, committed as the zero address) means the payer signs them itself.
+
+    Raises :class:`MicropayValueError` for a malformed address, a salt outside [0, 2**96), or a
+    signer that is the payer or the payee.
     """
 
     payer: str
     payee: str
     token: str
     salt: int
+    signer: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("payer", "payee", "token"):
             object.__setattr__(self, name, checked_address(getattr(self, name), name))
         if not isinstance(self.salt, int) or isinstance(self.salt, bool) or not 0 <= self.salt <= MAX_SALT:
             raise MicropayValueError("salt must be an integer in [0, 2**96)")
+        if self.signer is not None:
+            signer: str | None = checked_address(self.signer, "signer")
+            if signer == ETH:
+                signer = None  # the zero address is how the escrow spells "the payer signs"
+            elif signer in (self.payer, self.payee):
+                raise MicropayValueError("the voucher signer must be neither the payer (leave it out) nor the payee")
+            object.__setattr__(self, "signer", signer)
 
     @cached_property
     def id(self) -> bytes:
-        """keccak256(abi.encode(payer, payee, token, salt)): four static 32-byte ABI words."""
-        return keccak(word(self.payer) + word(self.payee) + word(self.token) + self.salt.to_bytes(32, "big"))
+        """keccak256(abi.encode(payer, payee, token, salt, signer)): five static 32-byte ABI words."""
+        return keccak(word(self.payer) + word(self.payee) + word(self.token) + self.salt.to_bytes(32, "big")
+                      + word(self.signer or ETH))
 
-    def as_tuple(self) -> tuple[str, str, str, int]:
+    @property
+    def voucher_signer(self) -> str:
+        """Whose signature a voucher on this channel needs: the delegated signer, or the payer."""
+        return self.signer or self.payer
+
+    @property
+    def signer_word(self) -> str:
+        """The signer as the contract takes it: the zero address when the payer signs."""
+        return self.signer or ETH
+
+    def as_tuple(self) -> tuple[str, str, str, int, str]:
         """The key as the contract's ``ChannelKey`` struct argument."""
-        return (self.payer, self.payee, self.token, self.salt)
+        return (self.payer, self.payee, self.token, self.salt, self.signer_word)
+
+    def payer_args(self) -> tuple[str, str, int, str]:
+        """(payee, token, salt, signer): how the payer's own calls (topUp, extend, requestClose,
+        reclaim) name the channel; the payer is the sender."""
+        return (self.payee, self.token, self.salt, self.signer_word)
 
     @property
     def is_eth(self) -> bool:

@@ -146,11 +146,16 @@ REVERT_ERRORS: dict[str, type[MicropayError]] = {
     "ChannelFinal": ChannelFinal,
     "ChannelExpired": ChannelExpired,
     "ChannelNotExpired": ChannelNotExpired,
-    "NotPayer": NotParticipant,
-    "NotPayee": NotParticipant,
     "NothingToClaim": NothingToClaim,
+    "NothingToWithdraw": NothingToClaim,
     "InvalidSignature": InvalidSignature,
+    "InvalidEncoding": InvalidVoucher,
     "InvalidPayee": MicropayValueError,
+    "InvalidSigner": MicropayValueError,
+    "InvalidToken": MicropayValueError,
+    "InvalidValue": MicropayValueError,
+    "InvalidRecipient": MicropayValueError,
+    "ChannelExists": MicropayValueError,
     "InvalidAmount": MicropayValueError,
     "InvalidExpiry": MicropayValueError,
     "InvalidWindow": MicropayValueError,
@@ -169,3 +174,16 @@ def error_for_revert(revert: ContractRevert) -> MicropayError:
     error = error_class(str(revert))
     error.revert = revert
     return error
+
+
+class InvalidRelayRequest(InvalidVoucher):
+    """A relay request (a payee's signed permission for anyone to submit its claim for a fee) is
+    malformed, corrupt, expired, for another chain or escrow, or cannot be paid as asked (a fee
+    above its limit or its payout, a voucher above its deposit)."""
+
+
+REVERT_ERRORS.update({
+    "RelayExpired": InvalidRelayRequest,
+    "FeeTooHigh": InvalidRelayRequest,
+    "NotFullyFunded": InvalidRelayRequest,
+})

@@ -12,13 +12,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from eth_typing import BlockNumber
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
-from web3.providers.base import JSONBaseProvider
 
 from micropay._utils.reverts import ErrorDecoder
 from micropay.artifact import ERC20_ERRORS, load_artifact, matches_artifact
@@ -37,21 +35,27 @@ from micropay.errors import (
     UnknownEscrow,
     error_for_revert,
 )
+from micropay.packing import pack_key, pack_voucher, pack_vouchers
 from micropay.transactions import Hook, Receipt, Sender, TransactionPipeline, TxOptions, as_checksum, sender_address
 from micropay.types import MAX_AMOUNT
 from micropay.voucher import Voucher
 
-#: Channel reads per JSON-RPC batch: providers cap batch sizes (commonly at 1,000 calls).
-BATCH_SIZE = 500
+if TYPE_CHECKING:
+    from micropay.relay import RelayRequest
+
 #: Blocks per event query: providers cap the range of eth_getLogs.
 LOG_RANGE = 10_000
-
 @dataclass(frozen=True)
 class Claimed:
     """One channel's ``Claimed`` event: its new claimed total."""
 
     channel_id: bytes
     claimed: int
+
+
+def _key_of(args: Any) -> ChannelKey:
+    """The key of a channel from its ChannelOpened event's arguments."""
+    return ChannelKey(args["payer"], args["payee"], args["token"], args["salt"], args["signer"])
 
 
 def _check_amount(amount: object, what: str) -> None:
@@ -125,7 +129,7 @@ class Escrow(Chain):
             if not logs:
                 raise UnknownChannel(f"no channel 0x{channel_id.hex()} on escrow {self.address}")
             args = logs[0]["args"]
-            key = ChannelKey(args["payer"], args["payee"], args["token"], args["salt"])
+            key = _key_of(args)
             self._keys[channel_id] = key
         return key
 
@@ -142,24 +146,13 @@ class Escrow(Chain):
         channel): one request for the block, then one JSON-RPC batch per :data:`BATCH_SIZE`."""
         block = self.w3.eth.get_block("latest")
         number, timestamp = int(block["number"]), int(block["timestamp"])
-        rows = self._call_many([self.contract.functions.channel(key.id) for key in keys], number)
+        rows = self.call_many([self.contract.functions.channel(key.id) for key in keys], number)
         states: list[ChannelState | None] = []
         for key, row in zip(keys, rows, strict=True):
             deposit, claimed, expiry, window, closed = cast("tuple[int, int, int, int, bool]", row)
             states.append(None if expiry == 0 else
                           ChannelState(key, deposit, claimed, expiry, window, closed, timestamp))
         return states
-
-    def _call_many(self, calls: Sequence[ContractFunction], block: int) -> list[Any]:
-        if not isinstance(self.w3.provider, JSONBaseProvider) or len(calls) <= 1:
-            return [call.call(block_identifier=BlockNumber(block)) for call in calls]  # in-process: no round trips
-        results: list[Any] = []
-        for start in range(0, len(calls), BATCH_SIZE):
-            with self.w3.batch_requests() as batch:
-                for call in calls[start : start + BATCH_SIZE]:
-                    batch.add(call.call(block_identifier=BlockNumber(block)))
-                results += batch.execute()
-        return results
 
     def owed(self, account: str, token: str = ETH) -> int:
         """What the escrow holds for ``account`` after a push to it failed."""
@@ -181,7 +174,7 @@ class Escrow(Chain):
                 argument_filters=filters, from_block=start, to_block=min(head, start + LOG_RANGE - 1))
             for log in logs:
                 args = log["args"]
-                key = ChannelKey(args["payer"], args["payee"], args["token"], args["salt"])
+                key = _key_of(args)
                 self._keys[key.id] = key
                 keys.append(key)
         return keys
@@ -207,11 +200,12 @@ class Escrow(Chain):
     # -- payer -------------------------------------------------------------------------------
 
     def open(self, sender: Sender, payee: str, deposit: int, *, token: str | None = None, salt: int | None = None,
-             expiry: int, window: int = 86_400,
+             expiry: int, window: int = 86_400, signer: str | None = None, terms: bytes | None = None,
              before_send: Callable[[ChannelKey], None] | None = None) -> tuple[ChannelKey, Receipt]:
         """Open a channel; for a token, the escrow must already be approved for ``deposit``.
-        ``before_send`` is given the channel's key once every check passed, before the
-        transaction is sent (to record it: the salt is otherwise only in the event).
+        ``signer`` is who signs its vouchers (default: the sender); ``terms`` an optional 32-byte
+        hash emitted with the channel. ``before_send`` is given the channel's key once every check
+        passed, before the transaction is sent (to record it: the salt is otherwise only in the event).
 
         Raises :class:`MicropayValueError` for bad arguments, :class:`InsufficientFunds`, or what
         the transaction raises."""
@@ -227,21 +221,31 @@ class Escrow(Chain):
             raise MicropayValueError("expiry must be a unix time before 2106")
         if expiry <= self.now():
             raise MicropayValueError("expiry must be in the future")
-        key = ChannelKey(payer, payee, token, secrets.randbits(64) if salt is None else salt)
+        key = ChannelKey(payer, payee, token, secrets.randbits(64) if salt is None else salt, signer)
         if self.channels([key])[0] is not None:
             raise MicropayValueError(f"a channel with salt {key.salt} already exists to this payee; use another salt")
         if key.is_eth:
             balance = self.balance(payer)
             if balance < deposit:
                 raise InsufficientFunds(f"{payer} holds {balance} wei, less than the deposit {deposit} (plus gas)")
-            call, value = self.contract.functions.open(payee, key.salt, expiry, window), deposit
-        else:
-            call, value = self.contract.functions.openToken(payee, token, key.salt, deposit, expiry, window), 0
+        call, value = self.open_call(key, deposit, expiry=expiry, window=window, terms=terms)
         if before_send is not None:
             before_send(key)
         receipt = self.unsafe_send(sender, call, value)
         self._keys[key.id] = key
         return key, receipt
+
+    def open_call(self, key: ChannelKey, deposit: int, *, expiry: int, window: int, terms: bytes | None = None
+                  ) -> tuple[ContractFunction, int]:
+        """The (call, value) that opens ``key``'s channel, for a sender that is not a key of ours
+        (a Safe executes it). Raises :class:`MicropayValueError` if ``terms`` is not 32 bytes."""
+        terms = bytes(32) if terms is None else bytes(terms)
+        if len(terms) != 32:
+            raise MicropayValueError("terms must be a 32-byte hash")
+        if key.is_eth:
+            return self.contract.functions.open(key.payee, key.signer_word, key.salt, expiry, window, terms), deposit
+        return self.contract.functions.openToken(key.payee, key.token, key.signer_word, key.salt, deposit, expiry,
+                                                 window, terms), 0
 
     def top_up(self, sender: Sender, key: ChannelKey, amount: int) -> Receipt:
         """Add ``amount`` to the deposit. Raises :class:`NotParticipant`, :class:`ChannelExpired`, …"""
@@ -252,7 +256,7 @@ class Escrow(Chain):
             raise MicropayValueError("the deposit would exceed the escrow's maximum (2**96 - 1)")
         if not state.claimable_next_block:
             raise ChannelExpired("the channel has expired; reclaim it and open a new one")
-        call = self.contract.functions.topUp(key.as_tuple(), amount)
+        call = self.contract.functions.topUp(*key.payer_args(), amount)
         return self.unsafe_send(sender, call, amount if key.is_eth else 0)
 
     def extend(self, sender: Sender, key: ChannelKey, new_expiry: int) -> Receipt:
@@ -261,14 +265,14 @@ class Escrow(Chain):
         state = self._live(key)
         if new_expiry <= state.expiry or new_expiry >= 2**32:
             raise MicropayValueError(f"the new expiry must be later than {state.expiry} (and before 2106)")
-        return self.unsafe_send(sender, self.contract.functions.extend(key.as_tuple(), new_expiry))
+        return self.unsafe_send(sender, self.contract.functions.extend(*key.payer_args(), new_expiry))
 
     def request_close(self, sender: Sender, key: ChannelKey) -> Receipt:
         """Start the exit. Raises :class:`NotParticipant` or :class:`ChannelExpired`."""
         self._require_role(sender, key.payer, "payer")
         if not self._live(key).claimable_next_block:
             raise ChannelExpired("the channel already expired: reclaim instead")
-        return self.unsafe_send(sender, self.contract.functions.requestClose(key.as_tuple()))
+        return self.unsafe_send(sender, self.contract.functions.requestClose(*key.payer_args()))
 
     def reclaim(self, sender: Sender, key: ChannelKey) -> Receipt:
         """After expiry, refund the payer. Raises :class:`ChannelNotExpired` before then."""
@@ -276,7 +280,7 @@ class Escrow(Chain):
         state = self._live(key)
         if not state.reclaimable_next_block:
             raise ChannelNotExpired(f"the payee may claim until {state.expiry}; reclaim after that")
-        return self.unsafe_send(sender, self.contract.functions.reclaim(key.as_tuple()))
+        return self.unsafe_send(sender, self.contract.functions.reclaim(*key.payer_args()))
 
     # -- payee (or anyone) ---------------------------------------------------------------------
 
@@ -289,7 +293,7 @@ class Escrow(Chain):
             raise ChannelExpired(f"the channel expired at {state.expiry}: its vouchers can no longer be claimed")
         if min(voucher.amount, state.deposit) <= state.claimed:
             raise NothingToClaim(f"{state.claimed} is already claimed; this voucher adds nothing")
-        call = self.contract.functions.claim(key.as_tuple(), voucher.amount, voucher.ledger_root, voucher.signature)
+        call = self.contract.functions.claim(key.payee, key.token, pack_voucher(key, voucher))
         return self.unsafe_send(sender, call)
 
     def claim_many_gas(self, sender: Sender, payee: str, token: str,
@@ -313,20 +317,18 @@ class Escrow(Chain):
             if (key.payee, key.token) != (payee, token):
                 raise MicropayValueError("every voucher in one claimMany must be for the same payee and token")
             self._check_voucher(key, voucher)
-        entries = [(k.payer, k.salt, v.amount, v.ledger_root, v.signature) for k, v in items]
-        return self.contract.functions.claimMany(payee, token, entries)
+        return self.contract.functions.claimMany(payee, token, pack_vouchers(items))
 
     def close(self, sender: Sender, key: ChannelKey, voucher: Voucher | None = None) -> Receipt:
         """The payee closes now, with ``voucher`` if any; the rest goes back to the payer."""
         self._require_role(sender, key.payee, "payee")
         self._live(key)
         if voucher is None:
-            call = self.contract.functions.close(key.as_tuple(), 0, bytes(32), b"")
+            packed = pack_key(key)
         else:
             self._check_voucher(key, voucher)
-            call = self.contract.functions.close(key.as_tuple(), voucher.amount, voucher.ledger_root,
-                                                 voucher.signature)
-        return self.unsafe_send(sender, call)
+            packed = pack_voucher(key, voucher)
+        return self.unsafe_send(sender, self.contract.functions.close(key.token, packed))
 
     def withdraw(self, sender: Sender, token: str = ETH, to: str | None = None) -> Receipt:
         """Withdraw what a failed push left owed. Raises :class:`NothingToClaim` if nothing is."""
@@ -336,7 +338,39 @@ class Escrow(Chain):
             raise NothingToClaim("nothing is owed to this account in this token")
         return self.unsafe_send(sender, self.contract.functions.withdraw(checked_address(token, "token"), recipient))
 
-    # -- transactions ----------------------------------------------------------------------------
+    def withdraw_for(self, sender: Sender, account: str, token: str = ETH) -> Receipt:
+        """Push what the escrow owes ``account`` to ``account`` itself, with all the gas it needs: anyone
+        may send this, for a contract that cannot call the escrow. Raises :class:`NothingToClaim` if
+        nothing is owed."""
+        account, token = checked_address(account, "account"), checked_address(token, "token")
+        if self.owed(account, token) == 0:
+            raise NothingToClaim("nothing is owed to this account in this token")
+        return self.unsafe_send(sender, self.contract.functions.withdrawFor(account, token))
+
+    # -- relayed claims (micropay.relay makes the checks) ----------------------------------------
+
+    def relay_digest(self, request: RelayRequest) -> bytes:
+        """The contract's own EIP-712 digest of a relay request."""
+        return bytes(self.contract.functions.relayDigest(request.payee, request.token, request.vouchers_hash,
+                                                         request.max_fee, request.deadline).call())
+
+    def claim_relayed_gas(self, sender: Sender, request: RelayRequest, fee: int) -> int:
+        """Gas (with margin) for :meth:`claim_relayed`; raises the micropay error its revert means."""
+        return self.pipeline.estimate(sender, self._relayed_call(request, fee))
+
+    def claim_relayed(self, sender: Sender, request: RelayRequest, fee: int) -> Receipt:
+        """Submit a payee's relay request for ``fee``, WITHOUT prechecks (:class:`~micropay.relay.Relayer`
+        makes them): a revert is still decoded into its micropay error."""
+        return self.pipeline.send(sender, self._relayed_call(request, fee))
+
+    def _relayed_call(self, r: RelayRequest, fee: int) -> ContractFunction:
+        return self.contract.functions.claimRelayed(r.payee, r.token, r.vouchers, r.max_fee, r.deadline, fee,
+                                                    r.signature)
+
+    def relayed_in(self, receipt: Receipt) -> tuple[int, int]:
+        """(total, fee) of a mined claimRelayed, from its ``Relayed`` event ((0, 0) without one)."""
+        events = self.contract.events.Relayed().process_receipt(receipt.web3_receipt, errors=DISCARD)
+        return sum(int(e["args"]["total"]) for e in events), sum(int(e["args"]["fee"]) for e in events)
 
     def unsafe_send(self, sender: Sender, call: ContractFunction, value: int = 0) -> Receipt:
         """Send a raw contract call through the pipeline WITHOUT the proxy's prechecks: a revert
@@ -352,9 +386,12 @@ class Escrow(Chain):
         return state
 
     def _check_voucher(self, key: ChannelKey, voucher: Voucher) -> None:
-        voucher.verify(key.payer, chain_id=self.chain_id, escrow=self.address)
         if voucher.channel_id != key.id:
             raise InvalidSignature("the voucher is for another channel")
+        if (voucher.chain_id, voucher.escrow) != (self.chain_id, self.address):
+            raise InvalidSignature(f"the voucher is for escrow {voucher.escrow} on chain {voucher.chain_id}")
+        if not self.is_signed_by(key.voucher_signer, voucher.digest(), voucher.signature):
+            raise InvalidSignature(f"the voucher is not signed by the channel's signer {key.voucher_signer}")
 
     @staticmethod
     def _require_role(sender: Sender, expected: str, role: str) -> None:

@@ -11,12 +11,16 @@ import os
 import threading
 from datetime import timedelta
 
+from eth_account.signers.local import LocalAccount
+
 from micropay.channel import ETH, ChannelRef, Duration, to_seconds
+from micropay.errors import MicropayValueError
 from micropay.escrow import Escrow
 from micropay.ledger import LedgerEntry
 from micropay.payment import Payment
 from micropay.receiving import Received, Receiver
 from micropay.records import ChannelRecord
+from micropay.relay import RelayRequest, authorize_relay
 from micropay.settling import Settlement, SettlementPlan, Settler, Unclaimed
 from micropay.store import VoucherStore
 from micropay.transactions import Receipt, Sender, sender_address
@@ -95,17 +99,28 @@ class Payee:
         """Finish settlements a crash interrupted: see :meth:`Settler.resolve_pending`."""
         return self.settler.resolve_pending()
 
+    def authorize_relay(self, *, max_fee: int, deadline: int | timedelta = timedelta(hours=1), token: str = ETH,
+                        only: set[bytes] | None = None) -> RelayRequest:
+        """A relay request, signed with this payee's key, for anyone to claim its best vouchers in
+        ``token`` (those worth claiming, as :meth:`plan_settlement` sees them, and in ``only`` if
+        given) for a fee of at most ``max_fee`` base units: a payee without ETH gets paid. See
+        :func:`micropay.relay.authorize_relay`: a voucher above its deposit, or on a channel that
+        expires before ``deadline`` (a unix time, or a timedelta from now), is left out and logged.
+
+        Raises :class:`MicropayValueError` if this payee's account is not a local key,
+        :class:`InvalidRelayRequest` for a past deadline or bad fee, :class:`NothingToClaim`."""
+        if not isinstance(self.account, LocalAccount):
+            raise MicropayValueError("a relay request is signed with the payee's key: give the Payee a LocalAccount")
+        claimable = self.settler.claimable(token, only=only)
+        return authorize_relay(self.escrow, self.account, claimable, max_fee=max_fee, deadline=deadline)
+
     # -- closing and watching ------------------------------------------------------------------
 
     def close(self, channel_id: bytes) -> Receipt:
-        """Cooperative close with the best voucher held; the rest of the deposit goes back.
-        Raises :class:`UnknownChannel`, :class:`ChannelFinal`, or what the transaction raises."""
-        record = self.store.channel(self.ref(channel_id))
-        best = self.store.best_voucher(record.ref)
-        receipt = self.escrow.close(self.account, record.key, None if best is None else best[0])
-        self.store.update_chain_state(ChannelRecord.of(self.escrow.channel(record.key), record.chain_id,
-                                                       record.escrow, "payee"))
-        return receipt
+        """Cooperative close with the best voucher held; the rest of the deposit goes back. A
+        token channel is claimed instead, not closed (audit L-1): see :meth:`Settler.close`, and
+        for what it raises."""
+        return self.settler.close(self.ref(channel_id))
 
     def check_gas_funds(self) -> None:
         """Raises :class:`InsufficientFunds` unless this account can pay for a claim."""

@@ -6,17 +6,23 @@ holds the store's write lock. So a cumulative amount is never signed twice (not 
 not by two threads or processes at once), and a payment can never exceed the deposit.
 
 Paying needs no node: a Payer built with ``escrow=None`` signs from what the store holds.
+
+Who funds and who signs may differ: the funding account (a company wallet, a Safe) names a hot
+key (or contract) as each channel's voucher signer at open, and a Payer signs only with the key
+its channels name: never with another.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from datetime import timedelta
 
 from eth_account.signers.local import LocalAccount
+from web3.contract.contract import ContractFunction
 
-from micropay.channel import ETH, ChannelKey, ChannelRef, Duration, to_seconds
+from micropay.channel import ETH, ChannelKey, ChannelRef, Duration, checked_address, to_seconds
 from micropay.errors import (
     ChannelError,
     ChannelExpired,
@@ -34,28 +40,55 @@ from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
 from micropay.payment import Payment
 from micropay.records import ChannelRecord
 from micropay.store import ChannelLike, VoucherStore
-from micropay.voucher import sign_voucher
+from micropay.sync import SyncReport, sync
+from micropay.transactions import Sender
+from micropay.types import MAX_AMOUNT
+from micropay.voucher import DigestSigner, sign_voucher
 
 
 class Payer:
-    """A client paying freelancers from ``account`` (an eth-account ``LocalAccount``).
+    """A client paying freelancers from ``account``, its vouchers signed by ``signer``.
+
+    ``account`` funds the channels and sends the payer's transactions (open, top up, extend,
+    request-close, reclaim): an eth-account ``LocalAccount``, or the address of an account whose
+    key this process does not hold: a node-managed account, or a contract wallet such as a Safe,
+    which this process cannot send for (its owners open the channel, with :meth:`prepare_open`,
+    and :meth:`sync_all` finds it). ``signer`` signs the vouchers: a hot ``LocalAccount`` that
+    channels opened by this payer name as their signer, or a :class:`~micropay.voucher.DigestSigner`
+    (a contract wallet's signature); by default ``account`` itself, then a ``LocalAccount``.
 
     ``escrow`` is the chain door for opening, topping up and closing; ``None`` works offline
-    (paying and resending need only the store). Raises :class:`MicropayValueError` if
-    ``account`` cannot sign."""
+    (paying and resending need only the store). Raises :class:`MicropayValueError` if ``account``
+    is neither a LocalAccount nor an address, or nothing can sign."""
 
-    def __init__(self, escrow: Escrow | None, account: LocalAccount,
-                 store: VoucherStore | str | os.PathLike[str]) -> None:
-        if not isinstance(account, LocalAccount):
-            raise MicropayValueError("a Payer signs vouchers, so it needs an eth-account LocalAccount")
+    def __init__(self, escrow: Escrow | None, account: LocalAccount | str,
+                 store: VoucherStore | str | os.PathLike[str], *,
+                 signer: LocalAccount | DigestSigner | None = None) -> None:
+        if isinstance(account, str):
+            account = checked_address(account, "payer account")
+        elif not isinstance(account, LocalAccount):
+            raise MicropayValueError("a Payer's account is an eth-account LocalAccount or an address")
+        if signer is None:
+            if not isinstance(account, LocalAccount):
+                raise MicropayValueError("a Payer signs vouchers: give it a LocalAccount, or signer= the key that "
+                                         "signs its channels' vouchers")
+            signer = account
+        elif not isinstance(signer, LocalAccount) and not callable(getattr(signer, "sign_digest", None)):
+            raise MicropayValueError("a Payer's signer is an eth-account LocalAccount or a DigestSigner")
         self._escrow = escrow
-        self.account = account
+        self.account: Sender = account
+        self.signer = signer
         self.store = VoucherStore.open(store)
 
     @property
     def address(self) -> str:
-        """The checksummed address this payer pays from."""
-        return self.account.address
+        """The checksummed address this payer pays from (its channels' payer)."""
+        return self.account if isinstance(self.account, str) else self.account.address
+
+    @property
+    def signer_address(self) -> str:
+        """The checksummed address that signs this payer's vouchers (its channels' voucher signer)."""
+        return checked_address(self.signer.address, "signer")
 
     @property
     def escrow(self) -> Escrow:
@@ -66,35 +99,91 @@ class Payer:
 
     # -- channels --------------------------------------------------------------------------
 
+    @property
+    def _delegate(self) -> str | None:
+        """The signer a channel this payer opens names: None when the funding account signs."""
+        return None if self.signer_address == self.address else self.signer_address
+
+    def _sender(self) -> Sender:
+        """The account that sends this payer's transactions. Raises :class:`NotParticipant` for a
+        contract wallet: only its owners can send for it."""
+        if isinstance(self.account, str) and self.escrow.has_code(self.account):
+            raise NotParticipant(f"{self.account} is a contract (a wallet such as a Safe): this process cannot send "
+                                 "for it. Have its owners send the transaction (Payer.prepare_open builds an open)")
+        return self.account
+
     def open_channel(self, payee: str, deposit: int, token: str | None = None,
                      expires_in: Duration = timedelta(days=30), *, window: Duration = timedelta(days=1),
-                     salt: int | None = None) -> ChannelRecord:
-        """Open a channel to ``payee`` with ``deposit`` base units (wei for ETH). For a token, the
-        escrow is approved for exactly the deposit first if it is not already. Raises what
-        :meth:`Escrow.open` raises."""
+                     salt: int | None = None, terms: bytes | None = None) -> ChannelRecord:
+        """Open a channel to ``payee`` with ``deposit`` base units (wei for ETH), naming this
+        payer's signer as its voucher signer when it is not the funding account. For a token, the
+        escrow is approved for exactly the deposit first if it is not already. ``terms``: an
+        optional 32-byte hash emitted with the channel. Raises :class:`NotParticipant` for a
+        contract funding account (see :meth:`prepare_open`), or what :meth:`Escrow.open` raises."""
+        sender = self._sender()
         token = ETH if token is None else token
         if token != ETH:
-            self.escrow.token(token).ensure_allowance(self.account, self.escrow.address, deposit)
+            self.escrow.token(token).ensure_allowance(sender, self.escrow.address, deposit)
         expiry, seconds = self.escrow.now() + to_seconds(expires_in), to_seconds(window)
         recorded: list[ChannelRecord] = []
 
         def record_first(key: ChannelKey) -> None:
             # The salt is otherwise only in the event: an interrupted open must leave a trace
             # that `micropay sync` can find the funded channel by.
-            unseen = ChannelRecord(key, self.escrow.chain_id, self.escrow.address, "payer", 0, 0, expiry, seconds,
-                                   False, 0.0, 0)
-            self.store.add_channel(unseen)
-            recorded.append(unseen)
+            recorded.append(self._record_unseen(key, expiry, seconds))
 
         try:
-            key, _ = self.escrow.open(self.account, payee, deposit, token=token, salt=salt, expiry=expiry,
-                                      window=seconds, before_send=record_first)
+            key, _ = self.escrow.open(sender, payee, deposit, token=token, salt=salt, expiry=expiry,
+                                      window=seconds, signer=self._delegate, terms=terms, before_send=record_first)
         except MicropayError as exc:
             if recorded and not isinstance(exc, TransactionPending):  # refused: nothing was opened
                 with self.store.transaction() as tx:
                     tx.forget_unopened(recorded[0].ref)
             raise
         return self.sync(ChannelRef(self.escrow.chain_id, self.escrow.address, key.id))
+
+    def _record_unseen(self, key: ChannelKey, expiry: int, window: int) -> ChannelRecord:
+        unseen = ChannelRecord(key, self.escrow.chain_id, self.escrow.address, "payer", 0, 0, expiry, window, False,
+                               0.0, 0)
+        self.store.add_channel(unseen)
+        return unseen
+
+    def prepare_open(self, payee: str, deposit: int, token: str | None = None,
+                     expires_in: Duration = timedelta(days=30), *, window: Duration = timedelta(days=1),
+                     salt: int | None = None, terms: bytes | None = None
+                     ) -> tuple[ChannelRecord, ContractFunction, int]:
+        """For a funding account this process cannot send for (a Safe): record the channel it is
+        to open, unseen, and return (record, call, value) for its owners to execute (a token
+        channel needs the escrow approved for ``deposit`` first, in the same batch). Once it is
+        mined, :meth:`sync_all` sees it and :meth:`pay` signs on it with this payer's signer.
+
+        Raises :class:`MicropayValueError` for bad arguments or a salt already used (what
+        :meth:`Escrow.open_call` raises)."""
+        token, payee = ETH if token is None else checked_address(token, "token"), checked_address(payee, "payee")
+        if payee in (self.address, ETH):
+            raise MicropayValueError("the payee must be another, non-zero address")
+        if not isinstance(deposit, int) or isinstance(deposit, bool) or not 0 < deposit <= MAX_AMOUNT:
+            raise MicropayValueError("deposit must be a positive integer in base units, at most 2**96 - 1")
+        expiry, seconds = self.escrow.now() + to_seconds(expires_in), to_seconds(window)
+        if not Escrow.MIN_WINDOW <= seconds <= Escrow.MAX_WINDOW:
+            raise MicropayValueError(f"window must be {Escrow.MIN_WINDOW}..{Escrow.MAX_WINDOW} seconds, got {seconds}")
+        key = ChannelKey(self.address, payee, token, secrets.randbits(64) if salt is None else salt, self._delegate)
+        if self.escrow.channels([key])[0] is not None:
+            raise MicropayValueError(f"a channel with salt {key.salt} already exists to this payee; use another salt")
+        call, value = self.escrow.open_call(key, deposit, expiry=expiry, window=seconds, terms=terms)
+        return self._record_unseen(key, expiry, seconds), call, value
+
+    def sync_all(self, *, adopt: bool = False) -> SyncReport:
+        """Find every channel this payer's account funds on the escrow (from its ChannelOpened
+        events: those a Safe's owners opened too), add the ones the store lacks and refresh the
+        others, in one batched read. A channel recorded by :meth:`prepare_open` becomes payable.
+
+        One the store never recorded may have been paid on from a store since lost: it is added
+        as if its whole deposit was signed (:meth:`pay` refuses it; request-close and reclaim
+        work) unless ``adopt``, a promise that nothing beyond what is claimed on chain was ever
+        signed on it (it was just opened elsewhere, never from a lost store). Raises what the
+        escrow's reads raise."""
+        return sync(self.store, self.escrow, self.address, payee_side=False, adopt=adopt)
 
     def ref(self, channel: ChannelLike) -> ChannelRef:
         """The full reference of ``channel``: a bare id is taken to be on this payer's escrow
@@ -136,7 +225,8 @@ class Payer:
         """Pay ``amount`` base units for ``task``. Returns the new cumulative voucher with this
         task's receipt, already committed to the store. Works offline.
 
-        Raises :class:`UnknownChannel`, :class:`NotParticipant`, :class:`ChannelFinal`,
+        Raises :class:`UnknownChannel`, :class:`NotParticipant` (also for a channel whose vouchers
+        another key signs), :class:`ChannelFinal`,
         :class:`ChannelExpired`, :class:`InsufficientDeposit` (with the shortfall), or
         :class:`InvalidReceipt` for a bad task."""
         receipt = TaskReceipt(task, amount, deliverable, note)
@@ -149,6 +239,9 @@ class Payer:
             count = tip.best.receipt_count if tip.best else 0
             if record.role != "payer" or record.key.payer != self.address:
                 raise NotParticipant(f"{ref} is not one this account pays from")
+            if record.key.voucher_signer != self.signer_address:
+                raise NotParticipant(f"{ref}'s vouchers are signed by {record.key.voucher_signer}, not by this payer's "
+                                     f"signer {self.signer_address}: a payer never signs with another key")
             if not record.seen_on_chain:
                 raise ChannelError(f"{ref} was recorded before its opening transaction was confirmed: check it on "
                                    "chain before paying (`micropay sync`; in Python, micropay.sync.sync)")
@@ -169,7 +262,7 @@ class Payer:
                     f"paying {amount} would bring the channel to {total}, above its deposit {record.deposit}: "
                     f"top up at least {total - record.deposit}", shortfall=total - record.deposit)
             (entry,) = extend_entries(last, [receipt])
-            voucher = sign_voucher(self.account, chain_id=record.chain_id, escrow=record.escrow,
+            voucher = sign_voucher(self.signer, chain_id=record.chain_id, escrow=record.escrow,
                                    channel_id=record.id, amount=total, ledger_root=entry.root)
             tx.add_receipts(ref, count, [entry])
             tx.add_voucher(voucher, count + 1, ref)
@@ -186,29 +279,35 @@ class Payer:
     # -- deposit and exit ------------------------------------------------------------------
 
     def top_up(self, channel: ChannelLike, amount: int) -> ChannelRecord:
-        """Add ``amount`` to the deposit (approving a token first if needed)."""
+        """Add ``amount`` to the deposit (approving a token first if needed). Raises
+        :class:`NotParticipant` for a contract funding account, or what :meth:`Escrow.top_up` raises."""
         record = self.channel(channel)
+        sender = self._sender()
         if record.key.token != ETH:
-            self.escrow.token(record.key.token).ensure_allowance(self.account, self.escrow.address, amount)
-        self.escrow.top_up(self.account, record.key, amount)
+            self.escrow.token(record.key.token).ensure_allowance(sender, self.escrow.address, amount)
+        self.escrow.top_up(sender, record.key, amount)
         return self.sync(record.ref)
 
     def extend(self, channel: ChannelLike, expires_in: Duration) -> ChannelRecord:
-        """Move the expiry to ``expires_in`` from now."""
+        """Move the expiry to ``expires_in`` from now. Raises :class:`NotParticipant` for a contract
+        funding account, or what :meth:`Escrow.extend` raises."""
         record = self.channel(channel)
-        self.escrow.extend(self.account, record.key, self.escrow.now() + to_seconds(expires_in))
+        self.escrow.extend(self._sender(), record.key, self.escrow.now() + to_seconds(expires_in))
         return self.sync(record.ref)
 
     def request_close(self, channel: ChannelLike) -> ChannelRecord:
-        """Start the exit: the payee keeps one challenge window to claim, then :meth:`reclaim`."""
+        """Start the exit: the payee keeps one challenge window to claim, then :meth:`reclaim`.
+        Raises :class:`NotParticipant` for a contract funding account, or what
+        :meth:`Escrow.request_close` raises."""
         record = self.channel(channel)
-        self.escrow.request_close(self.account, record.key)
+        self.escrow.request_close(self._sender(), record.key)
         return self.sync(record.ref)
 
     def reclaim(self, channel: ChannelLike) -> int:
-        """After expiry, take back what was not claimed. Returns the refund."""
+        """After expiry, take back what was not claimed. Returns the refund. Raises
+        :class:`NotParticipant` for a contract funding account, or what :meth:`Escrow.reclaim` raises."""
         record = self.channel(channel)
-        refund = self.escrow.refund_in(self.escrow.reclaim(self.account, record.key))
+        refund = self.escrow.refund_in(self.escrow.reclaim(self._sender(), record.key))
         self.sync(record.ref)
         return refund
 

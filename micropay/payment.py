@@ -8,6 +8,10 @@ vouchers are cumulative, so resending the latest is always harmless.
 
 A bare voucher (``mpv1…``) is a payment that names no receipts (``first_index`` None): enough to
 repeat one already held, never enough to add tasks.
+
+Text forms: ``mpp1`` carries a voucher with a 65-byte (ECDSA) signature, as every micropay reads;
+``mpp2``, used only for a contract's (EIP-1271) signature of another length, carries the
+signature's length before it.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from dataclasses import dataclass
 from micropay._utils import bounded, textform
 from micropay.errors import InvalidVoucher, MicropayValueError
 from micropay.ledger import EMPTY_ROOT, InvalidReceipt, TaskReceipt
-from micropay.voucher import Voucher
+from micropay.voucher import ECDSA_SIGNATURE_SIZE, HEADER_SIZE, MAX_CONTRACT_SIGNATURE, Voucher
 
 TEXT_PREFIX = "mpp1"
-#: Bytes of the voucher at the start of a payment payload (see :meth:`Voucher.to_bytes`).
-VOUCHER_SIZE = 169
+#: The prefix of a payment whose voucher carries a contract signature (not 65 bytes).
+CONTRACT_TEXT_PREFIX = "mpp2"
+#: Bytes of the voucher at the start of an ``mpp1`` payload (see :meth:`Voucher.to_bytes`).
+VOUCHER_SIZE = HEADER_SIZE + ECDSA_SIGNATURE_SIZE
 
 
 @dataclass(frozen=True)
@@ -74,26 +80,42 @@ class Payment:
 
     def encode(self) -> str:
         """``mpp1`` + base32(voucher, first index, receipts, 4-byte keccak checksum); a bare
-        voucher encodes as its own ``mpv1`` text. Receipts are binary (:func:`pack_receipts`)."""
+        voucher encodes as its own ``mpv1`` text. Receipts are binary (:func:`pack_receipts`).
+        A voucher with a contract signature makes it ``mpp2``: its voucher is the fixed header,
+        the signature's length (2 bytes) and the signature. Never raises."""
         if self.first_index is None:
             return self.voucher.encode()
-        return textform.wrap(TEXT_PREFIX, self.voucher.to_bytes() + self.first_index.to_bytes(4, "big")
-                             + pack_receipts(self.receipts))
+        tail = self.first_index.to_bytes(4, "big") + pack_receipts(self.receipts)
+        voucher = self.voucher.to_bytes()
+        if not self.voucher.is_contract_signature:
+            return textform.wrap(TEXT_PREFIX, voucher + tail)
+        signature = self.voucher.signature
+        return textform.wrap(CONTRACT_TEXT_PREFIX, voucher[:HEADER_SIZE] + len(signature).to_bytes(2, "big")
+                             + signature + tail)
 
     @classmethod
     def decode(cls, text: str, *, max_chars: int = textform.MAX_TEXT) -> Payment:
-        """Parse ``mpp1…`` text, of the binary or the older JSON receipts form. Raises
-        :class:`InvalidVoucher` for anything malformed or longer than ``max_chars``."""
-        payload = textform.unwrap(text, TEXT_PREFIX, "payment", max_chars)
-        if len(payload) < VOUCHER_SIZE + 4 + 1:
+        """Parse ``mpp1…`` or ``mpp2…`` text, of the binary or the older JSON receipts form.
+        Raises :class:`InvalidVoucher` for anything malformed or longer than ``max_chars``."""
+        contract = isinstance(text, str) and text.lstrip()[: len(CONTRACT_TEXT_PREFIX)].lower() == CONTRACT_TEXT_PREFIX
+        payload = textform.unwrap(text, CONTRACT_TEXT_PREFIX if contract else TEXT_PREFIX, "payment", max_chars)
+        size = VOUCHER_SIZE
+        voucher = payload[:size]
+        if contract:
+            length = int.from_bytes(payload[HEADER_SIZE:HEADER_SIZE + 2], "big")
+            if not 0 < length <= MAX_CONTRACT_SIGNATURE or length == ECDSA_SIGNATURE_SIZE:
+                raise InvalidVoucher(f"an mpp2 payment's signature length {length} is not a contract signature's")
+            size = HEADER_SIZE + 2 + length
+            voucher = payload[:HEADER_SIZE] + payload[HEADER_SIZE + 2:size]
+        if len(payload) < size + 4 + 1:
             raise InvalidVoucher("payment text is too short: it was cut")
-        first_index = int.from_bytes(payload[VOUCHER_SIZE:VOUCHER_SIZE + 4], "big")
-        body = payload[VOUCHER_SIZE + 4:]
+        first_index = int.from_bytes(payload[size:size + 4], "big")
+        body = payload[size + 4:]
         try:
             receipts = unpack_receipts(body[1:]) if body[0] == _BINARY else _json_receipts(body, max_chars)
         except MicropayValueError as exc:
             raise InvalidVoucher(f"payment receipts are malformed: {exc}") from exc
-        return cls(Voucher.from_bytes(payload[:VOUCHER_SIZE]), receipts, first_index)
+        return cls(Voucher.from_bytes(voucher), receipts, first_index)
 
 
 # The receipts of a payment: a format byte, then each receipt as
@@ -154,8 +176,8 @@ def _json_receipts(body: bytes, max_bytes: int) -> tuple[TaskReceipt, ...]:
 
 
 def parse_payment(value: object, *, max_chars: int = textform.MAX_TEXT) -> Payment:
-    """A Payment from a Payment, a Voucher, or their text (``mpp1…`` or ``mpv1…``, at most
-    ``max_chars`` long).
+    """A Payment from a Payment, a Voucher, or their text (``mpp1…``, ``mpp2…`` or ``mpv1…``, at
+    most ``max_chars`` long).
 
     Raises :class:`InvalidVoucher` for anything else, anything malformed or too long."""
     if isinstance(value, Payment):
@@ -165,7 +187,7 @@ def parse_payment(value: object, *, max_chars: int = textform.MAX_TEXT) -> Payme
     if isinstance(value, str):
         if len(value) > max_chars:
             raise InvalidVoucher(f"payment text is {len(value):,} characters, above the limit of {max_chars:,}")
-        if value.lstrip()[: len(TEXT_PREFIX)].lower() == TEXT_PREFIX:
+        if value.lstrip()[: len(TEXT_PREFIX)].lower() in (TEXT_PREFIX, CONTRACT_TEXT_PREFIX):
             return Payment.decode(value, max_chars=max_chars)
         return Payment.bare(Voucher.decode(value))
     raise InvalidVoucher(f"expected a voucher, a payment or their text, got {type(value).__name__}")

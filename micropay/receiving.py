@@ -3,11 +3,17 @@
 ``Receiver.receive`` checks everything a payment must satisfy, then commits it to the store in
 one durable transaction *before* returning: once a payment is acknowledged it cannot be lost,
 not even to ``kill -9``. A rejected payment changes nothing in the store.
+
+A voucher must be signed by its channel's voucher signer (the payer, or the key or contract the
+payer named at open): a key's ECDSA signature is checked here, a contract's (EIP-1271) through
+the escrow by :class:`SignatureChecks`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from micropay.channel import ChannelKey, ChannelRef
@@ -44,6 +50,58 @@ class Received:
     duplicate: bool = False
 
 
+class SignatureChecks:
+    """Whether a voucher is signed by its channel's voucher signer, as the escrow would judge it.
+
+    An ECDSA signature that recovers to the signer is accepted with no chain call (the fast path:
+    a key signing its own channel, or a delegated hot key). Anything else (a contract's signature
+    of another length, or a 65-byte one by another key, which a contract signer such as a wallet
+    whose owner signed may accept) is asked of the chain: :meth:`Escrow.is_signed_by`, which calls
+    the signer's EIP-1271 ``isValidSignature`` if it has code.
+
+    What is cached, per (channel, signer, digest, signature): only that the chain *accepted* it,
+    so a payment received again (a resend, a duplicate) costs no second chain call, and one
+    channel's signer is asked once per distinct voucher. A signature is a fact about its bytes
+    that a wallet does not take back for a voucher already accepted and stored. Not cached: a
+    rejection (a Safe may approve a message later, a counterfactual wallet be deployed later:
+    asking again is the only way to learn it), nor whether a signer has code (it can gain code),
+    nor anything across signers or digests: every new signature is verified. The cache holds at
+    most :attr:`MAX_ENTRIES` verdicts, dropping the oldest; it is safe to share between threads."""
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, escrow: Escrow) -> None:
+        self.escrow = escrow
+        self._accepted: OrderedDict[tuple[bytes, str, bytes, bytes], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, record: ChannelRecord, voucher: Voucher) -> None:
+        """Raises :class:`InvalidSignature` unless ``voucher`` is signed by ``record``'s voucher
+        signer (or, for a contract signature, the chain cannot be asked: what the escrow raises)."""
+        signer = record.key.voucher_signer
+        if not voucher.is_contract_signature:
+            try:
+                if voucher.signer == signer:
+                    return
+            except InvalidSignature:
+                pass  # recovers to no key: only a contract signer could accept it
+        digest = voucher.digest()
+        entry = (record.ref.uid, signer, digest, voucher.signature)
+        with self._lock:
+            if entry in self._accepted:
+                self._accepted.move_to_end(entry)
+                return
+        if not self.escrow.is_signed_by(signer, digest, voucher.signature):
+            if voucher.is_contract_signature:
+                raise InvalidSignature(f"the payment's contract signature is not accepted by the channel's signer "
+                                       f"{signer}")
+            raise InvalidSignature(f"payment signed by {voucher.signer}, but the channel's signer is {signer}")
+        with self._lock:
+            self._accepted[entry] = None
+            if len(self._accepted) > self.MAX_ENTRIES:
+                self._accepted.popitem(last=False)
+
+
 class Receiver:
     """Receives payments to ``address`` on ``escrow`` into ``store``."""
 
@@ -55,6 +113,7 @@ class Receiver:
         self.safety_margin = safety_margin
         self.freshness = freshness
         self.min_window = min_window
+        self.signatures = SignatureChecks(escrow)
 
     def receive(self, payment: Payment | Voucher | str) -> Received:
         """Verify a payment (or its text) and store it durably; returns what it added.
@@ -69,10 +128,8 @@ class Receiver:
         if (voucher.chain_id, voucher.escrow) != (self.escrow.chain_id, self.escrow.address):
             raise DomainMismatch(f"payment is for escrow {voucher.escrow} on chain {voucher.chain_id}, "
                                  f"this payee uses {self.escrow.address} on chain {self.escrow.chain_id}")
-        signer = voucher.signer
         record = self._channel_for(voucher)
-        if signer != record.key.payer:
-            raise InvalidSignature(f"payment signed by {signer}, but the channel's payer is {record.key.payer}")
+        self.signatures.check(record, voucher)  # a contract signature is asked of the chain once
         state = self._fresh(record, voucher.amount)  # any chain read happens before taking the write lock
         # Judged against stored state under the file's write lock, so two processes receiving on
         # one channel take turns instead of racing.

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Literal
 
 from micropay.channel import ChannelKey, ChannelRef, ChannelState
-from micropay.errors import StoreError
+from micropay.errors import MicropayValueError, StoreError
 from micropay.ledger import LedgerEntry, TaskReceipt
 
 Role = Literal["payer", "payee"]
@@ -128,20 +128,25 @@ class ChannelRecord:
 
     #: The columns of :meth:`to_row`, in order.
     COLUMNS = ("uid, id, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, "
-               "closed, checked_at, observed_at, issued")
+               "closed, checked_at, observed_at, issued, signer")
 
     def to_row(self) -> tuple[SqlValue, ...]:
-        """The record as a ``channels`` row, in :attr:`COLUMNS` order."""
+        """The record as a ``channels`` row, in :attr:`COLUMNS` order (signer NULL: the payer signs)."""
         return (self.ref.uid, self.id, self.chain_id, self.escrow, self.role, self.key.payer, self.key.payee,
                 self.key.token, u256(self.key.salt), u256(self.deposit), u256(self.claimed), self.expiry, self.window,
-                int(self.closed), self.checked_at, self.observed_at, u256(self.issued))
+                int(self.closed), self.checked_at, self.observed_at, u256(self.issued), self.key.signer)
 
     @classmethod
     def from_row(cls, row: Row) -> ChannelRecord:
-        """Raises :class:`StoreError` if the row's id does not match its key (an altered store)."""
+        """Raises :class:`StoreError` if the row's id does not match its key, or a column holds the
+        wrong type (an altered store)."""
         (_, cid, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, closed,
-         checked_at, observed_at, issued) = row
-        key = ChannelKey(as_str(payer), as_str(payee), as_str(token), from_u256(salt))
+         checked_at, observed_at, issued, signer) = row
+        try:
+            key = ChannelKey(as_str(payer), as_str(payee), as_str(token), from_u256(salt),
+                             None if signer is None else as_str(signer))
+        except MicropayValueError as exc:
+            raise StoreError(f"a channel row holds a malformed key ({exc}): the store was altered") from None
         if key.id != cid:
             raise StoreError(f"channel row 0x{key.id.hex()} does not match its key: the store was altered")
         return cls(key, as_int(chain_id), as_str(escrow), _role(role), from_u256(deposit), from_u256(claimed),

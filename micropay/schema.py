@@ -8,6 +8,12 @@ compute, such as a keccak).
 Version 2 keys channels by (chain id, escrow, channel id) instead of the channel id alone: the
 same id can exist on two chains, or on two escrows. The key is ``uid``, keccak256 of the three
 (:attr:`micropay.channel.ChannelRef.uid`), so receipts and vouchers stay keyed by 32 bytes.
+
+Version 3 (escrow version 2) stores each channel's voucher signer: NULL when the payer signs its
+own vouchers, as on every channel of an older store. A version-2 escrow's channel id commits to
+the signer too, so a channel of a version-1 escrow (its id hashes four words, not five) is one
+this micropay cannot use: it is moved, with its receipts and vouchers, to the ``legacy_*``
+tables, kept for an older micropay (or a person) to read, and out of the way of the rest.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
+from micropay._utils.addresses import word
+from micropay._utils.crypto import keccak
 from micropay.channel import ChannelRef
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Step = str | Callable[[sqlite3.Connection], None]
 
@@ -76,6 +84,21 @@ def _rekey_channels(db: sqlite3.Connection) -> None:
                "v.created_at FROM vouchers v JOIN channels2 c ON c.id = v.channel_id")
 
 
+def _archive_v1_channels(db: sqlite3.Connection) -> None:
+    """Move every channel whose id is a version-1 escrow's (keccak of payer, payee, token and salt,
+    without the signer), with its receipts and vouchers, to the ``legacy_*`` tables."""
+    legacy = []
+    for uid, channel_id, payer, payee, token, salt in db.execute(
+            "SELECT uid, id, payer, payee, token, salt FROM channels").fetchall():
+        if keccak(word(payer) + word(payee) + word(token) + bytes(salt)) == channel_id:
+            legacy.append((uid,))
+    for table, column in (("channels", "uid"), ("receipts", "channel"), ("vouchers", "channel")):
+        db.execute(f"CREATE TABLE legacy_{table} AS SELECT * FROM {table} WHERE 0")
+        db.executemany(f"INSERT INTO legacy_{table} SELECT * FROM {table} WHERE {column} = ?", legacy)
+    for table, column in (("vouchers", "channel"), ("receipts", "channel"), ("channels", "uid")):
+        db.executemany(f"DELETE FROM {table} WHERE {column} = ?", legacy)
+
+
 MIGRATIONS: dict[int, Sequence[Step]] = {
     1: (
         f"CREATE TABLE channels (id BLOB PRIMARY KEY, {_CHANNEL_COLUMNS})",
@@ -111,5 +134,9 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
         "ALTER TABLE settlements ADD COLUMN chain_id INTEGER NOT NULL DEFAULT 0",
         ("UPDATE settlements SET chain_id = coalesce((SELECT c.chain_id FROM channels c "
          "WHERE c.escrow = settlements.escrow LIMIT 1), 0)"),
+    ),
+    3: (
+        _archive_v1_channels,
+        "ALTER TABLE channels ADD COLUMN signer TEXT",
     ),
 }

@@ -6,7 +6,7 @@ whose unclaimed value beats their share of the fee, and estimates the transactio
 escrow's transaction pipeline, recording the signed transaction *before* it is broadcast, so a
 crash between sending and the receipt never counts a claim twice; :meth:`Settler.resolve_pending`
 finishes what a crash interrupted. Payouts come from the receipt's events and what the store
-knew, without reading history.
+knew, without reading history. :meth:`Settler.close` ends the payee's side of one channel.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from micropay.channel import ETH, ChannelKey, ChannelRef, ChannelState
-from micropay.errors import MicropayError, NothingToClaim, TransactionError
+from micropay.errors import ChannelFinal, MicropayError, NothingToClaim, TransactionError
 from micropay.escrow import Escrow
 from micropay.records import ChannelRecord, SettlementRecord
 from micropay.store import VoucherStore
@@ -227,11 +227,7 @@ class Settler:
         estimated fee (for ETH channels; for a token the fee is in another unit and is not
         subtracted). Channels in a pending settlement are left out. Raises :class:`NothingToClaim`
         when no channel is worth claiming."""
-        self.resolve_pending()
-        pending = {cid for s in self._pending() for cid, _ in s.items}
-        candidates = [h for h in self._held()
-                      if h.record.key.token == token and h.state.claimable_next_block
-                      and _value(h) > 0 and h.record.id not in pending and (only is None or h.record.id in only)]
+        candidates = self._candidates(token, only)
         if not candidates:
             raise NothingToClaim("no channel has anything worth claiming")
         gas_price = self.escrow.gas_price()
@@ -249,6 +245,20 @@ class Settler:
         if not chosen:
             raise NothingToClaim(f"no channel's unclaimed value exceeds min_net {min_net} plus its share of gas")
         return SettlementPlan(token, tuple(batches), gas_price)
+
+    def claimable(self, token: str = ETH, *, only: set[bytes] | None = None
+                  ) -> list[tuple[ChannelKey, Voucher, ChannelState]]:
+        """Every channel in ``token`` (and in ``only``, if given) whose best voucher held would add
+        something if claimed now, outside pending settlements (finished first), with its chain
+        state read now: what :meth:`plan` chooses from, and what a relay request is built from."""
+        return [(h.record.key, h.best, h.state) for h in self._candidates(token, only)]
+
+    def _candidates(self, token: str, only: set[bytes] | None) -> list[_Held]:
+        self.resolve_pending()
+        pending = {cid for s in self._pending() for cid, _ in s.items}
+        return [h for h in self._held()
+                if h.record.key.token == token and h.state.claimable_next_block
+                and _value(h) > 0 and h.record.id not in pending and (only is None or h.record.id in only)]
 
     def _split(self, chosen: Sequence[_Held], token: str, cap: int) -> list[Batch]:
         """``chosen`` in claimMany batches whose estimated gas fits ``cap``: a batch that does not
@@ -325,6 +335,32 @@ class Settler:
                                  block=receipt.block_number)
         return SettledTx(receipt.tx_hash, tuple(e.channel_id for e in claimed), gross, receipt.gas_used,
                          receipt.fee)
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self, channel: ChannelRef) -> Receipt:
+        """End the payee's side of ``channel`` with the best voucher held; returns the receipt.
+
+        An ETH channel is closed at once: the voucher is redeemed and the rest of the deposit goes
+        back to the payer in the same transaction. A token channel is NOT closed: its best voucher
+        is claimed (one recorded claimMany, as :meth:`execute` sends) and the channel stays open
+        until the payer reclaims the rest after expiry. Closing would push the payer's refund
+        through the token inside the payee's transaction, and a token that calls the recipient
+        (transfer hooks) lets the payer make that push cost the payee as much gas as it likes
+        (audit L-1); a claim pays the payee alone.
+
+        Raises :class:`UnknownChannel`, :class:`ChannelFinal`, :class:`NothingToClaim` (a token
+        channel with nothing new to claim), or what the transaction raises."""
+        record = self.store.channel(channel)
+        if record.closed:
+            raise ChannelFinal(f"{record.ref} is closed already")
+        if not record.key.is_eth:
+            settlement = self.execute(self.plan(0, token=record.key.token, only={record.id}))
+            return self.escrow.wait(settlement.tx_hash)
+        best = self.store.best_voucher(record.ref)
+        receipt = self.escrow.close(self.account, record.key, None if best is None else best[0])
+        self.store.update_chain_state(record.updated(self.escrow.channel(record.key), checked_at=time.time()))
+        return receipt
 
     def _pending(self) -> list[SettlementRecord]:
         """Pending settlements on this escrow and chain (0: recorded before chain ids were kept)."""

@@ -15,9 +15,9 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from micropay.bundle import export_bundle, import_bundle
 from micropay.channel import ChannelRef
@@ -28,6 +28,9 @@ from micropay.schema import MIGRATIONS, SCHEMA_VERSION
 from micropay.store_transaction import ChannelLike, StoreReader, StoreTransaction, damaged, unknown_channel
 from micropay.tips import TipCache
 from micropay.voucher import Voucher
+
+if TYPE_CHECKING:
+    from micropay.escrow import Escrow
 
 __all__ = ["ChannelLike", "StoreTransaction", "VoucherStore"]
 
@@ -239,6 +242,7 @@ class VoucherStore:
         """Every channel with its ledger and best voucher: see :func:`micropay.bundle.export_bundle`."""
         return export_bundle(self)
 
-    def import_(self, bundle: object, *, account: str | None = None) -> int:
-        """Merge a bundle: see :func:`micropay.bundle.import_bundle` (and what it raises)."""
-        return import_bundle(self, bundle, account=account)
+    def import_(self, bundle: object, *, account: str | None = None, escrows: Sequence[Escrow] = ()) -> int:
+        """Merge a bundle: see :func:`micropay.bundle.import_bundle` (and what it raises); ``escrows``
+        check its contract signatures."""
+        return import_bundle(self, bundle, account=account, escrows=escrows)

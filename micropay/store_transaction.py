@@ -40,6 +40,8 @@ from micropay.voucher import Voucher
 ChannelLike = ChannelRef | bytes
 
 _CHANNELS = f"SELECT {ChannelRecord.COLUMNS} FROM channels"
+_INSERT_CHANNEL = (f"INSERT INTO channels ({ChannelRecord.COLUMNS}) "
+                   f"VALUES ({','.join('?' * len(ChannelRecord.COLUMNS.split(',')))})")
 
 
 class StoreReader:
@@ -191,8 +193,7 @@ class StoreTransaction(StoreReader):
 
     def add_channel(self, record: ChannelRecord) -> None:
         """Record a new channel; one already stored fails the transaction with :class:`StoreError`."""
-        self._db.execute(f"INSERT INTO channels ({ChannelRecord.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                         record.to_row())
+        self._db.execute(_INSERT_CHANNEL, record.to_row())
 
     def update_chain_state(self, record: ChannelRecord) -> None:
         """Write ``record``'s chain state (deposit, claimed, expiry, closed, read times) over its row."""

@@ -8,7 +8,8 @@ back from an export (``VoucherStore.import_``).
 
 A payer channel added this way has no ledger, so this store cannot know which amounts it already
 signed: it records the whole deposit as possibly issued, and :meth:`Payer.pay` refuses to sign
-on it. Its money is safe: request-close and reclaim work as always.
+on it. Its money is safe: request-close and reclaim work as always. Keys come back whole, with
+the voucher signer each channel named at open.
 """
 
 from __future__ import annotations
@@ -31,10 +32,14 @@ class SyncReport:
     unchanged: int
 
 
-def sync(store: VoucherStore, escrow: Escrow, address: str) -> SyncReport:
-    """Make ``store`` hold every channel ``address`` pays from or is paid on at ``escrow``, with
-    its chain state read now (one batched read). Raises what the escrow's reads raise."""
-    keys = {key.id: key for key in escrow.opened(payer=address) + escrow.opened(payee=address)}
+def sync(store: VoucherStore, escrow: Escrow, address: str, *, payee_side: bool = True,
+         adopt: bool = False) -> SyncReport:
+    """Make ``store`` hold every channel ``address`` pays from or (with ``payee_side``) is paid on
+    at ``escrow``, with its chain state read now (one batched read). ``adopt``: a payer channel
+    new to the store is recorded as signed only up to what is claimed on chain, not its whole
+    deposit (the caller knows no lost store signed on it). Raises what the escrow's reads raise."""
+    opened = escrow.opened(payer=address) + (escrow.opened(payee=address) if payee_side else [])
+    keys = {key.id: key for key in opened}
     ordered = list(keys.values())
     states = escrow.channels(ordered)
     added, updated, unchanged, now = [], [], 0, time.time()
@@ -47,7 +52,7 @@ def sync(store: VoucherStore, escrow: Escrow, address: str) -> SyncReport:
             existing = tx.find_channel(fresh.ref)
             if existing is None:
                 if role == "payer":  # no ledger: treat the whole deposit as possibly signed already
-                    fresh = dataclasses.replace(fresh, issued=state.deposit)
+                    fresh = dataclasses.replace(fresh, issued=state.claimed if adopt else state.deposit)
                 tx.add_channel(fresh)
                 added.append(fresh)
             elif (existing.deposit, existing.claimed, existing.expiry, existing.closed, existing.seen_on_chain) != \

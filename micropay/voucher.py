@@ -1,27 +1,29 @@
 """Vouchers: EIP-712 signed promises of a channel's new cumulative amount.
 
 A voucher is the payment. The payer signs ``Voucher(bytes32 channelId, uint256 cumulativeAmount,
-bytes32 ledgerRoot)`` under the escrow's domain ``{name: "MicropayEscrow", version: "1", chainId,
+bytes32 ledgerRoot)`` under the escrow's domain ``{name: "MicropayEscrow", version: "2", chainId,
 verifyingContract}``; the payee checks it, keeps the best one, and redeems it on chain.
 
 The digest is built from a cached domain separator and the type hash, then signed and recovered
 with libsecp256k1 (coincurve). Tests hold it byte for byte equal to eth-account's
 ``encode_typed_data`` + ``Account.sign_message`` and to the contract's ``voucherDigest``.
 
-Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 28} and low ``s``, exactly what the
-escrow accepts. Wallets that report ``v`` as 0/1 are normalised to 27/28 by
-:meth:`Voucher.from_typed_signature`; the :class:`Voucher` itself accepts only 27/28.
+A signature is either a key's: 65 bytes ``r || s || v`` with ``v`` in {27, 28} and low ``s``,
+exactly what the escrow accepts (wallets that report ``v`` as 0/1 are normalised by
+:meth:`Voucher.from_typed_signature`); or a contract's (EIP-1271, a Safe's owners' signatures):
+any other length from 1 to :data:`MAX_CONTRACT_SIGNATURE` bytes, which only the signer contract
+can judge, so only the escrow checks it (:meth:`micropay.escrow.Escrow.is_signed_by`).
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_address
 
@@ -31,35 +33,26 @@ from micropay._utils.crypto import SECP256K1_HALF_N, SECP256K1_N, keccak, recove
 from micropay.errors import DomainMismatch, InvalidSignature, InvalidVoucher
 from micropay.types import MAX_AMOUNT, VoucherJSON
 
-if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
-
 DOMAIN_NAME = "MicropayEscrow"
-DOMAIN_VERSION = "1"
-EIP712_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-VOUCHER_FIELDS = [
-    {"name": "channelId", "type": "bytes32"},
-    {"name": "cumulativeAmount", "type": "uint256"},
-    {"name": "ledgerRoot", "type": "bytes32"},
-]
+DOMAIN_VERSION = "2"
+EIP712_DOMAIN_FIELDS = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                        {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}]
+VOUCHER_FIELDS = [{"name": "channelId", "type": "bytes32"}, {"name": "cumulativeAmount", "type": "uint256"},
+                  {"name": "ledgerRoot", "type": "bytes32"}]
 DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 VOUCHER_TYPEHASH = keccak(b"Voucher(bytes32 channelId,uint256 cumulativeAmount,bytes32 ledgerRoot)")
 
 #: Chain ids are bounded so the text form stays compact (EIP-2294 proposes < 2**63 anyway).
 MAX_CHAIN_ID = 2**64 - 1
 
+#: An ECDSA signature's length; any other is a contract's (EIP-1271), at most this long.
+ECDSA_SIGNATURE_SIZE = 65
+MAX_CONTRACT_SIGNATURE = 4096
+
 TEXT_PREFIX = "mpv1"
-# chain id, escrow, channel id, amount, ledger root, signature
-_LAYOUT = (8, 20, 32, 12, 32, 65)
-_PAYLOAD_SIZE = sum(_LAYOUT)
-_CHAIN_ID, _ESCROW, _CHANNEL_ID, _AMOUNT, _LEDGER_ROOT, _SIGNATURE = (
-    slice(start, end) for start, end in itertools.pairwise(itertools.accumulate(_LAYOUT, initial=0))
-)
+#: The fixed part of :meth:`Voucher.to_bytes` before the signature: chain id (8), escrow (20),
+#: channel id (32), amount (12), ledger root (32).
+HEADER_SIZE = 104
 
 
 #: A :class:`Voucher`'s constructor arguments in order, as read from its bytes (not yet validated:
@@ -72,13 +65,8 @@ def domain_separator(chain_id: int, escrow: bytes) -> bytes:
     """EIP-712 domain separator of an escrow (20-byte address) on a chain.
 
     Raises OverflowError if ``chain_id`` is negative or does not fit in a uint256."""
-    return keccak(
-        DOMAIN_TYPEHASH
-        + keccak(DOMAIN_NAME.encode())
-        + keccak(DOMAIN_VERSION.encode())
-        + chain_id.to_bytes(32, "big")
-        + escrow.rjust(32, b"\x00")
-    )
+    return keccak(DOMAIN_TYPEHASH + keccak(DOMAIN_NAME.encode()) + keccak(DOMAIN_VERSION.encode())
+                  + chain_id.to_bytes(32, "big") + escrow.rjust(32, b"\x00"))
 
 
 def voucher_digest(chain_id: int, escrow: bytes, channel_id: bytes, amount: int, ledger_root: bytes) -> bytes:
@@ -122,11 +110,15 @@ def _check_int(value: object, low: int, high: int, what: str) -> int:
 
 
 def check_signature_form(signature: bytes) -> None:
-    """Reject what the escrow would reject: wrong length, v not 27/28, zero or high r/s.
+    """Reject what the escrow would reject: a 65-byte (ECDSA) signature with v not 27/28 or a
+    zero or high r/s, or a contract signature that is empty or over :data:`MAX_CONTRACT_SIGNATURE`.
 
     Raises InvalidSignature (an InvalidVoucher) naming the first of those it finds."""
-    if len(signature) != 65:
-        raise InvalidSignature(f"signature must be 65 bytes (r, s, v), got {len(signature)}")
+    if len(signature) != ECDSA_SIGNATURE_SIZE:
+        if not 0 < len(signature) <= MAX_CONTRACT_SIGNATURE:
+            raise InvalidSignature(f"signature must be 65 bytes (r, s, v) or a contract's of 1 to "
+                                   f"{MAX_CONTRACT_SIGNATURE} bytes, got {len(signature)}")
+        return
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:64], "big")
     if signature[64] not in (27, 28):
@@ -144,7 +136,8 @@ class Voucher:
     ``escrow`` may also be given as 20 bytes; it is stored checksummed. Raises InvalidVoucher if
     a field has the wrong type, size or range or the escrow has a wrong EIP-55 checksum, and
     InvalidSignature (an InvalidVoucher) if the signature is not in the form the escrow accepts
-    (:func:`check_signature_form`). The signer is not checked here: see :meth:`verify`."""
+    (:func:`check_signature_form`). The signer is not checked here: see :meth:`verify` (a key's
+    signature) and :meth:`micropay.escrow.Escrow.is_signed_by` (any)."""
 
     chain_id: int
     escrow: str
@@ -174,11 +167,20 @@ class Voucher:
     def _escrow_bytes(self) -> bytes:
         return _address_bytes(self.escrow)
 
+    @property
+    def is_contract_signature(self) -> bool:
+        """Whether the signature is a contract's (EIP-1271), not a 65-byte ECDSA signature."""
+        return len(self.signature) != ECDSA_SIGNATURE_SIZE
+
     @cached_property
     def signer_bytes(self) -> bytes:
-        """The recovered 20-byte signer (recovered once, then cached).
+        """The recovered 20-byte signer of an ECDSA signature (recovered once, then cached).
 
-        Raises InvalidSignature if the signature recovers to no signer (or to the zero address)."""
+        Raises InvalidSignature for a contract signature (it names no key) or a signature that
+        recovers to no signer (or to the zero address)."""
+        if self.is_contract_signature:
+            raise InvalidSignature(f"a contract signature ({len(self.signature)} bytes) names no key: verify it "
+                                   "through the escrow")
         signer = recover_address(self.digest(), self.signature)
         if signer is None or signer == bytes(20):
             raise InvalidSignature("signature does not recover to any signer")
@@ -192,11 +194,12 @@ class Voucher:
         return _checked_address(self.signer_bytes, "signer")
 
     def verify(self, expected_payer: str, *, chain_id: int | None = None, escrow: str | None = None) -> None:
-        """Raise unless this voucher is signed by ``expected_payer`` (and, if given, is for this
-        chain and escrow). Returns nothing: a voucher that passes is good.
+        """Raise unless this voucher is signed by the key of ``expected_payer`` (and, if given, is
+        for this chain and escrow). Returns nothing: a voucher that passes is good. ECDSA only: a
+        contract's signature is checked through the escrow (:meth:`Escrow.is_signed_by`).
 
         Raises DomainMismatch if ``chain_id`` or ``escrow`` differs from the voucher's,
-        InvalidSignature if another key signed it (or the signature recovers to no one), and
+        InvalidSignature if another key signed it, it recovers to no one or it is a contract's, and
         InvalidVoucher if ``expected_payer`` or ``escrow`` is not an address (or has a wrong
         EIP-55 checksum). DomainMismatch and InvalidSignature are InvalidVoucher too."""
         if chain_id is not None and chain_id != self.chain_id:
@@ -229,7 +232,7 @@ class Voucher:
             if (domain["name"], domain["version"]) != (DOMAIN_NAME, DOMAIN_VERSION):
                 raise DomainMismatch(f"typed data is for domain {domain['name']!r} v{domain['version']!r}")
             raw = _from_hex(signature, "signature") if isinstance(signature, str) else bytes(signature)
-            if len(raw) == 65 and raw[64] in (0, 1):
+            if len(raw) == ECDSA_SIGNATURE_SIZE and raw[64] in (0, 1):
                 raw = raw[:64] + bytes([raw[64] + 27])
             return cls(
                 chain_id=_as_int(domain["chainId"], "chainId"),
@@ -245,17 +248,10 @@ class Voucher:
     # -- text and JSON forms --------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Fixed layout: chain id (8) | escrow (20) | channel id (32) | amount (12) | root (32) | sig (65).
-
-        Never raises (the constructor validated every field)."""
-        return (
-            self.chain_id.to_bytes(8, "big")
-            + self._escrow_bytes
-            + self.channel_id
-            + self.amount.to_bytes(12, "big")
-            + self.ledger_root
-            + self.signature
-        )
+        """chain id (8) | escrow (20) | channel id (32) | amount (12) | root (32): the
+        :data:`HEADER_SIZE` bytes, then the signature to the end (65 bytes for a key's). Never raises."""
+        return (self.chain_id.to_bytes(8, "big") + self._escrow_bytes + self.channel_id
+                + self.amount.to_bytes(12, "big") + self.ledger_root + self.signature)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Voucher:
@@ -268,16 +264,17 @@ class Voucher:
         """The constructor arguments stored in :meth:`to_bytes` output, the escrow as checksummed
         text. Only the length is checked here: ``Voucher(*fields)`` validates the rest.
 
-        Raises InvalidVoucher if ``data`` is not exactly one voucher's bytes long."""
-        if len(data) != _PAYLOAD_SIZE:
-            raise InvalidVoucher(f"voucher bytes must be {_PAYLOAD_SIZE} long, got {len(data)}")
+        Raises InvalidVoucher if ``data`` is not one voucher's bytes long."""
+        if not HEADER_SIZE < len(data) <= HEADER_SIZE + MAX_CONTRACT_SIGNATURE:
+            raise InvalidVoucher(f"voucher bytes must be {HEADER_SIZE + 1} to {HEADER_SIZE + MAX_CONTRACT_SIGNATURE} "
+                                 f"long, got {len(data)}")
         return (
-            int.from_bytes(data[_CHAIN_ID], "big"),
-            _checked_address(data[_ESCROW], "escrow"),  # memoized: the checksum is computed once per escrow
-            data[_CHANNEL_ID],
-            int.from_bytes(data[_AMOUNT], "big"),
-            data[_LEDGER_ROOT],
-            data[_SIGNATURE],
+            int.from_bytes(data[:8], "big"),
+            _checked_address(data[8:28], "escrow"),  # memoized: the checksum is computed once per escrow
+            data[28:60],
+            int.from_bytes(data[60:72], "big"),
+            data[72:HEADER_SIZE],
+            data[HEADER_SIZE:],
         )
 
     def encode(self) -> str:
@@ -292,10 +289,7 @@ class Voucher:
 
         Raises InvalidVoucher if the text is not a string, lacks the ``mpv1`` prefix, was cut,
         extended or mistyped, and whatever the constructor raises for its fields."""
-        payload = textform.unwrap(text, TEXT_PREFIX, "voucher")
-        if len(payload) != _PAYLOAD_SIZE:
-            raise InvalidVoucher("voucher text has the wrong length: it was cut or extended")
-        return cls.from_bytes(payload)
+        return cls.from_bytes(textform.unwrap(text, TEXT_PREFIX, "voucher"))
 
     def to_dict(self) -> VoucherJSON:
         """The voucher as JSON (:class:`~micropay.types.VoucherJSON`). Never raises."""
@@ -348,15 +342,28 @@ def voucher_typed_data(chain_id: int, escrow: str, channel_id: bytes, amount: in
     }
 
 
-def sign_voucher(account: LocalAccount, *, chain_id: int, escrow: str, channel_id: bytes, amount: int,
-                 ledger_root: bytes) -> Voucher:
-    """Sign a voucher with an eth-account ``LocalAccount`` (libsecp256k1 fast path).
+class DigestSigner(Protocol):
+    """A voucher signer that is not a local key: a contract wallet (a Safe, whose owners sign the
+    digest as an EIP-1271 message) or a remote signer. ``address`` is what a channel names as its
+    signer; ``sign_digest`` returns a signature the escrow accepts for it over a voucher digest."""
+
+    @property
+    def address(self) -> str: ...  # pragma: no cover - a protocol
+
+    def sign_digest(self, digest: bytes) -> bytes: ...  # pragma: no cover - a protocol
+
+
+def sign_voucher(account: LocalAccount | DigestSigner, *, chain_id: int, escrow: str, channel_id: bytes,
+                 amount: int, ledger_root: bytes) -> Voucher:
+    """Sign a voucher with an eth-account ``LocalAccount`` (libsecp256k1 fast path), or with a
+    :class:`DigestSigner` (a contract wallet's signature: checked only by the escrow).
 
     This signs blindly: it does not know what was signed before. :class:`micropay.Payer` is what
     guarantees a cumulative amount is never signed twice.
 
     Raises InvalidVoucher if a field has the wrong type, size or range, or the escrow is not an
-    address (or has a wrong EIP-55 checksum).
+    address (or has a wrong EIP-55 checksum), InvalidSignature if a DigestSigner's signature is
+    not in a form the escrow accepts.
     """
     escrow = _checked_address(escrow, "escrow")
     _check_int(chain_id, 1, MAX_CHAIN_ID, "chain id")
@@ -364,7 +371,10 @@ def sign_voucher(account: LocalAccount, *, chain_id: int, escrow: str, channel_i
     channel_id = _check_bytes(channel_id, 32, "channel id")
     ledger_root = _check_bytes(ledger_root, 32, "ledger root")
     digest = voucher_digest(chain_id, _address_bytes(escrow), channel_id, amount, ledger_root)
-    signature = unsafe_sign_digest(account, digest)
+    if isinstance(account, LocalAccount):
+        signature = unsafe_sign_digest(account, digest)
+    else:
+        signature = bytes(account.sign_digest(digest))
     return Voucher(chain_id, escrow, channel_id, amount, ledger_root, signature)
 
 

@@ -12,6 +12,7 @@ from micropay.errors import (
     ChannelExpired,
     ChannelNotExpired,
     InsufficientFunds,
+    InvalidVoucher,
     MicropayValueError,
     NothingToClaim,
     NotParticipant,
@@ -23,11 +24,16 @@ addresses = st.binary(min_size=20, max_size=20).map(lambda b: Account.from_key(k
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(payer=addresses, payee=addresses, token=addresses, salt=st.integers(0, 2**96 - 1))
-def test_channel_key_id_equals_the_contract_and_eth_abi(lib_escrow, payer, payee, token, salt):
-    key = ChannelKey(payer, payee, token, salt)
-    assert key.id == keccak(abi_encode(["address", "address", "address", "uint96"], [payer, payee, token, salt]))
+@given(payer=addresses, payee=addresses, token=addresses, salt=st.integers(0, 2**96 - 1),
+       signer=st.one_of(st.none(), addresses))
+def test_channel_key_id_equals_the_contract_and_eth_abi(lib_escrow, payer, payee, token, salt, signer):
+    if signer in (payer, payee):
+        signer = None
+    key = ChannelKey(payer, payee, token, salt, signer)
+    assert key.id == keccak(abi_encode(["address", "address", "address", "uint96", "address"],
+                                       [payer, payee, token, salt, signer or ETH]))
     assert key.id == lib_escrow.contract.functions.channelId(key.as_tuple()).call()
+    assert key.voucher_signer == (signer or payer)
 
 
 def test_at_checks_the_code(w3, lib_escrow, token):
@@ -68,10 +74,19 @@ def test_a_revert_that_slips_past_the_prechecks_is_decoded(lib_escrow, clients, 
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 1000)
     with pytest.raises(ChannelNotExpired) as info:  # sent straight to the chain, no precheck
-        lib_escrow.unsafe_send(clients[0], lib_escrow.contract.functions.reclaim(channel.key.as_tuple()))
+        lib_escrow.unsafe_send(clients[0], lib_escrow.contract.functions.reclaim(*channel.key.payer_args()))
     assert info.value.revert.name == "ChannelNotExpired"
-    with pytest.raises(NotParticipant):
-        lib_escrow.unsafe_send(freelancer, lib_escrow.contract.functions.requestClose(channel.key.as_tuple()))
+    # The payer's calls name the channel with the sender as payer: anyone else finds no channel.
+    with pytest.raises(UnknownChannel) as info:
+        lib_escrow.unsafe_send(freelancer, lib_escrow.contract.functions.requestClose(*channel.key.payer_args()))
+    assert info.value.revert.name == "ChannelNotFound"
+    with pytest.raises(MicropayValueError) as info:
+        lib_escrow.unsafe_send(clients[0], lib_escrow.contract.functions.open(
+            freelancer.address, clients[0].address, 99, lib_escrow.now() + 86400, 86400, bytes(32)), 10)
+    assert info.value.revert.name == "InvalidSigner"
+    with pytest.raises(InvalidVoucher) as info:
+        lib_escrow.unsafe_send(freelancer, lib_escrow.contract.functions.claim(freelancer.address, ETH, b"\x00" * 50))
+    assert info.value.revert.name == "InvalidEncoding"
 
 
 def test_expired_channel_cannot_be_claimed(tester, lib_escrow, clients, freelancer, make_payer):

@@ -72,10 +72,28 @@ def test_request_close_then_reclaim_after_the_window(w3, tester, lib_escrow, cli
 
 
 def test_payer_needs_a_local_account_and_its_own_channel(lib_escrow, clients, freelancer, make_payer, tmp_path):
-    with pytest.raises(MicropayValueError):
-        Payer(lib_escrow, clients[0].address, tmp_path / "x.db")
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 1000)
     stranger = Payer(lib_escrow, Account.create(), payer.store)
     with pytest.raises(NotParticipant):
         stranger.pay(channel.id, 1, task="not mine")
+
+
+def test_a_payer_is_given_an_account_or_an_address_and_something_that_signs(lib_escrow, clients, tmp_path):
+    with pytest.raises(MicropayValueError, match="signer="):
+        Payer(lib_escrow, clients[0].address, tmp_path / "x.db")  # an address alone cannot sign
+    with pytest.raises(MicropayValueError, match="address"):
+        Payer(lib_escrow, "0x1234", tmp_path / "x.db", signer=Account.create())
+    with pytest.raises(MicropayValueError, match="DigestSigner"):
+        Payer(lib_escrow, clients[0], tmp_path / "x.db", signer=object())
+    hot = Account.create()
+    payer = Payer(None, clients[0].address.lower(), tmp_path / "x.db", signer=hot)
+    assert (payer.address, payer.signer_address) == (clients[0].address, hot.address)
+
+
+def test_a_node_managed_account_funds_and_a_hot_key_pays(lib_escrow, accounts, freelancer, payee, tmp_path):
+    hot = Account.create()
+    payer = Payer(lib_escrow, accounts[6], tmp_path / "node.db", signer=hot)  # the node holds the funding key
+    channel = payer.open_channel(freelancer.address, 10**16)
+    assert channel.key.payer == accounts[6] and channel.key.signer == hot.address
+    assert payee.receive(payer.pay(channel.id, 5, task="t")).payer == accounts[6]

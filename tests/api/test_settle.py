@@ -2,7 +2,7 @@
 
 import pytest
 
-from micropay import Payee, TransactionError
+from micropay import ChannelFinal, NothingToClaim, Payee, TransactionError
 
 
 @pytest.fixture
@@ -51,3 +51,36 @@ def test_a_cap_below_one_claim_is_a_clear_error_and_sends_nothing(lib_escrow, fr
     with pytest.raises(TransactionError, match="more than the cap of 30,000"):
         payee.plan_settlement()
     assert payee.store.settlements() == []
+
+
+def test_closing_a_token_channel_claims_and_leaves_the_refund_to_the_payer(tester, lib_escrow, api_token, clients,
+                                                                           freelancer, make_payer, payee):
+    # Audit L-1: close pushes the payer's refund through the token inside the payee's transaction,
+    # which a token with transfer hooks lets the payer make expensive. The payee claims instead.
+    payer = make_payer(clients[0])
+    channel = payer.open_channel(freelancer.address, 10**6, token=api_token.address)
+    payee.receive(payer.pay(channel.id, 4 * 10**5, task="translated"))
+    before = api_token.functions.balanceOf(freelancer.address).call()
+    receipt = payee.close(channel.id)
+    assert receipt.status == 1 and lib_escrow.refund_in(receipt) == 0
+    state = lib_escrow.channel(channel.key)
+    assert (state.claimed, state.closed) == (4 * 10**5, False)  # claimed, not closed
+    assert api_token.functions.balanceOf(freelancer.address).call() - before == 4 * 10**5
+    assert [r.status for r in payee.store.settlements()] == ["confirmed"]  # recorded like any settlement
+    with pytest.raises(NothingToClaim):  # closing again has nothing new to claim
+        payee.close(channel.id)
+    payer.request_close(channel.id)
+    tester.time_travel(lib_escrow.channel(channel.key).expiry + 1)
+    assert payer.reclaim(channel.id) == 6 * 10**5  # the payer takes the rest back itself
+
+
+def test_closing_an_eth_channel_ends_it_at_once(lib_escrow, clients, freelancer, make_payer, payee):
+    payer = make_payer(clients[1])
+    channel = payer.open_channel(freelancer.address, 10**16)
+    payee.receive(payer.pay(channel.id, 10**15, task="done"))
+    payee.close(channel.id)
+    state = lib_escrow.channel(channel.key)
+    assert (state.claimed, state.closed) == (10**15, True)
+    assert payee.store.channel(channel.ref).closed
+    with pytest.raises(ChannelFinal):
+        payee.close(channel.id)

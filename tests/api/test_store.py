@@ -64,7 +64,7 @@ def test_export_and_import_carry_everything(clients, freelancer, make_payer, pay
 @pytest.mark.parametrize("tamper", [
     lambda b: b["channels"][0]["voucher"].update(cumulativeAmount="999999"),
     lambda b: b["channels"][0]["receipts"][0].update(taskId="edited"),
-    lambda b: b.update(version=2),
+    lambda b: b.update(version=3),
     lambda b: b["channels"].append({"nonsense": True}),
 ])
 def test_tampered_bundle_is_rejected_and_changes_nothing(clients, freelancer, make_payer, payee, tmp_path, tamper):
@@ -120,3 +120,42 @@ def test_import_for_an_account_refuses_a_bundle_with_someone_elses_channels(clie
         target.import_(bundle, account=clients[1].address)
     assert target.channels() == []
     assert target.import_(bundle, account=freelancer.address) == 1
+
+
+def test_a_bundle_from_before_signers_is_still_read(clients, freelancer, make_payer, payee, tmp_path):
+    from micropay.bundle import bundle_digest
+
+    payer = make_payer(clients[0])
+    channel = payer.open_channel(freelancer.address, 10**16)
+    payee.receive(payer.pay(channel.id, 10, task="t0"))
+    bundle = payee.store.export()
+    assert bundle["version"] == 1  # no channel has a signer: every micropay reads it
+    del bundle["channels"][0]["signer"]  # as micropay wrote it before signers existed
+    bundle["sha256"] = bundle_digest(bundle)
+    restored = VoucherStore(tmp_path / "old-bundle.db")
+    assert restored.import_(bundle) == 1
+    assert restored.channel(channel.ref).key == channel.key and channel.key.signer is None
+
+
+def test_a_hot_keys_store_imports_the_channels_it_signs(lib_escrow, clients, freelancer, tmp_path):
+    from eth_account import Account
+
+    from micropay import Payer
+
+    hot = Account.create()
+    payer = Payer(lib_escrow, clients[1], tmp_path / "c.db", signer=hot)
+    channel = payer.open_channel(freelancer.address, 10**16)
+    payer.pay(channel.id, 10, task="t0")
+    bundle = payer.store.export()
+    assert bundle["version"] == 2
+    for account in (clients[1].address, hot.address):  # the funding account's, or the signer's own store
+        assert VoucherStore(tmp_path / f"{account}.db").import_(bundle, account=account) == 1
+    with pytest.raises(StoreError, match="not this account's"):
+        VoucherStore(tmp_path / "other.db").import_(bundle, account=freelancer.address)
+    forged = json.loads(json.dumps(bundle))
+    forged["channels"][0]["signer"] = Account.create().address  # another signer: another channel id
+    from micropay.bundle import bundle_digest
+
+    forged["sha256"] = bundle_digest(forged)
+    with pytest.raises(StoreError, match="another channel"):
+        VoucherStore(tmp_path / "forged.db").import_(forged)

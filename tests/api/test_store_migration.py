@@ -1,11 +1,14 @@
-"""A version-1 store (channels keyed by id alone) opens as version 2, keyed by chain, escrow and id,
-with every channel, receipt, voucher and settlement kept."""
+"""Old stores open as the current version with everything kept: a version-1 store (channels keyed
+by id alone) is keyed by chain, escrow and id (version 2); a version-2 store gains each channel's
+voucher signer (version 3), and the channels of a version-1 escrow move to the legacy tables."""
 
 import sqlite3
 from dataclasses import replace
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_account import Account
+from eth_utils import keccak
 
 from micropay import ChannelKey, StoreError, VoucherStore
 from micropay.channel import ETH, ChannelRef
@@ -51,7 +54,7 @@ def test_a_version_one_store_is_migrated_with_everything_kept(tmp_path):
     path = tmp_path / "old.db"
     key, entries, vouchers = version_one_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
     ref = ChannelRef(10, ESCROW, key.id)
     record = store.channel(ref)
     assert (record.key, record.deposit, record.expiry, record.role) == (key, 100, 2**31, "payee")
@@ -83,3 +86,64 @@ def test_a_store_opened_by_two_processes_migrates_once(tmp_path):
     first, second = VoucherStore(path), VoucherStore(path)  # the second finds it migrated already
     assert first.schema_version == second.schema_version == SCHEMA_VERSION
     assert len(second.channels()) == 1
+
+
+def version_two_store(path, chain_id=10):
+    """A store file exactly as micropay wrote it at version 2 (escrow version 1): one channel of a
+    version-2 escrow (its id hashes the zero signer) with a paid task, and one of a version-1
+    escrow (its id hashes four words), paid too."""
+    db = sqlite3.connect(path)
+    for version in (1, 2):
+        for step in MIGRATIONS[version]:
+            db.execute(step) if isinstance(step, str) else step(db)
+    current = ChannelKey(PAYER.address, "0x" + "22" * 20, ETH, 7)
+    old_id = keccak(abi_encode(["address", "address", "address", "uint96"], [PAYER.address, current.payee, ETH, 8]))
+    (entry,) = extend_entries(None, [TaskReceipt("a", 5)])
+    for channel_id, salt in ((current.id, 7), (old_id, 8)):
+        uid = ChannelRef(chain_id, ESCROW, channel_id).uid
+        db.execute("INSERT INTO channels VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (uid, channel_id, chain_id, ESCROW, "payee", PAYER.address, current.payee, ETH, u256(salt),
+                    u256(100), u256(0), 2**31, 3600, 0, 1.0, 1, u256(0)))
+        r = entry.receipt
+        db.execute("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)",
+                   (uid, 0, r.task_id, u256(r.amount), r.deliverable, r.note, entry.root, u256(entry.total)))
+        voucher = sign_voucher(PAYER, chain_id=chain_id, escrow=ESCROW, channel_id=channel_id, amount=5,
+                               ledger_root=entry.root)
+        db.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)", (uid, u256(5), entry.root, voucher.signature, 1, 0.0))
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    return current, old_id
+
+
+def test_a_version_two_store_gains_signers_and_sets_version_one_escrow_channels_aside(tmp_path):
+    path = tmp_path / "v2.db"
+    key, old_id = version_two_store(path)
+    store = VoucherStore(path)
+    assert store.schema_version == 3
+    (record,) = store.channels()  # the version-1 escrow's channel is out of the way
+    assert record.key == key and record.key.signer is None and store.best_voucher(record.ref)[0].amount == 5
+    assert store.find_channel(old_id) is None
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT id FROM legacy_channels").fetchall() == [(old_id,)]
+    assert len(db.execute("SELECT * FROM legacy_receipts").fetchall()) == 1
+    assert len(db.execute("SELECT * FROM legacy_vouchers").fetchall()) == 1
+    assert db.execute("SELECT COUNT(*) FROM vouchers").fetchone() == (1,)
+    # A channel whose vouchers a delegated key signs is stored with its signer from now on.
+    hot = Account.create()
+    delegated = replace(record, key=ChannelKey(PAYER.address, key.payee, ETH, 9, hot.address))
+    store.add_channel(delegated)
+    assert store.channel(delegated.ref).key.voucher_signer == hot.address
+    assert VoucherStore(path).channel(delegated.ref) == delegated  # and read back as it was
+
+
+def test_a_row_whose_signer_was_edited_is_refused_as_altered(tmp_path):
+    path = tmp_path / "v2.db"
+    version_two_store(path)
+    VoucherStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE channels SET signer = ?", (Account.create().address,))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="altered"):
+        VoucherStore(path).channels()

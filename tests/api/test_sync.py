@@ -75,3 +75,13 @@ def test_sync_rebuilds_a_lost_store_for_both_sides(lib_escrow, clients, freelanc
         rebuilt.pay(channel.id, 1, task="after the loss")
     rebuilt.request_close(channel.id)  # but the deposit is never stuck
     assert lib_escrow.channel(channel.key).expiry < channel.expiry
+
+
+def test_sync_rebuilds_a_channel_with_its_voucher_signer(lib_escrow, clients, freelancer, tmp_path):
+    hot = Account.create()
+    payer = Payer(lib_escrow, clients[0], tmp_path / "c.db", signer=hot)
+    channel = payer.open_channel(freelancer.address, 10**16)
+    (as_payer,) = sync(VoucherStore(tmp_path / "lost-client.db"), lib_escrow, clients[0].address).added
+    (as_payee,) = sync(VoucherStore(tmp_path / "lost-freelancer.db"), lib_escrow, freelancer.address).added
+    assert as_payer.key == as_payee.key == channel.key and as_payer.key.voucher_signer == hot.address
+    assert VoucherStore(tmp_path / "lost-client.db").channel(channel.ref).key.signer == hot.address  # as stored

@@ -119,7 +119,7 @@ def test_resolve_pending_marks_a_transaction_that_failed_on_chain(node, deployed
     payer, payee = parties(node, escrow, tmp_path)
     channel = paid_channel(payer, payee)
     # A reclaim before expiry reverts on chain; sent with a fixed gas limit, it is mined with status 0.
-    call = payee.escrow.contract.functions.reclaim(channel.key.as_tuple())
+    call = payee.escrow.contract.functions.reclaim(*channel.key.payer_args())
     pipeline = payee.escrow.pipeline
     signed = pipeline._sign(payer.account, call, 0, 100_000)
     pipeline.rebroadcast(signed.raw)

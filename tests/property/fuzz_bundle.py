@@ -1,4 +1,5 @@
-"""A real exported bundle (one channel, one voucher, two receipts), built once for the fuzz test."""
+"""A real exported bundle (one channel whose vouchers a delegated key signs, one voucher, two
+receipts), built once for the fuzz test."""
 
 import tempfile
 from pathlib import Path
@@ -13,12 +14,12 @@ from micropay.voucher import sign_voucher
 
 
 def _bundle() -> dict:
-    payer = Account.from_key(b"\x09" * 32)
-    key = ChannelKey(payer.address, "0x" + "22" * 20, ETH, 1)
+    payer, signer = Account.from_key(b"\x09" * 32), Account.from_key(b"\x0a" * 32)
+    key = ChannelKey(payer.address, "0x" + "22" * 20, ETH, 1, signer.address)
     escrow = "0x" + "33" * 20  # an address is all the bundle needs; no chain is involved
     receipts = [TaskReceipt("a", 5), TaskReceipt("b", 7, note="n")]
     ledger = Ledger.of(receipts)
-    voucher = sign_voucher(payer, chain_id=1, escrow=escrow, channel_id=key.id, amount=ledger.total,
+    voucher = sign_voucher(signer, chain_id=1, escrow=escrow, channel_id=key.id, amount=ledger.total,
                            ledger_root=ledger.root)
     with tempfile.TemporaryDirectory() as tmp:
         store = VoucherStore(Path(tmp) / "b.db")
