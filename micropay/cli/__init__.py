@@ -6,7 +6,8 @@ printed: the password comes from ``MICROPAY_PASSWORD`` or a hidden prompt.
 
 The commands live in modules by audience: :mod:`.accounts` (key files, deploying the escrow),
 :mod:`.client` and :mod:`.paying` (the client), :mod:`.receiving`, :mod:`.settling` and
-:mod:`.freelancer` (the freelancer), :mod:`.inspecting`, :mod:`.backup` and :mod:`.demo`.
+:mod:`.freelancer` (the freelancer), :mod:`.relaying` (claims a relayer submits for a fee),
+:mod:`.inspecting`, :mod:`.backup` and :mod:`.demo`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from micropay.cli import accounts, backup, client, demo, freelancer, inspecting, paying, receiving, settling
+from micropay.cli import accounts, backup, client, demo, freelancer, inspecting, paying, receiving, relaying, settling
 from micropay.cli.context import Session
 from micropay.cli.errors import describe, one_line
 from micropay.cli.output import eth_fee
@@ -97,7 +98,7 @@ def _register(*modules: ModuleType) -> None:
             main.add_command(command)
 
 
-_register(demo, accounts, client, paying, receiving, settling, freelancer, inspecting, backup)
+_register(demo, accounts, client, paying, receiving, settling, relaying, freelancer, inspecting, backup)
 
 
 def run() -> None:

@@ -13,8 +13,9 @@ import click
 
 from micropay.channel import ETH
 from micropay.cli.context import Session, pass_session
-from micropay.cli.options import Amount, json_option, min_net_option, parse_address, token_option, wei_option
+from micropay.cli.options import AMOUNT, Amount, json_option, min_net_option, parse_address, token_option, wei_option
 from micropay.cli.output import emit, eth_fee, hex_id, progress, table, when
+from micropay.cli.relaying import DURATION, authorize_all
 from micropay.errors import NothingToClaim
 from micropay.payee import Payee
 from micropay.settling import Settlement, SettlementPlan
@@ -110,13 +111,24 @@ def _net(session: Session, data: dict[str, Any], token: str) -> str:
 @click.option("--dry-run", is_flag=True, help="show gas, fee and net without sending (asks no password)")
 @click.option("--max-gas", type=click.IntRange(min=100_000),
               help="most gas one transaction may use (default: a share of the block gas limit)")
+@click.option("--via-relay", is_flag=True,
+              help="pay no gas: print a signed request for anyone to submit (`micropay relay`) for a fee")
+@click.option("--max-fee", type=AMOUNT, help="with --via-relay: the most a relayer may keep, e.g. '0.50 USDC'")
+@click.option("--deadline", type=DURATION, default="1h", show_default=True,
+              help="with --via-relay: how long the request stays valid (30m, 1h, 2d)")
 @wei_option
 @json_option
 @pass_session
-def settle(session: Session, min_net: Amount, token: str, dry_run: bool, max_gas: int | None, wei: bool,
-           as_json: bool) -> None:
-    """Claim every channel worth claiming, in as few transactions as the gas limit allows."""
+def settle(session: Session, min_net: Amount, token: str, dry_run: bool, max_gas: int | None, via_relay: bool,
+           max_fee: Amount | None, deadline: int, wei: bool, as_json: bool) -> None:
+    """Claim every channel worth claiming, in as few transactions as the gas limit allows; or,
+    with --via-relay, sign a request that anyone may submit for a fee, so no ETH is needed."""
     token = parse_address(token, "token").value
+    if via_relay:
+        if max_fee is None or dry_run:
+            raise click.UsageError("--via-relay needs --max-fee (and does not take --dry-run)")
+        authorize_all(session, token, max_fee, deadline, wei=wei, as_json=as_json)
+        return
     settle_all(session, min_net.base_units(session.units(token), wei=wei), token, dry_run=dry_run,
                as_json=as_json, max_gas=max_gas)
 
