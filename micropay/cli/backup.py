@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -99,16 +100,50 @@ def _described(session: Session, record: ChannelRecord) -> str:
 def sync(session: Session) -> None:
     """Rebuild every channel of this account (as client and as freelancer) from the escrow's
     events: after an interrupted `open`, or to rebuild a lost or damaged store (then `import` a
-    backup for the payments themselves)."""
+    backup for the payments themselves). Channels a Safe funds (`open --from-safe`) are read too:
+    once the Safe executed its batch, they can be paid on."""
     from micropay.sync import sync as sync_escrow
 
-    address = _own_address(session, "sync rebuilds this account's channels")  # before any store exists
+    try:
+        address: str | None = _own_address(session, "sync rebuilds this account's channels")  # before any store
+    except KeystoreError:
+        if not _funded_elsewhere(session, None):  # a hot key's data directory may hold no key file of its own
+            raise
+        address = None
     for escrow in _sync_escrows(session):
-        progress(f"reading the channels of {address} on escrow {escrow.address}…")
-        report = sync_escrow(session.store, escrow, address)
-        click.echo(f"escrow {escrow.address}: {len(report.added)} channel(s) added, {len(report.updated)} updated")
-        for record in report.added:
-            click.echo(_described(session, record))
+        if address is not None:
+            progress(f"reading the channels of {address} on escrow {escrow.address}…")
+            report = sync_escrow(session.store, escrow, address)
+            click.echo(f"escrow {escrow.address}: {len(report.added)} channel(s) added, {len(report.updated)} updated")
+            for record in report.added:
+                click.echo(_described(session, record))
+        _refresh_funded_elsewhere(session, escrow, address)
+
+
+def _funded_elsewhere(session: Session, address: str | None) -> list[ChannelRecord]:
+    """This store's channels that another payer funds (a Safe, through `open --from-safe`): paid
+    with a hot key kept here, they are not found by this account's address."""
+    return [r for r in session.store.channels("payer") if r.key.payer != address and r.key.signer is not None]
+
+
+def _refresh_funded_elsewhere(session: Session, escrow: Escrow, address: str | None) -> None:
+    """Read the channels funded elsewhere on ``escrow`` and store their chain state: a channel whose
+    batch the Safe executed is seen on chain from now on, and can be paid on."""
+    records = [r for r in _funded_elsewhere(session, address)
+               if (r.chain_id, r.escrow) == (escrow.chain_id, escrow.address)]
+    if not records:
+        return
+    now = time.time()
+    for record, state in zip(records, escrow.channels([r.key for r in records]), strict=True):
+        payer = f"channel {hex_id(record.id, 10)} funded by {record.key.payer}"
+        if state is None:
+            click.echo(f"  {payer}: not opened yet (execute its batch in the Safe app, then sync again)")
+            continue
+        fresh = record.updated(state, checked_at=now)
+        session.store.update_chain_state(fresh)
+        seen = "now seen on chain" if not record.seen_on_chain else "refreshed"
+        click.echo(f"  {payer}: {seen}, deposit {session.show(state.deposit, record.key.token)}, "
+                   f"{'closed' if state.closed else 'open'}")
 
 
 COMMANDS: list[click.Command] = [export_store, import_store, sync]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import click
 
@@ -22,6 +23,7 @@ from micropay.cli.options import (
     yes_option,
 )
 from micropay.cli.output import emit, hex_id, progress, when
+from micropay.cli.signers import keep_signer, load_signer
 from micropay.errors import ChannelNotExpired, InsufficientFunds, MicropayValueError
 from micropay.records import ChannelRecord
 
@@ -33,13 +35,30 @@ from micropay.records import ChannelRecord
 @click.option("--days", default=30, show_default=True, type=click.IntRange(min=1), help="channel lifetime")
 @click.option("--window-hours", default=24, show_default=True, type=click.IntRange(1, 720),
               help="challenge window after request-close (freelancers refuse less than 24 by default)")
+@click.option("--signer", "signer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="encrypted key file of a hot key that signs this channel's payments (your key only funds it)")
+@click.option("--from-safe", "safe", metavar="SAFE_ADDRESS",
+              help="fund from this Safe: writes a Transaction Builder batch for its owners (needs --signer)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="with --from-safe: the batch file to write (default open-<payee>-<salt>.json)")
 @wei_option
 @yes_option
 @json_option
 @pass_session
 def open_channel(session: Session, payee: str, deposit: Amount, token: str, days: int, window_hours: int,
-                 wei: bool, yes: bool, as_json: bool) -> None:
-    """Lock DEPOSIT, such as '0.05 ETH', in a channel to PAYEE."""
+                 signer_file: Path | None, safe: str | None, out: Path | None, wei: bool, yes: bool,
+                 as_json: bool) -> None:
+    """Lock DEPOSIT, such as '0.05 ETH', in a channel to PAYEE.
+
+    With --signer KEYFILE, the key in KEYFILE (a hot key) signs the payments while your key funds
+    the channel. With --from-safe SAFE_ADDRESS, a Safe funds it: nothing is sent, a batch file for
+    the Safe app's Transaction Builder is written instead, and --signer is required (a Safe cannot
+    sign each payment)."""
+    if safe is not None and signer_file is None:
+        raise click.UsageError("--from-safe needs --signer KEYFILE: a Safe cannot sign each payment, so name the "
+                               "hot key that will")
+    if out is not None and safe is None:
+        raise click.UsageError("--out names the batch file that --from-safe writes")
     to = parse_address(payee, "payee")
     token = parse_address(token, "token").value
     try:
@@ -52,16 +71,33 @@ def open_channel(session: Session, payee: str, deposit: Amount, token: str, days
     if not to.checksummed and not yes:
         click.confirm(f"{payee} carries no checksum (it is all one case), so a mistyped character would lock "
                       f"{shown} to an address nobody controls. Lock it to {to.value}?", abort=True, err=True)
-    payer = session.payer()
+    if safe is not None and signer_file is not None:
+        from micropay.cli.safe_open import open_from_safe
+
+        safe_address = parse_address(safe, "Safe address").value
+        open_from_safe(session, safe=safe_address, payee=to.value, deposit=value, token=token, seconds=days * 86_400,
+                       window=window_hours * 3_600, signer_file=signer_file, out=out, as_json=as_json)
+        return
+    hot = None if signer_file is None else load_signer(signer_file)
+    if hot is not None and hot.address in (session.address, to.value):
+        whose = "the freelancer" if hot.address == to.value else "this account"
+        raise MicropayValueError(f"the --signer key is {whose} ({hot.address}): name a hot key of your own, or "
+                                 "leave --signer out")
+    payer = session.payer(signer=hot)
     if token == ETH and (balance := payer.escrow.balance(session.address)) <= value:
         raise InsufficientFunds(f"{session.address} holds {session.show(balance, ETH)}, not more than the deposit "
                                 f"{shown}: it needs the deposit plus gas")
+    if signer_file is not None:
+        keep_signer(session.paths, signer_file)  # before the channel exists: `pay` must find its key
     progress("opening the channel, waiting for the receipt…")
     with token_shortage(session, token, value):
         record = payer.open_channel(to.value, value, token=token, expires_in=timedelta(days=days),
                                     window=timedelta(hours=window_hours))
-    emit(as_json, {"channel": hex_id(record.id), "deposit": str(record.deposit), "expiry": record.expiry},
-         f"channel {hex_id(record.id)}\nlocked {shown} for freelancer {to.value} until {when(record.expiry)}")
+    signed_by = "" if hot is None else f"; payments are signed by {hot.address}"
+    emit(as_json, {"channel": hex_id(record.id), "deposit": str(record.deposit), "expiry": record.expiry,
+                   "signer": record.key.voucher_signer},
+         f"channel {hex_id(record.id)}\nlocked {shown} for freelancer {to.value} until {when(record.expiry)}"
+         + signed_by)
 
 
 @click.command("top-up")

@@ -21,8 +21,17 @@ from micropay.chain import Chain
 from micropay.channel import ETH, ChannelState, checked_address
 from micropay.cli.output import Units, amount, safe, when
 from micropay.cli.secrets import password
+from micropay.cli.signers import kept_signer, load_signer
 from micropay.config import Paths, load_deployments
-from micropay.errors import ChannelExpired, ChannelFinal, KeystoreError, MicropayValueError, NodeError, StoreError
+from micropay.errors import (
+    ChannelExpired,
+    ChannelFinal,
+    KeystoreError,
+    MicropayValueError,
+    NodeError,
+    NotParticipant,
+    StoreError,
+)
 from micropay.escrow import Escrow
 from micropay.payer import Payer
 from micropay.records import ChannelRecord
@@ -231,14 +240,25 @@ class Session:
 
     # -- roles ---------------------------------------------------------------------------------
 
-    def payer(self, record: ChannelRecord | None = None) -> Payer:
-        """A payer on ``record``'s escrow (or the client's escrow, to open a channel)."""
+    def payer(self, record: ChannelRecord | None = None, *, signer: LocalAccount | None = None) -> Payer:
+        """A payer on ``record``'s escrow (or the client's escrow, to open a channel), funding from
+        this account's key; ``signer``, if given, is the hot key that signs a new channel's payments."""
+        if record is not None and record.key.payer != self.address:  # the key file's address: no password yet
+            raise NotParticipant(f"channel 0x{record.id.hex()[:10]} is funded by {record.key.payer}, not by this "
+                                 f"account ({self.address}): only its payer can change its deposit or end it (a "
+                                 "Safe: its owners, in the Safe app)")
         escrow = self.client_escrow() if record is None else self.escrow_for(record)
-        return Payer(escrow, self.account, self.store)
+        return Payer(escrow, self.account, self.store, signer=signer)
 
-    def offline_payer(self) -> Payer:
-        """A payer that only signs: vouchers need the store and the key, not a node."""
-        return Payer(None, self.account, self.store)
+    def offline_payer(self, record: ChannelRecord, signer_file: Path | None = None) -> Payer:
+        """A payer that only signs ``record``'s vouchers: they need the store and the key that signs
+        them, not a node. A channel with a hot signer signs with its key (kept by ``open
+        --signer``, or ``signer_file``), and the funding key is never decrypted."""
+        signer = record.key.signer
+        if signer is None:
+            return Payer(None, self.account, self.store)
+        hot = kept_signer(self.paths, signer) if signer_file is None else load_signer(signer_file, signer)
+        return Payer(None, record.key.payer, self.store, signer=hot)
 
     # -- amounts -------------------------------------------------------------------------------
 

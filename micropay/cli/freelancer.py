@@ -30,6 +30,12 @@ def close(session: Session, channel: ChannelRecord) -> None:
     paid = min(best[0].amount if best else 0, state.deposit)
     receipt = Payee(escrow, session.account, session.store).close(channel.id)
     token, show = channel.key.token, session.show
+    if not channel.key.is_eth:  # a token may call out on transfer: claim, and leave the refund to the client
+        click.echo(f"claimed channel {hex_id(channel.id, 10)} with client {channel.key.payer}: "
+                   f"{show(paid, token)} paid to you in all ({show(max(0, paid - state.claimed), token)} now); "
+                   f"a token channel is not closed by the freelancer: the client reclaims the rest "
+                   f"({show(state.deposit - paid, token)}) after expiry; fee {eth_fee(receipt.fee)}")
+        return
     click.echo(f"closed channel {hex_id(channel.id, 10)} with client {channel.key.payer}: "
                f"{show(paid, token)} paid to you in all ({show(max(0, paid - state.claimed), token)} now), "
                f"{show(state.deposit - paid, token)} back to the client; fee {eth_fee(receipt.fee)}")

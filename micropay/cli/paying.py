@@ -6,12 +6,15 @@ The payment text goes to stdout (so it can be piped or saved); the sentence abou
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from micropay.cli.context import Session, pass_session
 from micropay.cli.errors import reword
 from micropay.cli.options import Amount, amount_argument, channel_argument, wei_option
 from micropay.cli.output import hex_id, progress, quoted
+from micropay.cli.signers import kept_signer_path
 from micropay.errors import InsufficientDeposit, NotParticipant
 from micropay.payer import latest_payment
 from micropay.records import ChannelRecord
@@ -22,14 +25,22 @@ from micropay.records import ChannelRecord
 @amount_argument("amount")
 @click.argument("task")
 @click.option("--note", default="", help="a note stored with the task")
+@click.option("--signer", "signer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the key file of the channel's hot signer (default: the one `open --signer` kept)")
 @wei_option
 @pass_session
-def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, note: str, wei: bool) -> None:
-    """Pay AMOUNT for TASK; prints the payment text to send to the freelancer. Works offline."""
+def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, note: str, signer_file: Path | None,
+        wei: bool) -> None:
+    """Pay AMOUNT for TASK; prints the payment text to send to the freelancer. Works offline.
+
+    A channel opened with --signer (or --from-safe) is paid with its hot key, never the funding key."""
     session.check_chain(channel)
+    if signer_file is not None and channel.key.signer is None:
+        raise click.UsageError(f"channel {hex_id(channel.id, 10)} is signed by its payer's own key: drop --signer")
     token = channel.key.token
     value = amount.base_units(session.units(token), wei=wei)  # ETH needs no node
-    payer = session.offline_payer()  # signing needs no node: the chain id and escrow are in the store
+    # Signing needs no node: the chain id and escrow are in the store.
+    payer = session.offline_payer(channel, signer_file)
     try:
         payment = payer.pay(channel.ref, value, task=task, note=note)
     except InsufficientDeposit as exc:
@@ -54,7 +65,7 @@ def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, not
 def resend(session: Session, channel: ChannelRecord, since: int) -> None:
     """Print the latest payment again, with the tasks from receipt SINCE on. Signs nothing new."""
     session.check_chain(channel)
-    if channel.role != "payer" or channel.key.payer != session.address:  # the key file's address: no password
+    if channel.role != "payer" or not _pays_from(session, channel):
         raise NotParticipant(f"channel {hex_id(channel.id, 10)} is not one this account pays from")
     payment = latest_payment(session.store, channel, since)
     click.echo(payment.encode())
@@ -63,6 +74,14 @@ def resend(session: Session, channel: ChannelRecord, since: int) -> None:
              else f"task #{since + 1}" if payment.receipts else "no task")
     progress(f"the latest payment on channel {hex_id(channel.id, 10)} ({total} in all, with {tasks} as "
              "`micropay tasks` numbers them): send the line above to the freelancer")
+
+
+def _pays_from(session: Session, channel: ChannelRecord) -> bool:
+    """Whether this data directory pays on ``channel``: its key file funds it, or it keeps the key
+    file of the channel's hot signer (a Safe's channel). Decrypts nothing."""
+    if channel.key.signer is not None and kept_signer_path(session.paths, channel.key.signer).exists():
+        return True
+    return channel.key.payer == session.address  # the key file's address: no password
 
 
 COMMANDS: list[click.Command] = [pay, resend]
