@@ -4,7 +4,6 @@ import pytest
 from escrow_kit import key_only, selector
 
 from helpers import DAY, ZERO32, events, reverts, transact
-from micropay._utils.reverts import revert_data
 
 MINT = 10**24
 
