@@ -16,7 +16,7 @@ from micropay.cli.context import Session, pass_session
 from micropay.cli.options import AMOUNT, Amount, json_option, min_net_option, parse_address, token_option, wei_option
 from micropay.cli.output import emit, eth_fee, hex_id, progress, table, when
 from micropay.cli.relaying import DURATION, authorize_all
-from micropay.errors import NothingToClaim
+from micropay.errors import InsufficientFunds, NothingToClaim
 from micropay.payee import Payee
 from micropay.settling import Settlement, SettlementPlan
 from micropay.units import format_approx
@@ -68,7 +68,10 @@ def interrupted(session: Session, before: set[bytes]) -> None:
 def settle_all(session: Session, min_net: int, token: str, *, dry_run: bool = False, as_json: bool = False,
                max_gas: int | None = None) -> None:
     """Plan, then (unless ``dry_run``) claim, and print what was claimed or would be."""
-    planned = plans(session, min_net, token, max_gas)
+    try:
+        planned = plans(session, min_net, token, max_gas)
+    except InsufficientFunds:  # estimating a claim from an account without ETH
+        raise _no_gas_money(session) from None
     if not planned:
         reason = "no channel holds unclaimed payments" + (
             f" worth more than {session.show(min_net, token)} plus gas" if min_net else " worth the gas")
@@ -82,7 +85,11 @@ def settle_all(session: Session, min_net: int, token: str, *, dry_run: bool = Fa
         emit(as_json, data, f"would claim {session.show(gross, token)} from {data['channels']} channel(s) in "
              f"{len(txs)} transaction(s); gas {data['gas']:,}, fee at most {eth_fee(fee)}" + _net(session, data, token))
         return
-    done = execute(session, planned, max_gas)
+    _check_gas_money(session, planned)
+    try:
+        done = execute(session, planned, max_gas)
+    except InsufficientFunds:
+        raise _no_gas_money(session) from None
     txs = [{"tx": hex_id(tx.tx_hash), "channels": len(tx.channels), "gross": str(tx.gross), "gas": tx.gas_used,
             "fee": str(tx.fee)} for settlement in done for tx in settlement.transactions]
     data = _totals(txs, sum(s.gross for s in done), sum(s.gas_used for s in done), sum(s.fee for s in done), token)
@@ -93,6 +100,22 @@ def settle_all(session: Session, min_net: int, token: str, *, dry_run: bool = Fa
                  f"{len(txs)} transaction(s); gas {data['gas']:,}, fee {eth_fee(int(data['fee']))}"
                  + _net(session, data, token))
     emit(as_json, data, "\n".join(lines))
+
+
+_VIA_RELAY = "`micropay settle --via-relay --max-fee AMOUNT`"
+
+
+def _check_gas_money(session: Session, planned: list[tuple[Payee, SettlementPlan]]) -> None:
+    """Refuse before anything is signed or recorded when the account cannot pay the plans' fee
+    (at most), pointing to a relayed settlement, which needs no ETH."""
+    if session.node.balance(session.address) < sum(plan.fee for _, plan in planned):
+        raise _no_gas_money(session)
+
+
+def _no_gas_money(session: Session) -> InsufficientFunds:
+    held = eth_fee(session.node.balance(session.address))
+    return InsufficientFunds(f"{session.address} holds {held}, not enough for this settlement's gas: send it some "
+                             f"ETH, or let someone else pay the gas for a fee out of the payout: {_VIA_RELAY}")
 
 
 def _totals(txs: list[dict[str, Any]], gross: int, gas: int, fee: int, token: str) -> dict[str, Any]:

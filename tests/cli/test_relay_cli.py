@@ -122,3 +122,12 @@ def test_a_token_request_takes_its_fee_in_the_token(client, broke, relayer, toke
     assert "2 TUSD claimed, 1.5 TUSD to the freelancer; fee earned 0.5 TUSD" in out
     assert token.functions.balanceOf(broke.address).call() == 1_500_000
     assert token.functions.balanceOf(relayer.address).call() == 500_000
+
+
+def test_settle_without_eth_points_to_the_relay_and_records_nothing(client, broke):
+    # Refused before anything is signed: no settlement row claims a transaction that never went out.
+    paid(client, broke, 10**16)
+    result = broke.run("settle", ok=False)
+    assert_clean_error(result, "0 ETH", "settle --via-relay --max-fee")
+    assert broke.run("settlements").stdout.startswith("no settlements")
+    assert "mpr1" in broke.run("settle", "--via-relay", "--max-fee", "0.001 ETH").stdout  # the way out works
