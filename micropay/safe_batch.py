@@ -13,7 +13,10 @@ The file is the Transaction Builder's own format (its ``BatchFile``): version "1
 as a decimal string, values as wei strings, each call with its raw ``data`` and its decoded
 ``contractMethod`` / ``contractInputsValues`` (every value a string), and ``meta.checksum``
 computed as the app computes it (:func:`tx_builder_checksum`), so the app imports it without a
-"modified since it was generated" warning.
+"modified since it was generated" warning. Source of the format and the checksum:
+safe-global/safe-wallet-monorepo, apps/tx-builder/src/lib/checksum.ts (and its test vectors in
+checksum.test.ts, which tests/cli/test_safe_batch.py reproduces) and src/typings/models.ts, at
+commit 0aa27aff847301ee5248431cedff9c659dd01add.
 """
 
 from __future__ import annotations
