@@ -29,14 +29,14 @@ def free_port() -> int:
 class Anvil:
     """A real anvil node on a free loopback port, stopped by :meth:`stop`."""
 
-    def __init__(self) -> None:
+    def __init__(self, hardfork: str = "cancun") -> None:
         binary = str(ANVIL) if ANVIL.exists() else shutil.which("anvil")
         if binary is None:
             raise RuntimeError("anvil is missing: run `npm ci` in the project root")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--host", "127.0.0.1", "--silent", "--hardfork", "cancun"],
+            [binary, "--port", str(self.port), "--host", "127.0.0.1", "--silent", "--hardfork", hardfork],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         w3 = Web3(Web3.HTTPProvider(self.url))
         deadline = time.monotonic() + 30
