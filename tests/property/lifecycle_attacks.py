@@ -155,7 +155,7 @@ class AttackRules:
             seen(f"a bad relay request reverted: {kind}")
             return
         paid_before = (self._balance(payee, token), self._balance(self.relayer, token))
-        receipt = self.escrow.unsafe_send(self.relayer, self.escrow.contract.functions.claimRelayed(*request.args()))
+        receipt = self.send(self.relayer, self.escrow.contract.functions.claimRelayed(*request.args()))
         relayed = self.escrow.contract.events.Relayed().process_receipt(receipt.web3_receipt, errors=DISCARD)
         assert [(e.args.payee, e.args.relayer, e.args.total, e.args.fee) for e in relayed] == [
             (payee, self.relayer, total, fee)]  # invariant 10: the event is the payout

@@ -31,6 +31,8 @@ PAID_OUT = {SELF: "a payer-signed voucher paid out", DELEGATED_KEY: "a delegated
 RELAY_TYPEHASH = keccak(b"RelayRequest(address payee,address token,bytes32 vouchers,uint256 maxFee,uint256 deadline)")
 #: The storage slot of the escrow's `_channels` mapping: after OpenZeppelin EIP712's two fallback strings.
 CHANNELS_SLOT = 2
+#: The storage slot of OpenZeppelin ERC20's `_balances` mapping in the test token.
+TOKEN_BALANCES_SLOT = 0
 DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 
 

@@ -167,4 +167,4 @@ class PayerRules:
 
     def _wallet(self, call, value: int) -> None:
         data = call._encode_transaction_data()
-        self.escrow.unsafe_send(self.owner.address, self.wallet.functions.execute(self.escrow.address, value, data))
+        self.send(self.owner.address, self.wallet.functions.execute(self.escrow.address, value, data))

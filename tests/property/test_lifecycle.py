@@ -37,6 +37,7 @@ from lifecycle_kit import (
     PAID_OUT,
     SEEN,
     SELF,
+    TOKEN_BALANCES_SLOT,
     WALLET,
     Model,
     Relay,
@@ -54,6 +55,8 @@ from micropay.packing import pack_voucher
 from micropay.voucher import Voucher
 
 REVERT_MODE = 1
+#: Gas for the transactions this test sends itself when it expects them to succeed.
+GAS = 3_000_000
 
 
 class Lifecycle(PayerRules, AttackRules, RuleBasedStateMachine):
@@ -79,6 +82,7 @@ class Lifecycle(PayerRules, AttackRules, RuleBasedStateMachine):
         self.relayed: list[Relay] = []
         self.claimed_before: dict[bytes, int] = {}
         self.words: dict[bytes, int] = {}
+        self.token_balances: dict[str, int] = {}
         self.owed: dict[tuple[str, str], int] = {}
         self.salt = 0
         self._open_stores()
@@ -126,12 +130,12 @@ class Lifecycle(PayerRules, AttackRules, RuleBasedStateMachine):
     # -- the payee's rules (the payer's are in lifecycle_payer.py, attacks in lifecycle_attacks.py)
 
     @precondition(lambda self: any(c.acknowledged for c in self.channels))
-    @rule(data=st.data(), by_relayer=st.booleans(), stale=st.booleans())
+    @rule(data=st.data(), by_relayer=st.booleans(), stale=st.sampled_from([False, False, False, True]))
     def claim_again(self, data, by_relayer, stale):
         self.claim(data, by_relayer, stale)
 
     @precondition(lambda self: any(c.acknowledged for c in self.channels))
-    @rule(data=st.data(), by_relayer=st.booleans(), stale=st.booleans())
+    @rule(data=st.data(), by_relayer=st.booleans(), stale=st.sampled_from([False, False, False, True]))
     def claim(self, data, by_relayer, stale):
         m = data.draw(st.sampled_from([c for c in self.channels if c.acknowledged]))
         voucher = m.vouchers[0] if stale and m.vouchers else self.best(m)  # the oldest: mostly pays nothing
@@ -218,9 +222,21 @@ class Lifecycle(PayerRules, AttackRules, RuleBasedStateMachine):
     # -- helpers -------------------------------------------------------------------------------
 
     def _balance(self, account: str, token: str) -> int:
+        """``account``'s balance; a token balance is read from the token's storage (an eth_call costs ten
+        times as much) and checked against its ``balanceOf`` whenever it changes."""
         if token == ETH:
             return self.w3.eth.get_balance(account)
-        return self.token.functions.balanceOf(account).call()
+        slot = keccak(bytes(12) + bytes.fromhex(account[2:]) + TOKEN_BALANCES_SLOT.to_bytes(32, "big"))
+        held = int.from_bytes(self.w3.eth.get_storage_at(token, slot), "big")
+        if self.token_balances.get(account) != held:
+            assert self.token.functions.balanceOf(account).call() == held
+            self.token_balances[account] = held
+        return held
+
+    def send(self, sender: str, call, value: int = 0):
+        """Send a call expected to succeed with a fixed gas limit: no estimate, which eth-tester makes
+        by executing the call many times. A revert is still a MicropayError (failed on chain)."""
+        return self.escrow.pipeline.send(sender, call, value=value, gas=GAS)
 
     def _submit(self, m, send, amount):
         claimable = self.live(m) and min(amount, m.deposit) > m.claimed
@@ -314,7 +330,7 @@ def test_channel_lifecycle(lifecycle_env):
     Lifecycle.env = lifecycle_env
     run = Lifecycle.TestCase
     deep = os.environ.get("MICROPAY_HYPOTHESIS_PROFILE") == "deep"
-    run.settings = settings(max_examples=int(os.environ.get("MICROPAY_LIFECYCLE_EXAMPLES", "300" if deep else "25")),
+    run.settings = settings(max_examples=int(os.environ.get("MICROPAY_LIFECYCLE_EXAMPLES", "300" if deep else "20")),
                             stateful_step_count=40, deadline=None,
                             # The fixed budget explores the same sequences on every run, so the
                             # behaviour-coverage check below cannot fail by chance; `deep` explores.
