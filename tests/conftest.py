@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from web3 import EthereumTesterProvider, Web3
 
 import compile_contracts
+from compile_cache import cached_json
 from helpers import DAY, ETH, HOUR, ZERO32, Key, sign_voucher, transact
 from micropay.artifact import load_artifact
 from micropay.packing import pack_voucher
@@ -60,20 +59,7 @@ def helper_contracts(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]
         contracts = _compile_helpers()
         cache.set(cache_key, contracts)
         return contracts
-    cache_file = Path(tempfile.gettempdir()) / "micropay-test-helpers" / f"{digest.hexdigest()}.json"
-    try:
-        return json.loads(cache_file.read_text())
-    except (OSError, ValueError):  # not there yet, or unreadable: compile again
-        pass
-    contracts = _compile_helpers()
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=cache_file.parent, suffix=".tmp", delete=False) as out:
-            json.dump(contracts, out)
-        os.replace(out.name, cache_file)  # atomic: a concurrent run never reads half a file
-    except OSError:
-        pass  # an unwritable temp directory only costs a compile next time
-    return contracts
+    return cached_json("micropay-test-helpers", digest.hexdigest(), _compile_helpers)
 
 
 @pytest.fixture(scope="session")

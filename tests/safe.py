@@ -27,9 +27,7 @@ import functools
 import hashlib
 import itertools
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +48,7 @@ from web3.logs import DISCARD
 
 # scripts/ is on pytest's pythonpath, not on mypy's: unchecked here, and typed Any.
 import compile_contracts  # type: ignore[import-not-found, unused-ignore]
+from compile_cache import cached_json  # type: ignore[import-not-found, unused-ignore]
 from micropay._utils.reverts import ErrorDecoder, revert_data
 from micropay.errors import MicropayError
 from micropay.transactions import Receipt, Sender, TransactionPipeline
@@ -149,20 +148,7 @@ def safe_contracts() -> dict[str, ContractArtifact]:
     version = json.loads(package_json.read_text())["version"]
     if version != SAFE_VERSION:
         raise RuntimeError(f"@safe-global/safe-contracts is {version}, expected {SAFE_VERSION}: run `npm ci`")
-    cache_file = Path(tempfile.gettempdir()) / "micropay-test-safe" / f"{_source_digest()}.json"
-    try:
-        return cast(dict[str, ContractArtifact], json.loads(cache_file.read_text()))
-    except (OSError, ValueError):  # not there yet, or unreadable: compile again
-        pass
-    contracts = _compile()
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=cache_file.parent, suffix=".tmp", delete=False) as out:
-            json.dump(contracts, out)
-        os.replace(out.name, cache_file)  # atomic: a concurrent run never reads half a file
-    except OSError:
-        pass  # an unwritable temp directory only costs a compile next time
-    return contracts
+    return cast(dict[str, ContractArtifact], cached_json("micropay-test-safe", _source_digest(), _compile))
 
 
 # -- hashing and signing, in Python ----------------------------------------------------------------
