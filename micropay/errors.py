@@ -187,3 +187,34 @@ REVERT_ERRORS.update({
     "FeeTooHigh": InvalidRelayRequest,
     "NotFullyFunded": InvalidRelayRequest,
 })
+
+
+class PlanError(MicropayError):
+    """Something about an agreed plan (tasks and prices both sides signed) is not as it must be."""
+
+
+class InvalidPlan(PlanError, MicropayValueError):
+    """A plan, an amendment or a piece of feedback is malformed, tampered with, or not signed by
+    the party it must be signed by."""
+
+
+class PlanMismatch(InvalidPlan):
+    """A plan is for another chain, escrow, token, payer, payee or channel than the one at hand."""
+
+
+class UnknownPlan(PlanError, LookupError):
+    """No such plan (or no plan for this channel) in this store."""
+
+
+class PlanNotInForce(PlanError):
+    """The plan (or amendment) lacks one side's signature: it binds nobody yet."""
+
+
+class TaskRefused(PlanError, MicropayValueError):
+    """A payment under a plan was refused: an unknown task, a task already paid, or another price
+    than the plan's (pay it as unplanned to do it anyway)."""
+
+
+class AmendmentRefused(PlanError, MicropayValueError):
+    """An amendment breaks the rules: it does not follow the version in force, or it re-prices,
+    re-dates, changes or removes a task that was already paid."""

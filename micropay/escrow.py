@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from web3 import Web3
 from web3.contract.contract import ContractFunction
@@ -20,7 +19,6 @@ from web3.logs import DISCARD
 
 from micropay._utils.reverts import ErrorDecoder
 from micropay.artifact import ERC20_ERRORS, load_artifact, matches_artifact
-from micropay.chain import Chain
 from micropay.channel import ETH, ChannelKey, ChannelState, checked_address
 from micropay.errors import (
     ChannelExpired,
@@ -35,6 +33,7 @@ from micropay.errors import (
     UnknownEscrow,
     error_for_revert,
 )
+from micropay.escrow_events import EscrowEvents
 from micropay.packing import pack_key, pack_voucher, pack_vouchers
 from micropay.transactions import Hook, Receipt, Sender, TransactionPipeline, TxOptions, as_checksum, sender_address
 from micropay.types import MAX_AMOUNT
@@ -43,27 +42,12 @@ from micropay.voucher import Voucher
 if TYPE_CHECKING:
     from micropay.relay import RelayRequest
 
-#: Blocks per event query: providers cap the range of eth_getLogs.
-LOG_RANGE = 10_000
-@dataclass(frozen=True)
-class Claimed:
-    """One channel's ``Claimed`` event: its new claimed total."""
-
-    channel_id: bytes
-    claimed: int
-
-
-def _key_of(args: Any) -> ChannelKey:
-    """The key of a channel from its ChannelOpened event's arguments."""
-    return ChannelKey(args["payer"], args["payee"], args["token"], args["salt"], args["signer"])
-
-
 def _check_amount(amount: object, what: str) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_AMOUNT:
         raise MicropayValueError(f"{what} must be a positive integer in base units, at most 2**96 - 1")
 
 
-class Escrow(Chain):
+class Escrow(EscrowEvents):
     """A proxy to one deployed MicropayEscrow. Creating it makes no network calls."""
 
     MIN_WINDOW = 3_600
@@ -80,7 +64,6 @@ class Escrow(Chain):
         #: The raw web3 contract: for tests and tools that must bypass the prechecks.
         self.contract = w3.eth.contract(address=as_checksum(self.address), abi=abi)
         self.from_block = from_block
-        self._keys: dict[bytes, ChannelKey] = {}
 
     # -- construction ------------------------------------------------------------------
 
@@ -118,21 +101,6 @@ class Escrow(Chain):
 
     # -- escrow reads ------------------------------------------------------------------------
 
-    def key(self, channel_id: bytes) -> ChannelKey:
-        """The key of a channel, from its ChannelOpened event (cached: keys never change).
-
-        Raises :class:`UnknownChannel` if no such channel was opened on this escrow."""
-        key = self._keys.get(channel_id)
-        if key is None:
-            logs = self.contract.events.ChannelOpened.get_logs(
-                argument_filters={"channelId": channel_id}, from_block=self.from_block)
-            if not logs:
-                raise UnknownChannel(f"no channel 0x{channel_id.hex()} on escrow {self.address}")
-            args = logs[0]["args"]
-            key = _key_of(args)
-            self._keys[channel_id] = key
-        return key
-
     def channel(self, channel: bytes | ChannelKey) -> ChannelState:
         """The channel's state now. Raises :class:`UnknownChannel` if it does not exist."""
         key = channel if isinstance(channel, ChannelKey) else self.key(bytes(channel))
@@ -163,39 +131,6 @@ class Escrow(Chain):
         """The contract's own EIP-712 digest of a voucher."""
         return bytes(self.contract.functions.voucherDigest(voucher.channel_id, voucher.amount,
                                                            voucher.ledger_root).call())
-
-    def opened(self, *, payer: str | None = None, payee: str | None = None) -> list[ChannelKey]:
-        """The keys of every channel opened on this escrow by ``payer`` or to ``payee`` (from the
-        ChannelOpened events since deployment, read in ranges of :data:`LOG_RANGE` blocks)."""
-        filters = {name: value for name, value in (("payer", payer), ("payee", payee)) if value is not None}
-        head, keys = self.block_number(), []
-        for start in range(self.from_block, head + 1, LOG_RANGE):
-            logs = self.contract.events.ChannelOpened.get_logs(
-                argument_filters=filters, from_block=start, to_block=min(head, start + LOG_RANGE - 1))
-            for log in logs:
-                args = log["args"]
-                key = _key_of(args)
-                self._keys[key.id] = key
-                keys.append(key)
-        return keys
-
-    def closes_requested(self, payee: str, from_block: int, to_block: int) -> set[bytes]:
-        """Ids of the channels to ``payee`` whose payer called requestClose in these blocks."""
-        logs = self.contract.events.CloseRequested.get_logs(
-            argument_filters={"payee": payee}, from_block=from_block, to_block=to_block)
-        return {bytes(log["args"]["channelId"]) for log in logs}
-
-    # -- what a receipt says -------------------------------------------------------------------
-
-    def claimed_in(self, receipt: Receipt) -> list[Claimed]:
-        """The ``Claimed`` events of a mined transaction."""
-        events = self.contract.events.Claimed().process_receipt(receipt.web3_receipt, errors=DISCARD)
-        return [Claimed(bytes(e["args"]["channelId"]), int(e["args"]["claimed"])) for e in events]
-
-    def refund_in(self, receipt: Receipt) -> int:
-        """The refund of a ``reclaim`` transaction (0 if it has no ``Reclaimed`` event)."""
-        events = self.contract.events.Reclaimed().process_receipt(receipt.web3_receipt, errors=DISCARD)
-        return sum(int(e["args"]["refund"]) for e in events)
 
     # -- payer -------------------------------------------------------------------------------
 
@@ -232,7 +167,7 @@ class Escrow(Chain):
         if before_send is not None:
             before_send(key)
         receipt = self.unsafe_send(sender, call, value)
-        self._keys[key.id] = key
+        self.remember_opened(key, bytes(32) if terms is None else bytes(terms))
         return key, receipt
 
     def open_call(self, key: ChannelKey, deposit: int, *, expiry: int, window: int, terms: bytes | None = None

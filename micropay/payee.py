@@ -18,6 +18,8 @@ from micropay.errors import MicropayValueError
 from micropay.escrow import Escrow
 from micropay.ledger import LedgerEntry
 from micropay.payment import Payment
+from micropay.planbook import PlanBook
+from micropay.progress import Progress, progress
 from micropay.receiving import Received, Receiver
 from micropay.records import ChannelRecord
 from micropay.relay import RelayRequest, authorize_relay
@@ -62,6 +64,18 @@ class Payee:
         """Verify a payment (or its text) and store it durably: see :meth:`Receiver.receive`
         for what it raises."""
         return self.receiver.receive(payment)
+
+    # -- plans ----------------------------------------------------------------------------------
+
+    @property
+    def plans(self) -> PlanBook:
+        """The plans and feedback this payee holds, checked against its escrow's chain and address."""
+        return PlanBook(self.store, self.address, domain=(self.escrow.chain_id, self.escrow.address),
+                        is_signed_by=self.escrow.is_signed_by)
+
+    def progress(self, channel_id: bytes, *, now: float | None = None) -> Progress:
+        """Where the work under the channel's plan stands: see :func:`micropay.progress.progress`."""
+        return progress(self.store, self.store.channel(self.ref(channel_id)), self.address, now=now)
 
     # -- what is owed --------------------------------------------------------------------------
 

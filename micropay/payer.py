@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from eth_account.signers.local import LocalAccount
@@ -32,14 +33,20 @@ from micropay.errors import (
     MicropayValueError,
     NodeError,
     NotParticipant,
+    PlanMismatch,
+    PlanNotInForce,
     StoreError,
+    TaskRefused,
     TransactionPending,
 )
 from micropay.escrow import Escrow
 from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
 from micropay.payment import Payment
+from micropay.plan import SignedPlan
+from micropay.planbook import PlanBook, latest_delivery
+from micropay.progress import Progress, progress
 from micropay.records import ChannelRecord
-from micropay.store import ChannelLike, VoucherStore
+from micropay.store import ChannelLike, StoreTransaction, VoucherStore
 from micropay.sync import SyncReport, sync
 from micropay.transactions import Sender
 from micropay.types import MAX_AMOUNT
@@ -130,7 +137,7 @@ class Payer:
         def record_first(key: ChannelKey) -> None:
             # The salt is otherwise only in the event: an interrupted open must leave a trace
             # that `micropay sync` can find the funded channel by.
-            recorded.append(self._record_unseen(key, expiry, seconds))
+            recorded.append(self._record_unseen(key, expiry, seconds, terms))
 
         try:
             key, _ = self.escrow.open(sender, payee, deposit, token=token, salt=salt, expiry=expiry,
@@ -142,9 +149,9 @@ class Payer:
             raise
         return self.sync(ChannelRef(self.escrow.chain_id, self.escrow.address, key.id))
 
-    def _record_unseen(self, key: ChannelKey, expiry: int, window: int) -> ChannelRecord:
+    def _record_unseen(self, key: ChannelKey, expiry: int, window: int, terms: bytes | None) -> ChannelRecord:
         unseen = ChannelRecord(key, self.escrow.chain_id, self.escrow.address, "payer", 0, 0, expiry, window, False,
-                               0.0, 0)
+                               0.0, 0, terms=terms)
         self.store.add_channel(unseen)
         return unseen
 
@@ -171,7 +178,41 @@ class Payer:
         if self.escrow.channels([key])[0] is not None:
             raise MicropayValueError(f"a channel with salt {key.salt} already exists to this payee; use another salt")
         call, value = self.escrow.open_call(key, deposit, expiry=expiry, window=seconds, terms=terms)
-        return self._record_unseen(key, expiry, seconds), call, value
+        return self._record_unseen(key, expiry, seconds, terms), call, value
+
+    def open_for_plan(self, plan: SignedPlan | bytes, *, deposit: int | None = None, cover: int | None = None,
+                      expires_in: Duration = timedelta(days=30), window: Duration = timedelta(days=1),
+                      salt: int | None = None) -> ChannelRecord:
+        """Open the channel a plan in force (stored, or given and then taken) is paid through,
+        with the plan's hash as its ``terms``. The deposit is the plan's total, or ``deposit``,
+        or the price of its first ``cover`` tasks. Raises :class:`PlanNotInForce`,
+        :class:`PlanMismatch` (a plan this payer does not pay), and what :meth:`open_channel` raises."""
+        if isinstance(plan, SignedPlan):
+            self.plans.take(plan)
+            plan = plan.hash
+        root = self.plans.root_of(plan)
+        agreed = self.plans.in_force(root)
+        if agreed.payer != self.address:
+            raise PlanMismatch(f"the plan is paid by {agreed.payer}, not by this payer {self.address}")
+        if deposit is not None and cover is not None:
+            raise MicropayValueError("give a deposit or a number of tasks to cover, not both")
+        if cover is not None:
+            if not 0 < cover <= len(agreed.tasks):
+                raise MicropayValueError(f"cover 1 to {len(agreed.tasks)} tasks, not {cover}")
+            deposit = sum(t.price for t in agreed.tasks[:cover])
+        return self.open_channel(agreed.payee, agreed.total if deposit is None else deposit, agreed.token,
+                                 expires_in, window=window, salt=salt, terms=root)
+
+    @property
+    def plans(self) -> PlanBook:
+        """The plans and feedback this payer holds (checked against its escrow's chain and escrow when online)."""
+        escrow = self._escrow
+        return PlanBook(self.store, self.address, domain=None if escrow is None else (escrow.chain_id, escrow.address),
+                        is_signed_by=None if escrow is None else escrow.is_signed_by)
+
+    def progress(self, channel: ChannelLike, *, now: float | None = None) -> Progress:
+        """Where the work under the channel's plan stands: see :func:`micropay.progress.progress`."""
+        return progress(self.store, self.channel(channel), self.address, now=now)
 
     def sync_all(self, *, adopt: bool = False) -> SyncReport:
         """Find every channel this payer's account funds on the escrow (from its ChannelOpened
@@ -229,8 +270,51 @@ class Payer:
         another key signs), :class:`ChannelFinal`,
         :class:`ChannelExpired`, :class:`InsufficientDeposit` (with the shortfall), or
         :class:`InvalidReceipt` for a bad task."""
-        receipt = TaskReceipt(task, amount, deliverable, note)
-        ref = self.ref(channel)
+        return self._sign(self.ref(channel), TaskReceipt(task, amount, deliverable, note))
+
+    def pay_task(self, channel: ChannelLike, task_id: str, *, unplanned: bool = False, amount: int | None = None,
+                 note: str = "", deliverable: bytes | None = None) -> Payment:
+        """Pay task ``task_id`` of the plan the channel was opened under, at the plan's price (in
+        force now). The receipt commits to the task id and, by default, to the hash of what the
+        freelancer said it delivered. Works offline.
+
+        ``unplanned`` pays anyway what the plan would refuse: a task it does not list, one already
+        paid, or ``amount`` other than its price (the freelancer's progress shows the difference).
+        Raises :class:`TaskRefused`, :class:`UnknownPlan` (no plan for this channel),
+        :class:`PlanNotInForce`, and what :meth:`pay` raises."""
+        record = self.channel(channel)
+        history = self.plans.for_channel(record)
+        current = history.in_force
+        if current is None:
+            raise PlanNotInForce("the channel's plan is not signed by both sides yet")
+        task = current.signed.plan.task(task_id)
+        if task is None:
+            if not unplanned:
+                known = ", ".join(t.id for t in current.signed.plan.tasks)
+                raise TaskRefused(f"the plan has no task {task_id!r} (its tasks: {known}); pay it as unplanned, with "
+                                  "an amount, to pay it anyway")
+            if amount is None:
+                raise TaskRefused(f"task {task_id!r} is not in the plan: an unplanned payment needs an amount")
+            price = amount
+        else:
+            price = task.price if amount is None else amount
+            if price != task.price and not unplanned:
+                raise TaskRefused(f"task {task_id!r} is priced {task.price} in the plan, not {price}: pay it as "
+                                  "unplanned to pay another price")
+        if deliverable is None:
+            deliverable = latest_delivery(self.store, history.root, task_id)
+
+        def not_paid_yet(tx: StoreTransaction) -> None:
+            if not unplanned and any(e.receipt.task_id == task_id for e in tx.ledger(record.ref)):
+                raise TaskRefused(f"task {task_id!r} is already paid on this channel; pay it as unplanned to pay "
+                                  "it again")
+
+        return self._sign(record.ref, TaskReceipt(task_id, price, deliverable, note), not_paid_yet)
+
+    def _sign(self, ref: ChannelRef, receipt: TaskReceipt,
+              check: Callable[[StoreTransaction], None] | None = None) -> Payment:
+        """Sign the voucher that adds ``receipt``, committing it under the store's write lock
+        after ``check`` (which may refuse by raising) has seen the store as it is."""
         with self.store.transaction() as tx:
             tip = tx.tip(ref)  # the ledger's last entry, not the whole ledger
             if tip is None:
@@ -256,10 +340,12 @@ class Payer:
                 raise StoreError(f"{ref}: this store's ledger ends at {previous_total} but it may have signed up to "
                                  f"{record.issued} (it was rebuilt from the chain, or altered): paying again could "
                                  "sign an amount twice. Request-close it and open a new channel")
-            total = previous_total + amount
+            if check is not None:
+                check(tx)
+            total = previous_total + receipt.amount
             if total > record.deposit:
                 raise InsufficientDeposit(
-                    f"paying {amount} would bring the channel to {total}, above its deposit {record.deposit}: "
+                    f"paying {receipt.amount} would bring the channel to {total}, above its deposit {record.deposit}: "
                     f"top up at least {total - record.deposit}", shortfall=total - record.deposit)
             (entry,) = extend_entries(last, [receipt])
             voucher = sign_voucher(self.signer, chain_id=record.chain_id, escrow=record.escrow,

@@ -11,6 +11,7 @@ the escrow by :class:`SignatureChecks`.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +34,7 @@ from micropay.errors import (
 from micropay.escrow import Escrow
 from micropay.ledger import LedgerEntry, TaskReceipt, extend_entries
 from micropay.payment import Payment, parse_payment
+from micropay.planbook import TermsCheck, check_terms
 from micropay.records import BestVoucher, ChannelRecord, ChannelTip
 from micropay.store import StoreTransaction, VoucherStore
 from micropay.voucher import Voucher
@@ -48,6 +50,8 @@ class Received:
     added: int
     tasks: tuple[TaskReceipt, ...]
     duplicate: bool = False
+    #: On the first payment of a channel: whether its terms are a plan this payee signed.
+    terms: TermsCheck | None = None
 
 
 class SignatureChecks:
@@ -154,8 +158,10 @@ class Receiver:
         entries = extend_entries(last, new)
         if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
             raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
+        terms = None
         if tip is None:
             tx.add_channel(current)
+            terms = check_terms(self.store, current, self.address)
         elif current is not tip.record and current != tip.record:  # the chain was read again
             tx.update_chain_state(current)
             current = tip.record.updated(current, checked_at=current.checked_at)
@@ -167,7 +173,7 @@ class Receiver:
         tx.set_tip(ChannelTip(current, best, entries[-1]))
         previous = last.total if last else 0
         return Received(record.id, record.key.payer, voucher.amount, voucher.amount - previous,
-                        tuple(e.receipt for e in entries))
+                        tuple(e.receipt for e in entries), terms=terms)
 
     @staticmethod
     def _stored_from(tx: StoreTransaction, ref: ChannelRef, paid: Payment, have: int) -> list[LedgerEntry]:
@@ -222,7 +228,8 @@ class Receiver:
 
     def _read(self, key: ChannelKey) -> ChannelRecord:
         """The channel as the chain holds it now, as this payee's record of it."""
-        return ChannelRecord.of(self.escrow.channel(key), self.escrow.chain_id, self.escrow.address, "payee")
+        record = ChannelRecord.of(self.escrow.channel(key), self.escrow.chain_id, self.escrow.address, "payee")
+        return dataclasses.replace(record, terms=self.escrow.terms(key.id))
 
     def _fresh(self, record: ChannelRecord, amount: int) -> ChannelRecord:
         """``record`` itself if its chain state is fresh enough to judge ``amount`` by, otherwise

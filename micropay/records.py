@@ -15,8 +15,11 @@ from functools import cached_property
 from typing import Literal
 
 from micropay.channel import ChannelKey, ChannelRef, ChannelState
+from micropay.documents import read_document
 from micropay.errors import MicropayValueError, StoreError
+from micropay.feedback import SignedFeedback
 from micropay.ledger import LedgerEntry, TaskReceipt
+from micropay.plan import SignedPlan
 
 Role = Literal["payer", "payee"]
 SettlementStatus = Literal["pending", "confirmed", "failed"]
@@ -98,6 +101,7 @@ class ChannelRecord:
     checked_at: float  # wall-clock time of the last chain read
     observed_at: int = 0  # block time of that read
     issued: int = 0  # payer: the highest cumulative amount ever signed
+    terms: bytes | None = None  # the 32-byte terms it was opened with (a plan's hash); None: not known
 
     @property
     def id(self) -> bytes:
@@ -128,20 +132,20 @@ class ChannelRecord:
 
     #: The columns of :meth:`to_row`, in order.
     COLUMNS = ("uid, id, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, "
-               "closed, checked_at, observed_at, issued, signer")
+               "closed, checked_at, observed_at, issued, signer, terms")
 
     def to_row(self) -> tuple[SqlValue, ...]:
         """The record as a ``channels`` row, in :attr:`COLUMNS` order (signer NULL: the payer signs)."""
         return (self.ref.uid, self.id, self.chain_id, self.escrow, self.role, self.key.payer, self.key.payee,
                 self.key.token, u256(self.key.salt), u256(self.deposit), u256(self.claimed), self.expiry, self.window,
-                int(self.closed), self.checked_at, self.observed_at, u256(self.issued), self.key.signer)
+                int(self.closed), self.checked_at, self.observed_at, u256(self.issued), self.key.signer, self.terms)
 
     @classmethod
     def from_row(cls, row: Row) -> ChannelRecord:
         """Raises :class:`StoreError` if the row's id does not match its key, or a column holds the
         wrong type (an altered store)."""
         (_, cid, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, closed,
-         checked_at, observed_at, issued, signer) = row
+         checked_at, observed_at, issued, signer, terms) = row
         try:
             key = ChannelKey(as_str(payer), as_str(payee), as_str(token), from_u256(salt),
                              None if signer is None else as_str(signer))
@@ -151,7 +155,7 @@ class ChannelRecord:
             raise StoreError(f"channel row 0x{key.id.hex()} does not match its key: the store was altered")
         return cls(key, as_int(chain_id), as_str(escrow), _role(role), from_u256(deposit), from_u256(claimed),
                    as_int(expiry), as_int(window), bool(closed), as_float(checked_at), as_int(observed_at),
-                   from_u256(issued))
+                   from_u256(issued), None if terms is None else as_bytes(terms))
 
 
 @dataclass(frozen=True)
@@ -227,3 +231,43 @@ def entry_to_row(channel_id: bytes, index: int, entry: LedgerEntry) -> tuple[Sql
     receipt = entry.receipt
     return (channel_id, index, receipt.task_id, u256(receipt.amount), receipt.deliverable, receipt.note,
             entry.root, u256(entry.total))
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """A plan version as a store keeps it: ``root`` is its first version's hash (the project),
+    ``received_at`` the wall-clock time this store first held it."""
+
+    signed: SignedPlan
+    root: bytes
+    received_at: float
+
+    @classmethod
+    def from_row(cls, row: Row) -> StoredPlan:
+        """The plan in a ``plans`` row (root, document, received_at). Raises :class:`StoreError`
+        if it does not parse (an altered store)."""
+        root, document, received_at = row
+        try:
+            signed = SignedPlan.from_dict(read_document(as_str(document)))
+        except MicropayValueError as exc:
+            raise StoreError(f"a stored plan does not parse ({exc}): the store was altered") from None
+        return cls(signed, as_bytes(root), as_float(received_at))
+
+
+@dataclass(frozen=True)
+class StoredFeedback:
+    """Feedback as a store keeps it, with the wall-clock time this store first held it."""
+
+    signed: SignedFeedback
+    received_at: float
+
+    @classmethod
+    def from_row(cls, row: Row) -> StoredFeedback:
+        """The feedback in a ``feedback`` row (document, received_at). Raises :class:`StoreError`
+        if it does not parse (an altered store)."""
+        document, received_at = row
+        try:
+            signed = SignedFeedback.from_dict(read_document(as_str(document)))
+        except MicropayValueError as exc:
+            raise StoreError(f"stored feedback does not parse ({exc}): the store was altered") from None
+        return cls(signed, as_float(received_at))

@@ -14,6 +14,11 @@ own vouchers, as on every channel of an older store. A version-2 escrow's channe
 the signer too, so a channel of a version-1 escrow (its id hashes four words, not five) is one
 this micropay cannot use: it is moved, with its receipts and vouchers, to the ``legacy_*``
 tables, kept for an older micropay (or a person) to read, and out of the way of the rest.
+
+Version 4 keeps agreed plans (:mod:`micropay.plan`) and their feedback, as their signed JSON
+documents, and each channel's ``terms`` (the plan hash it was opened with; NULL: not known).
+``root`` is a plan's first version's hash: all versions of one project share it. At most one
+version of a project is in force at each version number.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from micropay._utils.addresses import word
 from micropay._utils.crypto import keccak
 from micropay.channel import ChannelRef
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Step = str | Callable[[sqlite3.Connection], None]
 
@@ -138,5 +143,27 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
     3: (
         _archive_v1_channels,
         "ALTER TABLE channels ADD COLUMN signer TEXT",
+    ),
+    4: (
+        "ALTER TABLE channels ADD COLUMN terms BLOB",
+        """CREATE TABLE plans (
+            hash BLOB PRIMARY KEY,
+            root BLOB NOT NULL,
+            version INTEGER NOT NULL,
+            in_force INTEGER NOT NULL CHECK (in_force IN (0, 1)),
+            document TEXT NOT NULL,
+            received_at REAL NOT NULL
+        )""",
+        "CREATE INDEX plans_by_root ON plans (root, version)",
+        "CREATE UNIQUE INDEX plans_in_force ON plans (root, version) WHERE in_force = 1",
+        """CREATE TABLE feedback (
+            hash BLOB PRIMARY KEY,
+            root BLOB NOT NULL,
+            task_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            document TEXT NOT NULL,
+            received_at REAL NOT NULL
+        )""",
+        "CREATE INDEX feedback_by_root ON feedback (root, at)",
     ),
 }

@@ -23,7 +23,15 @@ from micropay.bundle import export_bundle, import_bundle
 from micropay.channel import ChannelRef
 from micropay.errors import StoreError, UnknownChannel
 from micropay.ledger import LedgerEntry
-from micropay.records import ChannelRecord, ChannelTip, Role, SettlementRecord, SettlementStatus
+from micropay.records import (
+    ChannelRecord,
+    ChannelTip,
+    Role,
+    SettlementRecord,
+    SettlementStatus,
+    StoredFeedback,
+    StoredPlan,
+)
 from micropay.schema import MIGRATIONS, SCHEMA_VERSION
 from micropay.store_transaction import ChannelLike, StoreReader, StoreTransaction, damaged, unknown_channel
 from micropay.tips import TipCache
@@ -221,6 +229,33 @@ class VoucherStore:
         :class:`StoreError` if the file is damaged."""
         with self._lock:
             return self._reader().cursor(name)
+
+    # -- plans and feedback ----------------------------------------------------------------------
+
+    def plans(self, root: bytes) -> list[StoredPlan]:
+        """Every stored version of the project whose first version has hash ``root``."""
+        with self._lock:
+            return self._reader().plans(root)
+
+    def plan(self, plan_hash: bytes) -> StoredPlan | None:
+        """The stored plan version with this hash, or None."""
+        with self._lock:
+            return self._reader().plan(plan_hash)
+
+    def plan_roots(self) -> list[bytes]:
+        """The root (first version's hash) of every stored project, oldest first."""
+        with self._lock:
+            return self._reader().plan_roots()
+
+    def feedback(self, root: bytes) -> list[StoredFeedback]:
+        """Every stored piece of feedback on the project ``root``, oldest first."""
+        with self._lock:
+            return self._reader().feedback(root)
+
+    def voucher_times(self, channel: ChannelLike) -> list[tuple[int, float]]:
+        """(receipt count, time stored) of each voucher of a channel, lowest first."""
+        with self._lock:
+            return self._reader().voucher_times(channel)
 
     # -- single writes -------------------------------------------------------------------------
 

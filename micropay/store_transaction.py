@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from micropay.channel import ChannelRef
+from micropay.documents import canonical
 from micropay.errors import StoreError, UnknownChannel
 from micropay.ledger import LedgerEntry
 from micropay.records import (
@@ -24,7 +25,10 @@ from micropay.records import (
     SettlementRecord,
     SettlementStatus,
     SqlValue,
+    StoredFeedback,
+    StoredPlan,
     as_bytes,
+    as_float,
     as_int,
     as_str,
     entry_from_row,
@@ -139,6 +143,32 @@ class StoreReader:
         rows = self._rows("SELECT block FROM cursors WHERE name = ?", (name,))
         return as_int(rows[0][0]) if rows else None
 
+    def plans(self, root: bytes) -> list[StoredPlan]:
+        """Every stored version of the project ``root``, by version, then as received. Raises
+        :class:`StoreError` if the file is damaged."""
+        return [StoredPlan.from_row(row) for row in self._rows(
+            "SELECT root, document, received_at FROM plans WHERE root = ? ORDER BY version, received_at", (root,))]
+
+    def plan(self, plan_hash: bytes) -> StoredPlan | None:
+        """The stored plan version with this hash, or None. Raises :class:`StoreError` if the file is damaged."""
+        rows = self._rows("SELECT root, document, received_at FROM plans WHERE hash = ?", (plan_hash,))
+        return StoredPlan.from_row(rows[0]) if rows else None
+
+    def plan_roots(self) -> list[bytes]:
+        """The root of every stored project, oldest first."""
+        return [as_bytes(row[0]) for row in self._rows("SELECT root FROM plans GROUP BY root ORDER BY min(rowid)")]
+
+    def feedback(self, root: bytes) -> list[StoredFeedback]:
+        """Every stored piece of feedback on the project ``root``, oldest first."""
+        return [StoredFeedback.from_row(row) for row in self._rows(
+            "SELECT document, received_at FROM feedback WHERE root = ? ORDER BY at, received_at", (root,))]
+
+    def voucher_times(self, channel: ChannelLike) -> list[tuple[int, float]]:
+        """(receipt count, wall-clock time stored) of each voucher of a channel, lowest first: the
+        receipt at index i was paid when the first voucher whose count exceeds i was stored."""
+        return [(as_int(count), as_float(at)) for count, at in self._rows(
+            "SELECT receipt_count, created_at FROM vouchers WHERE channel = ? ORDER BY amount", (self.uid(channel),))]
+
     def data_version(self) -> int:
         """SQLite's count of commits by other connections to this file."""
         return as_int(self._rows("PRAGMA data_version")[0][0])
@@ -224,6 +254,27 @@ class StoreTransaction(StoreReader):
         cursor = self._db.execute("DELETE FROM channels WHERE uid = ? AND observed_at = 0 AND NOT EXISTS "
                                   "(SELECT 1 FROM vouchers WHERE channel = ?)", (channel.uid, channel.uid))
         return cursor.rowcount == 1
+
+    def put_plan(self, stored: StoredPlan, *, in_force: bool) -> None:
+        """Store a plan version, or replace the stored one of the same hash (with more signatures).
+        A second version in force at one version number fails the transaction with :class:`StoreError`."""
+        plan = stored.signed.plan
+        self._db.execute("INSERT INTO plans VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET "
+                         "in_force = excluded.in_force, document = excluded.document",
+                         (plan.hash, stored.root, plan.version, int(in_force),
+                          canonical(stored.signed.to_dict()).decode(), stored.received_at))
+
+    def add_feedback(self, root: bytes, stored: StoredFeedback) -> bool:
+        """Store feedback on the project ``root``; returns False if it was already stored."""
+        f = stored.signed.feedback
+        cursor = self._db.execute("INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
+                                  (f.hash, root, f.task_id, f.at, canonical(stored.signed.to_dict()).decode(),
+                                   stored.received_at))
+        return cursor.rowcount == 1
+
+    def set_terms(self, channel: ChannelRef, terms: bytes) -> None:
+        """Record the terms (a plan's hash) ``channel`` was opened with."""
+        self._db.execute("UPDATE channels SET terms = ? WHERE uid = ?", (terms, channel.uid))
 
     def set_issued(self, channel: ChannelRef, amount: int) -> None:
         """Record ``amount`` as the highest cumulative amount the payer signed on the channel."""

@@ -48,8 +48,11 @@ def sync(store: VoucherStore, escrow: Escrow, address: str, *, payee_side: bool 
             if state is None:  # opened and not found at the same block: a reorg; the next sync sees it
                 continue
             role: Role = "payer" if key.payer == address else "payee"
-            fresh = ChannelRecord.of(state, escrow.chain_id, escrow.address, role)
+            fresh = dataclasses.replace(ChannelRecord.of(state, escrow.chain_id, escrow.address, role),
+                                        terms=escrow.terms(key.id))
             existing = tx.find_channel(fresh.ref)
+            if existing is not None and existing.terms is None and fresh.terms is not None:
+                tx.set_terms(fresh.ref, fresh.terms)  # recorded before terms were kept
             if existing is None:
                 if role == "payer":  # no ledger: treat the whole deposit as possibly signed already
                     fresh = dataclasses.replace(fresh, issued=state.claimed if adopt else state.deposit)
