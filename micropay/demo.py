@@ -7,6 +7,7 @@ nothing left behind.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,18 +18,21 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, Web3
 
+from micropay._utils.crypto import keccak
 from micropay.chain import Chain
+from micropay.channel import ETH
 from micropay.escrow import Escrow
 from micropay.payee import Payee
 from micropay.payer import Payer
+from micropay.plan import Plan, PlanTask
 from micropay.units import format_amount, format_approx
 
 TASKS = [
-    ("logo draft 1", 5 * 10**15),
-    ("logo draft 2", 4 * 10**15),
-    ("colour palette", 3 * 10**15),
-    ("business card layout", 6 * 10**15),
-    ("final files", 7 * 10**15),
+    ("logo-1", "logo draft 1", 5 * 10**15),
+    ("logo-2", "logo draft 2", 4 * 10**15),
+    ("palette", "colour palette", 3 * 10**15),
+    ("cards", "business card layout", 6 * 10**15),
+    ("final", "final files", 7 * 10**15),
 ]
 DEPOSIT = 5 * 10**16  # 0.05 ETH
 
@@ -85,8 +89,9 @@ CHAIN = ("This demo runs an Ethereum chain inside this process (eth-tester): the
 
 
 def run_demo(echo: Callable[[str], None] = print) -> DemoStatement:
-    """Deploy an escrow on a fresh embedded chain, open a channel, pay for five tasks, settle
-    once and close, narrating through ``echo``; returns the closing statement.
+    """Deploy an escrow on a fresh embedded chain, agree a plan of five tasks, open a channel
+    under it, pay each task as it is delivered, settle once and close, narrating through
+    ``echo``; returns the closing statement.
 
     Raises MicropayError (or an eth-tester/web3 error) only if the embedded chain misbehaves:
     every step is one that succeeds on a healthy one."""
@@ -113,18 +118,35 @@ def run_demo(echo: Callable[[str], None] = print) -> DemoStatement:
     with tempfile.TemporaryDirectory() as tmp:
         payer = Payer(escrow, client, Path(tmp) / "client.db")
         payee = Payee(escrow, freelancer, Path(tmp) / "freelancer.db")
-        channel = payer.open_channel(freelancer.address, DEPOSIT, expires_in=timedelta(days=7))
+        plan = Plan("Brand refresh", client.address, freelancer.address, escrow.chain_id, escrow.address, ETH,
+                    tuple(PlanTask(i, title, price, int(time.time()) + 86_400 * (n + 1))
+                          for n, (i, title, price) in enumerate(TASKS)), freelancer.address, int(time.time()))
+        proposal = payee.plans.propose(plan, freelancer)
+        echo(f"\nThe freelancer proposes a plan: {len(TASKS)} tasks, {_eth(plan.total)} in all, signed as EIP-712 "
+             f"typed data (a wallet can show it). It travels as text or a file:\n  {proposal.encode()[:72]}…")
+        accepted = payer.plans.accept(proposal, client)
+        payee.plans.take(accepted)
+        echo("The client checks the tasks and prices and countersigns: the plan is in force. The freelancer keeps "
+             "the countersigned copy.")
+        channel = payer.open_for_plan(accepted.hash, deposit=DEPOSIT, expires_in=timedelta(days=7))
         fee = record("client", "open channel")
         echo(f"\nThe client ({client.address}) locks {_eth(DEPOSIT)} in a channel to the freelancer "
-             f"({freelancer.address}): one transaction, fee {_fee(fee)}.")
-        for task, price in TASKS:
-            text = payer.pay(channel.id, price, task=task).encode()
-            echo(f"\nThe client approves {task!r} and pays {_eth(price)} by signing a payment: no transaction, no "
-                 f"fee. It sends the freelancer this line:\n  {text}")
+             f"({freelancer.address}), with the plan's hash as the channel's terms: one transaction, fee {_fee(fee)}.")
+        for n, (task, title, price) in enumerate(TASKS):
+            delivery = payee.plans.give(freelancer, accepted.hash, task, "delivered",
+                                        deliverable=keccak(f"{title}.pdf".encode()))
+            payer.plans.take_feedback(delivery.encode())
+            text = payer.pay_task(channel.id, task).encode()
+            echo(f"\nThe freelancer delivers {title!r} (a signed note with the file's hash); the client approves it "
+                 f"and pays the plan's price, {_eth(price)}, by signing a payment: no transaction, no fee. It sends "
+                 f"the freelancer this line:\n  {text}")
             received = payee.receive(text)
+            terms = f" ({received.terms.describe()})" if received.terms else ""
             echo(f"The freelancer checks the signature, the channel and the deposit, and stores it: "
-                 f"+{_eth(received.added)}, {_eth(received.cumulative)} so far.")
-            statement.tasks.append((task, price))
+                 f"+{_eth(received.added)}, {_eth(received.cumulative)} so far{terms}.")
+            statement.tasks.append((title, price))
+            if n == 2:
+                echo(f"Progress, as both sides see it: {payee.progress(channel.id).summary(_eth)}.")
         settlement = payee.settle()
         fee = record("freelancer", "settle (one claimMany)")
         hashes = ", ".join("0x" + h.hex() for h in settlement.tx_hashes)
@@ -132,6 +154,7 @@ def run_demo(echo: Callable[[str], None] = print) -> DemoStatement:
              f"running total, so the latest one is worth all {len(TASKS)} tasks; with many clients, the same "
              f"transaction would claim from every one of them. Claimed {_eth(settlement.gross)}, fee {_fee(fee)} "
              f"(transaction {hashes}).")
+        echo(f"Progress: {payee.progress(channel.id).summary(_eth)}.")
         payee.close(channel.id)
         fee = record("freelancer", "close channel")
         statement.refund = DEPOSIT - statement.paid

@@ -18,7 +18,20 @@ from typing import Any
 
 import click
 
-from micropay.cli import accounts, backup, client, demo, freelancer, inspecting, paying, receiving, relaying, settling
+from micropay.cli import (
+    accounts,
+    backup,
+    client,
+    demo,
+    freelancer,
+    inspecting,
+    paying,
+    plans,
+    receiving,
+    relaying,
+    reports,
+    settling,
+)
 from micropay.cli.context import Session
 from micropay.cli.errors import describe, one_line
 from micropay.cli.output import eth_fee
@@ -98,7 +111,7 @@ def _register(*modules: ModuleType) -> None:
             main.add_command(command)
 
 
-_register(demo, accounts, client, paying, receiving, settling, relaying, freelancer, inspecting, backup)
+_register(demo, accounts, plans, client, paying, receiving, settling, relaying, freelancer, inspecting, reports, backup)
 
 
 def run() -> None:

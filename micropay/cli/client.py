@@ -13,6 +13,7 @@ from micropay.channel import ETH, ChannelState
 from micropay.cli.context import Session, pass_session
 from micropay.cli.errors import reword
 from micropay.cli.options import (
+    POSITIVE_AMOUNT,
     Amount,
     amount_argument,
     channel_argument,
@@ -23,14 +24,15 @@ from micropay.cli.options import (
     yes_option,
 )
 from micropay.cli.output import emit, hex_id, progress, when
+from micropay.cli.plans import open_under_plan
 from micropay.cli.signers import keep_signer, load_signer
 from micropay.errors import ChannelNotExpired, InsufficientFunds, MicropayValueError
 from micropay.records import ChannelRecord
 
 
 @click.command("open")
-@click.argument("payee")
-@amount_argument("deposit")
+@click.argument("payee", required=False)
+@click.argument("deposit", type=POSITIVE_AMOUNT, required=False)
 @token_option("ERC-20 address (default ETH)")
 @click.option("--days", default=30, show_default=True, type=click.IntRange(min=1), help="channel lifetime")
 @click.option("--window-hours", default=24, show_default=True, type=click.IntRange(1, 720),
@@ -41,19 +43,36 @@ from micropay.records import ChannelRecord
               help="fund from this Safe: writes a Transaction Builder batch for its owners (needs --signer)")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="with --from-safe: the batch file to write (default open-<payee>-<salt>.json)")
+@click.option("--plan", "plan_document", metavar="PLAN",
+              help="open under this agreed plan (its file or text): the freelancer, token and deposit come from it")
+@click.option("--deposit", "plan_deposit", type=POSITIVE_AMOUNT, help="with --plan: lock this instead of the total")
+@click.option("--cover", type=click.IntRange(min=1), help="with --plan: lock the price of the first N tasks")
 @wei_option
 @yes_option
 @json_option
 @pass_session
-def open_channel(session: Session, payee: str, deposit: Amount, token: str, days: int, window_hours: int,
-                 signer_file: Path | None, safe: str | None, out: Path | None, wei: bool, yes: bool,
+def open_channel(session: Session, payee: str | None, deposit: Amount | None, token: str, days: int,
+                 window_hours: int, signer_file: Path | None, safe: str | None, out: Path | None,
+                 plan_document: str | None, plan_deposit: Amount | None, cover: int | None, wei: bool, yes: bool,
                  as_json: bool) -> None:
-    """Lock DEPOSIT, such as '0.05 ETH', in a channel to PAYEE.
+    """Lock DEPOSIT, such as '0.05 ETH', in a channel to PAYEE; or, with --plan PLAN, lock the
+    plan's total (or --deposit, or --cover N tasks) in a channel to the plan's freelancer.
 
     With --signer KEYFILE, the key in KEYFILE (a hot key) signs the payments while your key funds
     the channel. With --from-safe SAFE_ADDRESS, a Safe funds it: nothing is sent, a batch file for
     the Safe app's Transaction Builder is written instead, and --signer is required (a Safe cannot
     sign each payment)."""
+    if plan_document is not None:
+        if payee is not None or deposit is not None or safe is not None or signer_file is not None:
+            raise click.UsageError("with --plan, the freelancer and deposit come from the plan: drop PAYEE and "
+                                   "DEPOSIT (use --deposit or --cover), --signer and --from-safe")
+        open_under_plan(session, plan_document, deposit=plan_deposit, cover=cover, days=days,
+                        window_hours=window_hours, wei=wei, as_json=as_json)
+        return
+    if payee is None or deposit is None:
+        raise click.UsageError("give PAYEE and DEPOSIT, or --plan PLAN")
+    if plan_deposit is not None or cover is not None:
+        raise click.UsageError("--deposit and --cover go with --plan")
     if safe is not None and signer_file is None:
         raise click.UsageError("--from-safe needs --signer KEYFILE: a Safe cannot sign each payment, so name the "
                                "hot key that will")

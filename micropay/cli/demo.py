@@ -11,7 +11,7 @@ from micropay.cli.output import emit
 @click.command()
 @json_option
 def demo(as_json: bool) -> None:
-    """The whole story on an embedded chain: deploy, open, pay five tasks, settle once, close."""
+    """The whole story on an embedded chain: deploy, agree a plan, open, pay five tasks, settle once, close."""
     from micropay.demo import format_statement, run_demo  # the embedded chain loads only here
 
     statement = run_demo(echo=(lambda _text: None) if as_json else click.echo)

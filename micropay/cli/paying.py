@@ -12,38 +12,58 @@ import click
 
 from micropay.cli.context import Session, pass_session
 from micropay.cli.errors import reword
-from micropay.cli.options import Amount, amount_argument, channel_argument, wei_option
+from micropay.cli.options import POSITIVE_AMOUNT, channel_argument, wei_option
 from micropay.cli.output import hex_id, progress, quoted
 from micropay.cli.signers import kept_signer_path
-from micropay.errors import InsufficientDeposit, NotParticipant
+from micropay.errors import InsufficientDeposit, NotParticipant, TaskRefused
+from micropay.ledger import EMPTY_ROOT
 from micropay.payer import latest_payment
+from micropay.planbook import PlanBook
 from micropay.records import ChannelRecord
 
 
 @click.command()
 @channel_argument
-@amount_argument("amount")
-@click.argument("task")
+@click.argument("args", nargs=-1, required=True, metavar="[AMOUNT] TASK")
+@click.option("--unplanned", is_flag=True,
+              help="under a plan: pay anyway a task it does not list, one already paid, or another price")
 @click.option("--note", default="", help="a note stored with the task")
 @click.option("--signer", "signer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="the key file of the channel's hot signer (default: the one `open --signer` kept)")
 @wei_option
 @pass_session
-def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, note: str, signer_file: Path | None,
-        wei: bool) -> None:
-    """Pay AMOUNT for TASK; prints the payment text to send to the freelancer. Works offline.
+def pay(session: Session, channel: ChannelRecord, args: tuple[str, ...], unplanned: bool, note: str,
+        signer_file: Path | None, wei: bool) -> None:
+    """Pay TASK of the channel's plan at the plan's price, or AMOUNT for TASK; prints the payment
+    text to send to the freelancer. Works offline.
 
-    A channel opened with --signer (or --from-safe) is paid with its hot key, never the funding key."""
+    Under a plan, a task it does not list, one already paid or another price is refused unless
+    --unplanned. A channel opened with --signer (or --from-safe) is paid with its hot key, never
+    the funding key."""
     session.check_chain(channel)
+    if len(args) > 2:
+        raise click.UsageError("give TASK (a task of the channel's plan), or AMOUNT TASK")
+    task = args[-1]
     if signer_file is not None and channel.key.signer is None:
         raise click.UsageError(f"channel {hex_id(channel.id, 10)} is signed by its payer's own key: drop --signer")
     token = channel.key.token
-    value = amount.base_units(session.units(token), wei=wei)  # ETH needs no node
+    amount = POSITIVE_AMOUNT.convert(args[0], None, None) if len(args) == 2 else None
+    value = None if amount is None else amount.base_units(session.units(token), wei=wei)  # ETH needs no node
+    terms = channel.terms or EMPTY_ROOT
+    planned = terms != EMPTY_ROOT and session.store.plan(terms) is not None
+    if value is None and not planned:
+        raise click.UsageError(f"channel {hex_id(channel.id, 10)} was not opened under a plan: give AMOUNT TASK")
     # Signing needs no node: the chain id and escrow are in the store.
     payer = session.offline_payer(channel, signer_file)
     try:
-        payment = payer.pay(channel.ref, value, task=task, note=note)
+        if value is not None and not planned:
+            payment = payer.pay(channel.ref, value, task=task, note=note)
+        else:
+            payment = payer.pay_task(channel.ref, task, unplanned=unplanned, amount=value, note=note)
+    except TaskRefused as exc:
+        raise reword(exc, _unplanned_hint(session, channel, task, value, str(exc))) from exc
     except InsufficientDeposit as exc:
+        value = exc.shortfall + channel.deposit - channel.issued
         total = channel.issued + value
         raise reword(exc, f"paying {session.show(value, token)} would bring channel {hex_id(channel.id, 10)} to "
                           f"{session.show(total, token)}, above its deposit {session.show(channel.deposit, token)}: "
@@ -51,7 +71,7 @@ def pay(session: Session, channel: ChannelRecord, amount: Amount, task: str, not
                           f"(`micropay top-up {hex_id(channel.id, 10)} '{session.show(exc.shortfall, token)}'`)"
                      ) from exc
     click.echo(payment.encode())
-    paid = payment.amount
+    paid, value = payment.amount, payment.receipts[0].amount
     progress(f"paid {session.show(value, token)} to freelancer {channel.key.payee} for {quoted(task)}; "
              f"{session.show(paid, token)} paid of {session.show(channel.deposit, token)}, "
              f"{session.show(max(0, channel.deposit - paid), token)} left. Send the line above to the freelancer.")
@@ -74,6 +94,18 @@ def resend(session: Session, channel: ChannelRecord, since: int) -> None:
              else f"task #{since + 1}" if payment.receipts else "no task")
     progress(f"the latest payment on channel {hex_id(channel.id, 10)} ({total} in all, with {tasks} as "
              "`micropay tasks` numbers them): send the line above to the freelancer")
+
+
+def _unplanned_hint(session: Session, channel: ChannelRecord, task: str, value: int | None, message: str) -> str:
+    """A refusal under a plan, said with the command's flags and in the token's units."""
+    token = channel.key.token
+    agreed = PlanBook(session.store, channel.key.payer).in_force(channel.terms) if channel.terms else None
+    planned = agreed.task(task) if agreed else None
+    if planned is not None and value is not None and value != planned.price:
+        return (f"task {quoted(task)} is priced {session.show(planned.price, token)} in the plan, not "
+                f"{session.show(value, token)}: add --unplanned to pay another price")
+    return message.replace("pay it as unplanned, with an amount,", "add --unplanned and an AMOUNT").replace(
+        "pay it as unplanned", "add --unplanned")
 
 
 def _pays_from(session: Session, channel: ChannelRecord) -> bool:

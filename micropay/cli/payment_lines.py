@@ -126,7 +126,8 @@ class PaymentLines:
         if received.duplicate:
             return f"already held: the payment from {received.payer}; {so_far}"
         tasks = ", ".join(quoted(t.task_id) for t in received.tasks)
-        return f"+{show(received.added, token)} from {received.payer} for {tasks}; {so_far}"
+        terms = f"; {received.terms.describe()}" if received.terms and received.terms.kind != "none" else ""
+        return f"+{show(received.added, token)} from {received.payer} for {tasks}; {so_far}{terms}"
 
     def _older(self, payment: Payment, payee: Payee) -> str:
         ref = _ref(payee, payment.channel_id)

@@ -1,0 +1,312 @@
+"""For both sides: agree a plan, amend it, and say how each task went.
+
+The freelancer writes plan.toml and runs ``plan propose``; the client runs ``plan accept`` on what
+it gets and sends the countersigned plan back (``plan receive``); ``open --plan`` opens the
+channel under it. Plans and feedback travel as ``mpl1…``/``mpf1…`` text or JSON files, like
+payments; each command prints the text to send (or writes ``--out FILE``), and the sentence about
+it on stderr. Every command that signs shows what it signs first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from micropay.cli.context import Session, pass_session
+from micropay.cli.options import Amount, channel_argument, find_channel, json_option, yes_option
+from micropay.cli.output import emit, hex_id, progress, quoted, when
+from micropay.config import load_deployments
+from micropay.documents import MAX_TEXT, read_document
+from micropay.errors import InvalidPlan, MicropayValueError, PlanMismatch
+from micropay.escrow import Escrow
+from micropay.feedback import SignedFeedback, Status
+from micropay.ledger import EMPTY_ROOT
+from micropay.payer import Payer
+from micropay.plan import Plan, Role, SignedPlan, parse_plan
+from micropay.plan_source import read_source
+from micropay.planbook import PlanBook
+from micropay.records import ChannelRecord
+
+
+def load_text(value: str) -> str:
+    """The document in ``value``: a file's contents if it names a file, else ``value`` itself."""
+    path = Path(value)
+    try:
+        is_file = len(value) < 4096 and path.is_file()
+    except OSError:
+        is_file = False
+    if not is_file:
+        return value
+    with path.open("rb") as handle:
+        data = handle.read(MAX_TEXT + 1)
+    if len(data) > MAX_TEXT:
+        raise InvalidPlan(f"{path} is larger than a plan can be ({MAX_TEXT:,} bytes)")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise InvalidPlan(f"{path} is not UTF-8 text") from None
+
+
+def plan_escrow(session: Session, plan: Plan) -> Escrow:
+    """The escrow ``plan`` names, on this node's chain, checked to be the genuine escrow. Raises
+    :class:`PlanMismatch` for a plan on another chain, or another escrow than ``--escrow``."""
+    if plan.chain_id != session.chain:
+        raise PlanMismatch(f"the plan is for chain {plan.chain_id}, but the node at {session.rpc} is on chain "
+                           f"{session.chain}")
+    if session.escrow_address and session.escrow_address.lower() != plan.escrow.lower():
+        raise PlanMismatch(f"the plan is for escrow {plan.escrow}, not --escrow {session.escrow_address}")
+    return session.escrow_at(plan.escrow)
+
+
+def book(session: Session, plan: Plan | None = None) -> PlanBook:
+    """This account's plan book, checked against ``plan``'s escrow on the node when given."""
+    if plan is None:
+        return PlanBook(session.store, session.address)
+    escrow = plan_escrow(session, plan)
+    return PlanBook(session.store, session.address, domain=(escrow.chain_id, escrow.address),
+                    is_signed_by=escrow.is_signed_by)
+
+
+def describe(session: Session, plan: Plan) -> str:
+    """The plan as a person checks it before signing: parties, every task, the total."""
+    show = session.show
+    lines = [f"plan {quoted(plan.title)} version {plan.version}: {plan.payer} pays {plan.payee}",
+             f"  on chain {plan.chain_id}, escrow {plan.escrow}, in {session.symbol(plan.token)}"]
+    for task in plan.tasks:
+        due = f", due {when(task.due)}" if task.due else ""
+        lines.append(f"  - {task.id}: {quoted(task.title)}, {show(task.price, plan.token)}{due}")
+        if task.criteria:
+            lines.append(f"      accepted when: {task.criteria}")
+    lines.append(f"  total {show(plan.total, plan.token)}")
+    return "\n".join(lines)
+
+
+def write_out(document: SignedPlan | SignedFeedback, out: Path | None) -> None:
+    """Write the JSON document to ``out``, or print its text form on stdout."""
+    if out is None:
+        click.echo(document.encode())
+    else:
+        out.write_text(document.to_json())
+
+
+def _proposal_escrow(session: Session, named: str | None) -> str:
+    address = named or session.escrow_address or load_deployments(session.paths.deployments).get(session.chain)
+    if address is None:
+        raise MicropayValueError("which escrow? pass --escrow ADDRESS (the escrow your clients use), or write "
+                                 "escrow = \"0x…\" in the plan file")
+    return session.escrow_at(address).address
+
+
+@click.group("plan")
+def plan_group() -> None:
+    """Agree tasks and prices with the other side, amend them, and give feedback on each task."""
+
+
+out_option = click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+                          help="write the signed JSON document to this file instead of printing its text")
+
+
+@plan_group.command("propose")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@out_option
+@pass_session
+def propose(session: Session, source: Path, out: Path | None) -> None:
+    """Sign the plan in SOURCE (a plan.toml) as the freelancer: prints the proposal for the client."""
+    spec = read_source(source.read_bytes()[: 256 * 1024 + 1])
+    escrow = _proposal_escrow(session, spec.escrow)
+    plan = spec.plan(payee=session.address, chain_id=session.chain, escrow=escrow, units=session.units,
+                     now=int(time.time()))
+    signed = book(session, plan).propose(plan, session.account)
+    write_out(signed, out)
+    progress(f"{describe(session, plan)}\nproposed and signed (plan 0x{plan.hash.hex()[:12]}…): send "
+             f"{'the file ' + str(out) if out else 'the text above'} to the client, who runs `micropay plan accept`")
+
+
+@plan_group.command("accept")
+@click.argument("document")
+@out_option
+@yes_option
+@pass_session
+def accept(session: Session, document: str, out: Path | None, yes: bool) -> None:
+    """Countersign a plan or amendment the other side proposed (DOCUMENT: its text or file)."""
+    proposal = parse_plan(load_text(document))
+    plans = book(session, proposal.plan)
+    progress(describe(session, proposal.plan))
+    if not yes:
+        click.confirm("sign this plan? It binds you once both sides have signed", abort=True, err=True)
+    signed = plans.accept(proposal, session.account)
+    write_out(signed, out)
+    role = signed.plan.role_of(session.address)
+    then = ("then open the channel: `micropay open --plan " + (str(out) if out else "TEXT") + "`"
+            if role == "payer" and signed.plan.version == 1 else "")
+    progress(f"accepted: plan 0x{signed.hash.hex()[:12]}… is in force. Send it back (`micropay plan receive`) "
+             + then)
+
+
+@plan_group.command("amend")
+@click.argument("channel_or_plan")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@out_option
+@pass_session
+def amend(session: Session, channel_or_plan: str, source: Path, out: Path | None) -> None:
+    """Propose SOURCE (the whole plan, changed) as the next version of the plan in force on
+    CHANNEL_OR_PLAN (a channel id or prefix, or a plan hash). The other side accepts it."""
+    plans = book(session)
+    root = _root(session, plans, channel_or_plan)
+    current = plans.in_force(root)
+    spec = read_source(source.read_bytes()[: 256 * 1024 + 1])
+    if spec.client != current.payer:
+        raise PlanMismatch(f"the file names client {spec.client}, but the plan's client is {current.payer}")
+    plan = spec.plan(payee=current.payee, chain_id=current.chain_id, escrow=current.escrow, units=session.units,
+                     now=int(time.time()), version=current.version + 1, amends=current.hash,
+                     proposer=session.address)
+    signed = book(session, plan).propose(plan, session.account)
+    write_out(signed, out)
+    progress(f"{describe(session, plan)}\nproposed version {plan.version}: it is in force once the other side "
+             "runs `micropay plan accept` on it")
+
+
+def open_under_plan(session: Session, document: str, *, deposit: Amount | None, cover: int | None, days: int,
+                    window_hours: int, wei: bool, as_json: bool) -> None:
+    """``open --plan``: the channel to a plan's freelancer, with the plan's hash as its terms."""
+    signed = parse_plan(load_text(document))
+    plans = book(session, signed.plan)
+    plans.take(signed)
+    agreed = plans.in_force(plans.root_of(signed.hash))
+    if agreed.payer != session.address:
+        raise PlanMismatch(f"the plan is paid by {agreed.payer}, not by this account ({session.address})")
+    if deposit is not None and cover is not None:
+        raise click.UsageError("give --deposit or --cover, not both")
+    value = None if deposit is None else deposit.base_units(session.units(agreed.token), wei=wei)
+    payer = Payer(plan_escrow(session, agreed), session.account, session.store)
+    progress("opening the channel under the plan, waiting for the receipt…")
+    record = payer.open_for_plan(signed.hash, deposit=value, cover=cover, expires_in=timedelta(days=days),
+                                 window=timedelta(hours=window_hours))
+    left = agreed.total - record.deposit
+    top_up = f"; top up {session.show(left, agreed.token)} later to cover the rest" if left > 0 else ""
+    emit(as_json, {"channel": hex_id(record.id), "deposit": str(record.deposit), "expiry": record.expiry,
+                   "plan": "0x" + signed.hash.hex()},
+         f"channel {hex_id(record.id)}\nlocked {session.show(record.deposit, agreed.token)} for freelancer "
+         f"{agreed.payee} under plan {quoted(agreed.title)} until {when(record.expiry)}{top_up}")
+
+
+def _root(session: Session, plans: PlanBook, text: str) -> bytes:
+    """The project named by a plan hash or a channel."""
+    clean = text.lower().removeprefix("0x")
+    if len(clean) == 64:
+        try:
+            return plans.root_of(bytes.fromhex(clean))
+        except ValueError:
+            raise MicropayValueError(f"{text!r} is not a hash") from None
+        except LookupError:
+            pass  # not a plan: a channel id
+    return plans.for_channel(find_channel(session, text)).root
+
+
+@plan_group.command("receive")
+@click.argument("documents", nargs=-1, required=True)
+@pass_session
+def receive(session: Session, documents: tuple[str, ...]) -> None:
+    """Store plans, acceptances, amendments and feedback the other side sent (texts or files)."""
+    for item in documents:
+        click.echo(take_document(session, load_text(item)))
+
+
+def take_document(session: Session, text: str) -> str:
+    """Verify and store one plan or feedback document; returns what it was, for a person."""
+    document = read_document(text)
+    if document.get("micropay") == "feedback":
+        signed = SignedFeedback.from_dict(document)
+        first = book(session).history(signed.feedback.plan).first
+        book(session, first).take_feedback(signed)
+        f = signed.feedback
+        note = f": {quoted(f.note)}" if f.note else ""
+        return f"feedback stored: task {quoted(f.task_id)} {f.status} ({when(f.at)}){note}"
+    plan = SignedPlan.from_dict(document)
+    stored = book(session, plan.plan).take(plan)
+    state = "in force" if stored.in_force else "proposed, waiting for your `micropay plan accept`"
+    return f"plan {quoted(plan.plan.title)} version {plan.plan.version} stored: {state}"
+
+
+def _feedback(session: Session, channel: ChannelRecord, task: str, status: Status, *, deliverable: bytes,
+              note: str, out: Path | None) -> None:
+    plans = book(session)
+    history = plans.for_channel(channel)
+    plans = book(session, history.first)
+    signed = plans.give(session.account, history.root, task, status, deliverable=deliverable, note=note)
+    write_out(signed, out)
+    progress(f"task {quoted(task)} marked {status}: send {'the file ' + str(out) if out else 'the text above'} "
+             "to the other side (`micropay plan receive`)")
+
+
+@plan_group.command("delivered")
+@channel_argument
+@click.argument("task")
+@click.option("--file", "deliverable_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the delivered file: its SHA-256 is signed with the delivery")
+@click.option("--hash", "deliverable_hash", help="the deliverable's 32-byte hash, 0x-hex")
+@click.option("--note", default="", help="a note for the client")
+@out_option
+@pass_session
+def delivered(session: Session, channel: ChannelRecord, task: str, deliverable_file: Path | None,
+              deliverable_hash: str | None, note: str, out: Path | None) -> None:
+    """As the freelancer: say TASK is delivered, optionally with the hash of what was delivered."""
+    if deliverable_file is not None and deliverable_hash is not None:
+        raise click.UsageError("give --file or --hash, not both")
+    digest = EMPTY_ROOT
+    if deliverable_file is not None:
+        sha = hashlib.sha256()
+        with deliverable_file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(chunk)
+        digest = sha.digest()
+    elif deliverable_hash is not None:
+        clean = deliverable_hash.lower().removeprefix("0x")
+        if len(clean) != 64 or any(c not in "0123456789abcdef" for c in clean):
+            raise MicropayValueError("--hash must be 32 bytes of 0x-hex")
+        digest = bytes.fromhex(clean)
+    _feedback(session, channel, task, "delivered", deliverable=digest, note=note, out=out)
+
+
+@plan_group.command("request-changes")
+@channel_argument
+@click.argument("task")
+@click.option("--note", required=True, help="what to change")
+@out_option
+@pass_session
+def request_changes(session: Session, channel: ChannelRecord, task: str, note: str, out: Path | None) -> None:
+    """As the client: ask for changes to a delivered TASK."""
+    _feedback(session, channel, task, "changes requested", deliverable=EMPTY_ROOT, note=note, out=out)
+
+
+@plan_group.command("approve")
+@channel_argument
+@click.argument("task")
+@click.option("--note", default="", help="a note for the freelancer")
+@out_option
+@pass_session
+def approve(session: Session, channel: ChannelRecord, task: str, note: str, out: Path | None) -> None:
+    """As the client: approve a delivered TASK (then pay it with `micropay pay CHANNEL TASK`)."""
+    _feedback(session, channel, task, "approved", deliverable=EMPTY_ROOT, note=note, out=out)
+
+
+@plan_group.command("show")
+@click.argument("document")
+@json_option
+@pass_session
+def show(session: Session, document: str, as_json: bool) -> None:
+    """Show a plan (its text or file) and who has signed it. Signs nothing."""
+    signed = parse_plan(load_text(document))
+    signed.verify()
+    roles: tuple[Role, ...] = ("payer", "payee")
+    signers = [role for role in roles if signed.signature(role)]
+    emit(as_json, signed.to_dict() | {"hash": "0x" + signed.hash.hex(), "inForce": signed.in_force},
+         f"{describe(session, signed.plan)}\nsigned by: {', '.join(signers)}"
+         + ("; in force" if signed.in_force else "; not in force yet") + f"\nhash 0x{signed.hash.hex()}")
+
+
+COMMANDS: list[click.Command] = [plan_group]
