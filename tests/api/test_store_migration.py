@@ -1,8 +1,11 @@
 """Old stores open as the current version with everything kept: a version-1 store (channels keyed
 by id alone) is keyed by chain, escrow and id (version 2); a version-2 store gains each channel's
-voucher signer (version 3), and the channels of a version-1 escrow move to the legacy tables."""
+voucher signer (version 3), and the channels of a version-1 escrow move to the legacy tables; a
+version-3 store gains each channel's terms, unknown until read (version 4), and empty plan and
+feedback tables."""
 
 import sqlite3
+import threading
 from dataclasses import replace
 
 import pytest
@@ -54,7 +57,7 @@ def test_a_version_one_store_is_migrated_with_everything_kept(tmp_path):
     path = tmp_path / "old.db"
     key, entries, vouchers = version_one_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
     ref = ChannelRef(10, ESCROW, key.id)
     record = store.channel(ref)
     assert (record.key, record.deposit, record.expiry, record.role) == (key, 100, 2**31, "payee")
@@ -120,7 +123,7 @@ def test_a_version_two_store_gains_signers_and_sets_version_one_escrow_channels_
     path = tmp_path / "v2.db"
     key, old_id = version_two_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == 3
+    assert store.schema_version == 4
     (record,) = store.channels()  # the version-1 escrow's channel is out of the way
     assert record.key == key and record.key.signer is None and store.best_voucher(record.ref)[0].amount == 5
     assert store.find_channel(old_id) is None
@@ -147,3 +150,86 @@ def test_a_row_whose_signer_was_edited_is_refused_as_altered(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="altered"):
         VoucherStore(path).channels()
+
+
+def version_three_store(path, chain_id=10):
+    """A store file exactly as micropay wrote it at version 3: a channel whose vouchers a delegated
+    key signs, with two paid tasks and a voucher for each (in WAL mode, as micropay keeps every store)."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    for version in (1, 2, 3):
+        for step in MIGRATIONS[version]:
+            db.execute(step) if isinstance(step, str) else step(db)
+    hot = Account.from_key(b"\x32" * 32)
+    key = ChannelKey(PAYER.address, "0x" + "22" * 20, ETH, 7, hot.address)
+    ref = ChannelRef(chain_id, ESCROW, key.id)
+    entries = extend_entries(None, [TaskReceipt("a", 5), TaskReceipt("b", 7, note="n")])
+    vouchers = [sign_voucher(hot, chain_id=chain_id, escrow=ESCROW, channel_id=key.id, amount=e.total,
+                             ledger_root=e.root) for e in entries]
+    db.execute("INSERT INTO channels VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               (ref.uid, key.id, chain_id, ESCROW, "payee", key.payer, key.payee, ETH, u256(key.salt), u256(100),
+                u256(0), 2**31, 3600, 0, 1.0, 1, u256(0), hot.address))
+    for i, entry in enumerate(entries):
+        r = entry.receipt
+        db.execute("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?)",
+                   (ref.uid, i, r.task_id, u256(r.amount), r.deliverable, r.note, entry.root, u256(entry.total)))
+    for count, voucher in enumerate(vouchers, start=1):
+        db.execute("INSERT INTO vouchers VALUES (?,?,?,?,?,?)",
+                   (ref.uid, u256(voucher.amount), voucher.ledger_root, voucher.signature, count, float(count)))
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
+    return ref, key, entries, vouchers
+
+
+def test_a_version_three_store_gains_terms_and_empty_plan_tables(tmp_path):
+    path = tmp_path / "v3.db"
+    ref, key, entries, vouchers = version_three_store(path)
+    store = VoucherStore(path)
+    assert store.schema_version == SCHEMA_VERSION == 4
+    (record,) = store.channels()
+    assert record.ref == ref and record.key == key and record.key.voucher_signer == key.signer
+    assert (record.deposit, record.expiry, record.role, record.observed_at) == (100, 2**31, "payee", 1)
+    assert record.terms is None  # not known until read from the chain
+    assert store.ledger(ref) == entries
+    assert store.best_voucher(ref) == (vouchers[-1], 2)
+    assert store.voucher_times(ref) == [(1, 1.0), (2, 2.0)]
+    assert store.plan_roots() == [] and store.plans(b"\x01" * 32) == [] and store.feedback(b"\x01" * 32) == []
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*) FROM plans").fetchone() == db.execute(
+        "SELECT COUNT(*) FROM feedback").fetchone() == (0,)
+    # The new column and tables are written and read back like any other.
+    with store.transaction() as tx:
+        tx.set_terms(ref, b"\x07" * 32)
+    assert VoucherStore(path).channel(ref).terms == b"\x07" * 32
+
+
+def test_a_version_three_store_opened_twice_at_once_migrates_once(tmp_path):
+    for attempt in range(5):  # each a fresh race: both usually read version 3 before either migrates
+        path = tmp_path / f"v3-{attempt}.db"
+        ref, _, entries, _ = version_three_store(path)
+        start = threading.Barrier(2)
+        opened, failed = [], []
+
+        def open_store(path=path, start=start, opened=opened, failed=failed):
+            start.wait()
+            try:
+                opened.append(VoucherStore(path))
+            except StoreError as exc:  # a second migration would fail: "duplicate column name: terms"
+                failed.append(exc)
+
+        threads = [threading.Thread(target=open_store) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failed == [] and len(opened) == 2
+        assert [s.schema_version for s in opened] == [SCHEMA_VERSION] * 2
+        for store in opened:
+            assert [r.ref for r in store.channels()] == [ref] and store.ledger(ref) == entries
+            store.close()
+        db = sqlite3.connect(path)
+        columns = [row[1] for row in db.execute("PRAGMA table_info(channels)")]
+        assert columns.count("terms") == 1
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('plans', 'feedback')").fetchone() == (2,)
+        db.close()
