@@ -1,6 +1,7 @@
 """micropay: pay a freelancer per task with off-chain vouchers, settle on-chain once.
 
-The flow, and the module of each step: a client's :class:`Payer` (:mod:`micropay.payer`) signs a
+The flow, and the module of each step: both sides sign a :class:`Plan` (:mod:`micropay.plan`,
+kept by :mod:`micropay.planbook`); a client's :class:`Payer` (:mod:`micropay.payer`) signs a
 :class:`Voucher` (:mod:`micropay.voucher`) over the task :class:`Ledger` (:mod:`micropay.ledger`)
 and sends it as a :class:`Payment` (:mod:`micropay.payment`); the freelancer's :class:`Payee`
 (:mod:`micropay.payee`) receives it into a :class:`VoucherStore` (:mod:`micropay.store`) and
@@ -12,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from micropay.artifact import load_artifact, matches_artifact
 from micropay.channel import ETH, ChannelKey, ChannelState, ChannelStatus
 from micropay.errors import (
+    AmendmentRefused,
     ArtifactError,
     ChannelError,
     ChannelExpired,
@@ -21,6 +23,7 @@ from micropay.errors import (
     DomainMismatch,
     InsufficientDeposit,
     InsufficientFunds,
+    InvalidPlan,
     InvalidRelayRequest,
     InvalidSignature,
     InvalidVoucher,
@@ -32,24 +35,35 @@ from micropay.errors import (
     NodeError,
     NothingToClaim,
     NotParticipant,
+    PlanError,
+    PlanMismatch,
+    PlanNotInForce,
     StaleVoucher,
     StoreError,
+    TaskRefused,
     TransactionError,
     TransactionPending,
     UnknownChannel,
     UnknownEscrow,
+    UnknownPlan,
     WindowTooShort,
 )
 from micropay.escrow import Escrow
+from micropay.feedback import Feedback, SignedFeedback, parse_feedback
 from micropay.ledger import InvalidReceipt, Ledger, LedgerEntry, TaskReceipt, verify_ledger
 from micropay.overview import ChannelView, overview
 from micropay.payee import Payee
 from micropay.payer import Payer
 from micropay.payment import Payment, parse_payment
+from micropay.plan import Plan, PlanTask, SignedPlan, parse_plan
+from micropay.plan_source import read_source
+from micropay.planbook import PlanBook, PlanHistory, TermsCheck
+from micropay.progress import Progress, TaskProgress
 from micropay.receiving import Received
 from micropay.records import ChannelRecord, SettlementRecord
 from micropay.relay import RelayedVoucher, Relayer, RelayQuote, RelayRequest, sign_relay_request
 from micropay.settling import Settlement, SettlementPlan, Unclaimed
+from micropay.statement import Statement, build_statement
 from micropay.store import VoucherStore
 from micropay.sync import SyncReport
 from micropay.transactions import Receipt, TxOptions
@@ -62,6 +76,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "ETH",
+    "AmendmentRefused",
     "ArtifactError",
     "ChannelError",
     "ChannelExpired",
@@ -76,8 +91,10 @@ __all__ = [
     "DigestSigner",
     "DomainMismatch",
     "Escrow",
+    "Feedback",
     "InsufficientDeposit",
     "InsufficientFunds",
+    "InvalidPlan",
     "InvalidReceipt",
     "InvalidRelayRequest",
     "InvalidSignature",
@@ -95,6 +112,14 @@ __all__ = [
     "Payee",
     "Payer",
     "Payment",
+    "Plan",
+    "PlanBook",
+    "PlanError",
+    "PlanHistory",
+    "PlanMismatch",
+    "PlanNotInForce",
+    "PlanTask",
+    "Progress",
     "Receipt",
     "Received",
     "RelayQuote",
@@ -104,24 +129,35 @@ __all__ = [
     "Settlement",
     "SettlementPlan",
     "SettlementRecord",
+    "SignedFeedback",
+    "SignedPlan",
     "StaleVoucher",
+    "Statement",
     "StoreError",
     "SyncReport",
+    "TaskProgress",
     "TaskReceipt",
+    "TaskRefused",
+    "TermsCheck",
     "TransactionError",
     "TransactionPending",
     "TxOptions",
     "Unclaimed",
     "UnknownChannel",
     "UnknownEscrow",
+    "UnknownPlan",
     "Voucher",
     "VoucherStore",
     "WindowTooShort",
     "__version__",
+    "build_statement",
     "load_artifact",
     "matches_artifact",
     "overview",
+    "parse_feedback",
     "parse_payment",
+    "parse_plan",
+    "read_source",
     "sign_relay_request",
     "sign_voucher",
     "verify_ledger",
