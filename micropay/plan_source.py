@@ -21,10 +21,12 @@ the field.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from micropay._utils.addresses import normalize
 from micropay.channel import ETH
 from micropay.errors import InvalidPlan, MicropayValueError
 from micropay.plan import Plan, PlanTask
@@ -42,6 +44,7 @@ TokenUnits = Callable[[str], tuple[int, str]]
 
 _TOP = {"title", "client", "token", "escrow", "inbox", "tasks"}
 _TASK = {"id", "title", "price", "due", "criteria"}
+_UNITLESS = re.compile(r"^\s*[0-9]+\s*$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class PlanSource:
             price = item.get("price")
             if not isinstance(price, str):
                 raise InvalidPlan(f"{where}: price must be text with its unit, such as \"0.01 {symbol}\"")
+            if _UNITLESS.match(price):  # a whole number alone: which unit? (parse_amount's hint is --wei)
+                number = price.strip()[:40]
+                raise InvalidPlan(f"{where}: the price {number!r} has no unit: write \"{number} {symbol}\", or "
+                                  f"\"{number} wei\" for base units")
             try:
                 value = parse_amount(price, decimals, symbol)
             except MicropayValueError as exc:
@@ -81,15 +88,22 @@ class PlanSource:
 def read_source(data: str | bytes) -> PlanSource:
     """Parse a plan file. Raises :class:`InvalidPlan` for a file too large, not TOML, with an
     unknown or missing field, or a field of the wrong type."""
+    if isinstance(data, str):  # the limit is in bytes, as the file holds them
+        if len(data) > MAX_SOURCE_BYTES:
+            raise InvalidPlan(f"the plan file is {len(data):,} characters, above the limit of {MAX_SOURCE_BYTES:,} "
+                              "bytes")
+        try:
+            data = data.encode()
+        except UnicodeEncodeError:
+            raise InvalidPlan("the plan file is not valid Unicode text") from None
     if len(data) > MAX_SOURCE_BYTES:
         raise InvalidPlan(f"the plan file is {len(data):,} bytes, above the limit of {MAX_SOURCE_BYTES:,}")
-    if isinstance(data, bytes):
-        try:
-            data = data.decode()
-        except UnicodeDecodeError:
-            raise InvalidPlan("the plan file is not UTF-8 text") from None
     try:
-        doc = tomllib.loads(data)
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise InvalidPlan("the plan file is not UTF-8 text") from None
+    try:
+        doc = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise InvalidPlan(f"the plan file is not valid TOML: {exc}") from None
     unknown = set(doc) - _TOP
@@ -115,7 +129,17 @@ def read_source(data: str | bytes) -> PlanSource:
     title = doc.get("title")
     if not isinstance(title, str):
         raise InvalidPlan("the plan file must have a title = \"…\"")
-    return PlanSource(title, client, ETH if token.upper() == "ETH" else token, escrow, inbox, tuple(tasks))
+    # Addresses checksummed here, so a lowercase client is the same client `plan amend` compares.
+    client = _address(client, "client must be an address (the one that pays)")
+    token = ETH if token.upper() == "ETH" else _address(token, "token must be ETH or an address (an ERC-20 token)")
+    return PlanSource(title, client, token, escrow, inbox, tuple(tasks))
+
+
+def _address(value: str, what: str) -> str:
+    normalized = normalize(value)
+    if normalized is None:
+        raise InvalidPlan(f"{what}, with a correct checksum if it has upper-case letters; got {value!r:.60}")
+    return normalized[0]
 
 
 def _text(item: dict[str, object], name: str, where: str, default: str | None = None) -> str:

@@ -27,7 +27,7 @@ from micropay.feedback import SignedFeedback, Status
 from micropay.ledger import EMPTY_ROOT
 from micropay.payer import Payer
 from micropay.plan import Plan, Role, SignedPlan, parse_plan
-from micropay.plan_source import read_source
+from micropay.plan_source import MAX_SOURCE_BYTES, read_source
 from micropay.planbook import PlanBook
 from micropay.records import ChannelRecord
 
@@ -93,6 +93,12 @@ def write_out(document: SignedPlan | SignedFeedback, out: Path | None) -> None:
         out.write_text(document.to_json())
 
 
+def _read_source(path: Path) -> bytes:
+    """A plan file's bytes, never more than one past the limit (a huge file or a device is not read whole)."""
+    with path.open("rb") as handle:
+        return handle.read(MAX_SOURCE_BYTES + 1)
+
+
 def _proposal_escrow(session: Session, named: str | None) -> str:
     address = named or session.escrow_address or load_deployments(session.paths.deployments).get(session.chain)
     if address is None:
@@ -116,7 +122,7 @@ out_option = click.option("--out", type=click.Path(dir_okay=False, path_type=Pat
 @pass_session
 def propose(session: Session, source: Path, out: Path | None) -> None:
     """Sign the plan in SOURCE (a plan.toml) as the freelancer: prints the proposal for the client."""
-    spec = read_source(source.read_bytes()[: 256 * 1024 + 1])
+    spec = read_source(_read_source(source))
     escrow = _proposal_escrow(session, spec.escrow)
     plan = spec.plan(payee=session.address, chain_id=session.chain, escrow=escrow, units=session.units,
                      now=int(time.time()))
@@ -135,6 +141,14 @@ def accept(session: Session, document: str, out: Path | None, yes: bool) -> None
     """Countersign a plan or amendment the other side proposed (DOCUMENT: its text or file)."""
     proposal = parse_plan(load_text(document))
     plans = book(session, proposal.plan)
+    proposal.verify(plans.is_signed_by)  # before asking: a plan this account cannot sign is refused unasked
+    role = proposal.plan.role_of(session.address)
+    if role is None:
+        raise PlanMismatch(f"the plan is between {proposal.plan.payer} and {proposal.plan.payee}, not this account "
+                           f"({session.address})")
+    if not proposal.signature("payee" if role == "payer" else "payer"):
+        raise InvalidPlan("the plan carries no signature of the other side: there is nothing to accept (it is "
+                          "your own proposal: send it to the other side)")
     progress(describe(session, proposal.plan))
     if not yes:
         click.confirm("sign this plan? It binds you once both sides have signed", abort=True, err=True)
@@ -158,7 +172,7 @@ def amend(session: Session, channel_or_plan: str, source: Path, out: Path | None
     plans = book(session)
     root = _root(session, plans, channel_or_plan)
     current = plans.in_force(root)
-    spec = read_source(source.read_bytes()[: 256 * 1024 + 1])
+    spec = read_source(_read_source(source))
     if spec.client != current.payer:
         raise PlanMismatch(f"the file names client {spec.client}, but the plan's client is {current.payer}")
     plan = spec.plan(payee=current.payee, chain_id=current.chain_id, escrow=current.escrow, units=session.units,
