@@ -14,6 +14,8 @@ from typing import Any, Literal
 from micropay.channel import ChannelRef, checked_address
 from micropay.cli.context import Session
 from micropay.cli.output import hex_id, quoted, safe, when
+from micropay.cli.plans import take_document
+from micropay.documents import DOCUMENT_PREFIXES
 from micropay.errors import (
     ChannelError,
     ChannelExpired,
@@ -23,6 +25,7 @@ from micropay.errors import (
     LedgerGap,
     LedgerMismatch,
     MicropayValueError,
+    PlanError,
     StaleVoucher,
     UnknownEscrow,
 )
@@ -30,9 +33,9 @@ from micropay.payee import Payee
 from micropay.payment import Payment, parse_payment
 from micropay.receiving import Received
 
-Outcome = Literal["new", "held", "older", "rejected"]
+Outcome = Literal["new", "held", "older", "rejected", "document"]
 #: What a line can be rejected for (anything else, such as an unreachable node, stops the run).
-LINE_ERRORS = (InvalidVoucher, LedgerMismatch, ChannelError, UnknownEscrow, MicropayValueError)
+LINE_ERRORS = (InvalidVoucher, LedgerMismatch, ChannelError, UnknownEscrow, MicropayValueError, PlanError)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,15 @@ class PaymentLines:
         self.lines: list[Line] = []
 
     def take(self, number: int, text: str) -> Line:
-        """Judge and store one payment line; never raises for what is wrong with the line itself."""
+        """Judge and store one payment line (or a plan or feedback document pasted among them);
+        never raises for what is wrong with the line itself."""
+        if text.lstrip()[:4].lower() in DOCUMENT_PREFIXES:
+            try:
+                line = Line(number, "document", take_document(self.session, text.strip()))
+            except LINE_ERRORS as exc:
+                line = Line(number, "rejected", f"rejected: {exc}")
+            self.lines.append(line)
+            return line
         payment: Payment | None = None
         payee: Payee | None = None
         try:
@@ -95,8 +106,10 @@ class PaymentLines:
     def summary(self) -> str:
         """What became of the lines, in one line: starting with "error: " when one was rejected."""
         counts = {outcome: sum(line.outcome == outcome for line in self.lines)
-                  for outcome in ("new", "held", "older", "rejected")}
+                  for outcome in ("new", "held", "older", "rejected", "document")}
         others = f"{counts['new']} new, {counts['held']} already held, {counts['older']} older than held"
+        if counts["document"]:
+            others += f", {counts['document']} plan or feedback document(s)"
         if not counts["rejected"]:
             return f"{len(self.lines)} payment(s): {others}"
         return f"error: {counts['rejected']} of {len(self.lines)} payment(s) rejected (see above); {others}"

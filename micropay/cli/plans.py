@@ -157,8 +157,8 @@ def accept(session: Session, document: str, out: Path | None, yes: bool) -> None
     role = signed.plan.role_of(session.address)
     then = ("then open the channel: `micropay open --plan " + (str(out) if out else "TEXT") + "`"
             if role == "payer" and signed.plan.version == 1 else "")
-    progress(f"accepted: plan 0x{signed.hash.hex()[:12]}… is in force. Send it back (`micropay plan receive`) "
-             + then)
+    progress(f"accepted: plan 0x{signed.hash.hex()[:12]}… is in force. Send it back (`micropay plan receive`)"
+             + (f"; {then}" if then else ""))
 
 
 @plan_group.command("amend")

@@ -18,9 +18,7 @@ from micropay.cli.context import Session, pass_session
 from micropay.cli.options import Amount, json_option, min_net_option, wei_option
 from micropay.cli.output import emit, progress
 from micropay.cli.payment_lines import PaymentLines
-from micropay.cli.plans import take_document
 from micropay.cli.settling import settle_all
-from micropay.documents import DOCUMENT_PREFIXES
 
 
 def numbered(texts: tuple[str, ...], file: IO[str] | None) -> tuple[list[tuple[int, str]], str]:
@@ -64,12 +62,7 @@ def receive(session: Session, texts: tuple[str, ...], file: IO[str] | None, as_j
     lines, label = numbered(texts, file)
     if not lines:
         raise click.UsageError("no payment given: pass it as an argument, with --file, or on stdin")
-    documents = [text for _, text in lines if text.lstrip()[:4].lower() in DOCUMENT_PREFIXES]
-    for text in documents:  # a plan, an acceptance or feedback pasted where payments go
-        click.echo(take_document(session, text))
-    payments = [(number, text) for number, text in lines if text.lstrip()[:4].lower() not in DOCUMENT_PREFIXES]
-    if payments:
-        fail_if_rejected(take_all(session, payments, label, as_json))
+    fail_if_rejected(take_all(session, lines, label, as_json))
 
 
 @click.command()
