@@ -128,7 +128,7 @@ class Progress:
 
     @property
     def share(self) -> float:
-        """Paid on planned tasks as a share of the planned total (0 to 1, more if overpaid)."""
+        """Paid on planned tasks (each up to its price) as a share of the planned total, 0 to 1."""
         return self.paid_planned / self.planned_total if self.planned_total else 0.0
 
     def summary(self, show: Callable[[int], str]) -> str:
@@ -163,7 +163,9 @@ def progress(store: VoucherStore, record: ChannelRecord, address: str, *, now: f
     history = PlanBook(store, address).for_channel(record)
     current = history.in_force
     if current is None:
-        raise PlanNotInForce("the channel's plan is not signed by both sides yet")
+        other = "client" if record.role == "payee" else "freelancer"
+        raise PlanNotInForce(f"the channel's plan is not signed by both sides in this store yet: ask the {other} for "
+                             "the accepted plan and receive it (`micropay plan receive`)")
     plan = current.signed.plan
     ledger = store.ledger(record.ref)
     times = store.voucher_times(record.ref)
@@ -203,7 +205,7 @@ def progress(store: VoucherStore, record: ChannelRecord, address: str, *, now: f
     return Progress(
         "0x" + record.id.hex(), record.chain_id, record.escrow, record.role, "0x" + history.root.hex(), plan.title,
         plan.version, plan.token, tuple(tasks), plan.total, spent,
-        sum(t.paid for t in tasks if t.price is not None), min(record.claimed, spent),
+        sum(min(t.paid, t.price) for t in tasks if t.price is not None), min(record.claimed, spent),
         _coverage(record.deposit, spent, unpaid), tuple(t.task_id for t in tasks if t.overdue),
         tuple(t.task_id for t in tasks if t.waiting_for == "payee"),
         tuple(t.task_id for t in tasks if t.waiting_for == "payer"), _amendments(history))

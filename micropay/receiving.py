@@ -158,15 +158,15 @@ class Receiver:
         entries = extend_entries(last, new)
         if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
             raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
-        terms = None
         if tip is None:
             tx.add_channel(current)
-            terms = check_terms(self.store, current, self.address)
         elif current is not tip.record and current != tip.record:  # the chain was read again
             tx.update_chain_state(current)
             current = tip.record.updated(current, checked_at=current.checked_at)
         else:
             current = tip.record
+        # On the channel's first payment (it may be stored already, by `sync`): are its terms our plan?
+        terms = check_terms(self.store, current, self.address) if best is None else None
         tx.add_receipts(record.ref, have, entries)
         best = BestVoucher(voucher.amount, voucher.ledger_root, voucher.signature, have + len(entries))
         tx.add_voucher(voucher, best.receipt_count, record.ref)

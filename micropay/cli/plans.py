@@ -17,11 +17,11 @@ from pathlib import Path
 import click
 
 from micropay.cli.context import Session, pass_session
-from micropay.cli.options import Amount, channel_argument, find_channel, json_option, yes_option
+from micropay.cli.options import Amount, find_channel, json_option, yes_option
 from micropay.cli.output import emit, hex_id, progress, quoted, when
 from micropay.config import load_deployments
 from micropay.documents import MAX_TEXT, read_document
-from micropay.errors import InvalidPlan, MicropayValueError, PlanMismatch
+from micropay.errors import InvalidPlan, MicropayValueError, PlanMismatch, UnknownChannel
 from micropay.escrow import Escrow
 from micropay.feedback import SignedFeedback, Status
 from micropay.ledger import EMPTY_ROOT
@@ -29,7 +29,7 @@ from micropay.payer import Payer
 from micropay.plan import Plan, Role, SignedPlan, parse_plan
 from micropay.plan_source import MAX_SOURCE_BYTES, read_source
 from micropay.planbook import PlanBook
-from micropay.records import ChannelRecord
+from micropay.sync import sync
 
 
 def load_text(value: str) -> str:
@@ -40,6 +40,10 @@ def load_text(value: str) -> str:
     except OSError:
         is_file = False
     if not is_file:
+        if value.lstrip()[:4].lower() in ("mpp1", "mpp2", "mpv1"):
+            raise InvalidPlan("this is a payment, not a plan or feedback: receive it with `micropay receive`")
+        if not value.lstrip().startswith(("{", "mp")) and (value.endswith((".json", ".txt", ".toml")) or "/" in value):
+            raise InvalidPlan(f"no such file: {value}")
         return value
     with path.open("rb") as handle:
         data = handle.read(MAX_TEXT + 1)
@@ -146,19 +150,25 @@ def accept(session: Session, document: str, out: Path | None, yes: bool) -> None
     if role is None:
         raise PlanMismatch(f"the plan is between {proposal.plan.payer} and {proposal.plan.payee}, not this account "
                            f"({session.address})")
+    other = proposal.plan.payee if role == "payer" else proposal.plan.payer
     if not proposal.signature("payee" if role == "payer" else "payer"):
-        raise InvalidPlan("the plan carries no signature of the other side: there is nothing to accept (it is "
-                          "your own proposal: send it to the other side)")
+        raise InvalidPlan(f"this is your own proposal: send it to the other side ({other}), who accepts it")
+    stored = session.store.plan(proposal.hash)
+    if stored is not None and stored.signed.signature(role):
+        raise InvalidPlan(f"you have already signed this plan (version {proposal.plan.version}): send it to {other} "
+                          "if they do not have it")
     progress(describe(session, proposal.plan))
-    if not yes:
-        click.confirm("sign this plan? It binds you once both sides have signed", abort=True, err=True)
+    if not yes:  # without a terminal: check the plan above, then run again with --yes
+        click.confirm("sign this plan? It binds you once both sides have signed (--yes: sign without asking)",
+                      abort=True, err=True)
     signed = plans.accept(proposal, session.account)
     write_out(signed, out)
     role = signed.plan.role_of(session.address)
-    then = ("then open the channel: `micropay open --plan " + (str(out) if out else "TEXT") + "`"
+    then = ("; then open the channel: `micropay open --plan " + (str(out) if out else "TEXT") + "`"
             if role == "payer" and signed.plan.version == 1 else "")
-    progress(f"accepted: plan 0x{signed.hash.hex()[:12]}… is in force. Send it back (`micropay plan receive`)"
-             + (f"; {then}" if then else ""))
+    what = f"the file {out}" if out else "the text above"
+    progress(f"accepted: plan 0x{signed.hash.hex()[:12]}… (version {signed.plan.version}) is in force. Send {what} "
+             f"to {other}, who runs `micropay plan receive` on it{then}")
 
 
 @plan_group.command("amend")
@@ -180,8 +190,9 @@ def amend(session: Session, channel_or_plan: str, source: Path, out: Path | None
                      proposer=session.address)
     signed = book(session, plan).propose(plan, session.account)
     write_out(signed, out)
-    progress(f"{describe(session, plan)}\nproposed version {plan.version}: it is in force once the other side "
-             "runs `micropay plan accept` on it")
+    progress(f"{describe(session, plan)}\nproposed version {plan.version}: send "
+             f"{'the file ' + str(out) if out else 'the text above'} to the other side; it is in force once they run "
+             "`micropay plan accept` on it")
 
 
 def open_under_plan(session: Session, document: str, *, deposit: Amount | None, cover: int | None, days: int,
@@ -195,6 +206,8 @@ def open_under_plan(session: Session, document: str, *, deposit: Amount | None, 
         raise PlanMismatch(f"the plan is paid by {agreed.payer}, not by this account ({session.address})")
     if deposit is not None and cover is not None:
         raise click.UsageError("give --deposit or --cover, not both")
+    if cover is not None and cover > len(agreed.tasks):
+        raise MicropayValueError(f"cover 1 to {len(agreed.tasks)} tasks, not {cover}")
     value = None if deposit is None else deposit.base_units(session.units(agreed.token), wei=wei)
     payer = Payer(plan_escrow(session, agreed), session.account, session.store)
     progress("opening the channel under the plan, waiting for the receipt…")
@@ -209,16 +222,23 @@ def open_under_plan(session: Session, document: str, *, deposit: Amount | None, 
 
 
 def _root(session: Session, plans: PlanBook, text: str) -> bytes:
-    """The project named by a plan hash or a channel."""
+    """The project named by a plan hash (or its first 8+ hex digits) or by a channel. A channel
+    this store does not know yet (opened by the client, not paid on yet) is looked up on the
+    escrows of this account's plans."""
     clean = text.lower().removeprefix("0x")
-    if len(clean) == 64:
-        try:
-            return plans.root_of(bytes.fromhex(clean))
-        except ValueError:
-            raise MicropayValueError(f"{text!r} is not a hash") from None
-        except LookupError:
-            pass  # not a plan: a channel id
-    return plans.for_channel(find_channel(session, text)).root
+    if len(clean) >= 8:
+        hashes = {v.signed.hash.hex(): root for root in plans.roots() for v in plans.history(root).versions}
+        found = {root for digest, root in hashes.items() if digest.startswith(clean)}
+        if len(found) == 1:
+            return found.pop()
+    try:
+        channel = find_channel(session, text)
+    except UnknownChannel:
+        escrows = {plans.history(root).first.escrow for root in plans.roots()}
+        for address in escrows:
+            sync(session.store, session.escrow_at(address), session.address)
+        channel = find_channel(session, text)
+    return plans.for_channel(channel).root
 
 
 @plan_group.command("receive")
@@ -246,19 +266,19 @@ def take_document(session: Session, text: str) -> str:
     return f"plan {quoted(plan.plan.title)} version {plan.plan.version} stored: {state}"
 
 
-def _feedback(session: Session, channel: ChannelRecord, task: str, status: Status, *, deliverable: bytes,
+def _feedback(session: Session, channel_or_plan: str, task: str, status: Status, *, deliverable: bytes,
               note: str, out: Path | None) -> None:
     plans = book(session)
-    history = plans.for_channel(channel)
-    plans = book(session, history.first)
-    signed = plans.give(session.account, history.root, task, status, deliverable=deliverable, note=note)
+    root = _root(session, plans, channel_or_plan)
+    plans = book(session, plans.history(root).first)
+    signed = plans.give(session.account, root, task, status, deliverable=deliverable, note=note)
     write_out(signed, out)
     progress(f"task {quoted(task)} marked {status}: send {'the file ' + str(out) if out else 'the text above'} "
              "to the other side (`micropay plan receive`)")
 
 
 @plan_group.command("delivered")
-@channel_argument
+@click.argument("channel_or_plan")
 @click.argument("task")
 @click.option("--file", "deliverable_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="the delivered file: its SHA-256 is signed with the delivery")
@@ -266,9 +286,10 @@ def _feedback(session: Session, channel: ChannelRecord, task: str, status: Statu
 @click.option("--note", default="", help="a note for the client")
 @out_option
 @pass_session
-def delivered(session: Session, channel: ChannelRecord, task: str, deliverable_file: Path | None,
+def delivered(session: Session, channel_or_plan: str, task: str, deliverable_file: Path | None,
               deliverable_hash: str | None, note: str, out: Path | None) -> None:
-    """As the freelancer: say TASK is delivered, optionally with the hash of what was delivered."""
+    """As the freelancer: say TASK is delivered, optionally with the hash of what was delivered.
+    CHANNEL_OR_PLAN: the channel's id (or its start), or the plan's hash (or its start)."""
     if deliverable_file is not None and deliverable_hash is not None:
         raise click.UsageError("give --file or --hash, not both")
     digest = EMPTY_ROOT
@@ -283,29 +304,29 @@ def delivered(session: Session, channel: ChannelRecord, task: str, deliverable_f
         if len(clean) != 64 or any(c not in "0123456789abcdef" for c in clean):
             raise MicropayValueError("--hash must be 32 bytes of 0x-hex")
         digest = bytes.fromhex(clean)
-    _feedback(session, channel, task, "delivered", deliverable=digest, note=note, out=out)
+    _feedback(session, channel_or_plan, task, "delivered", deliverable=digest, note=note, out=out)
 
 
 @plan_group.command("request-changes")
-@channel_argument
+@click.argument("channel_or_plan")
 @click.argument("task")
 @click.option("--note", required=True, help="what to change")
 @out_option
 @pass_session
-def request_changes(session: Session, channel: ChannelRecord, task: str, note: str, out: Path | None) -> None:
-    """As the client: ask for changes to a delivered TASK."""
-    _feedback(session, channel, task, "changes requested", deliverable=EMPTY_ROOT, note=note, out=out)
+def request_changes(session: Session, channel_or_plan: str, task: str, note: str, out: Path | None) -> None:
+    """As the client: ask for changes to a delivered TASK (of CHANNEL_OR_PLAN: a channel or plan hash)."""
+    _feedback(session, channel_or_plan, task, "changes requested", deliverable=EMPTY_ROOT, note=note, out=out)
 
 
 @plan_group.command("approve")
-@channel_argument
+@click.argument("channel_or_plan")
 @click.argument("task")
 @click.option("--note", default="", help="a note for the freelancer")
 @out_option
 @pass_session
-def approve(session: Session, channel: ChannelRecord, task: str, note: str, out: Path | None) -> None:
-    """As the client: approve a delivered TASK (then pay it with `micropay pay CHANNEL TASK`)."""
-    _feedback(session, channel, task, "approved", deliverable=EMPTY_ROOT, note=note, out=out)
+def approve(session: Session, channel_or_plan: str, task: str, note: str, out: Path | None) -> None:
+    """As the client: approve a delivered TASK of CHANNEL_OR_PLAN (then pay it: `micropay pay CHANNEL TASK`)."""
+    _feedback(session, channel_or_plan, task, "approved", deliverable=EMPTY_ROOT, note=note, out=out)
 
 
 @plan_group.command("show")

@@ -155,7 +155,7 @@ def render_progress(report: Progress, record: ChannelRecord, show: Callable[[int
     share = f"{report.share:.0%}" if report.planned_total else "-"
     outside = report.paid_total - report.paid_planned
     lines += ["", f"paid {show(report.paid_planned)} of {show(report.planned_total)} planned ({share} of the budget)"
-              + (f", and {show(outside)} outside the plan" if outside else "")
+              + (f", and {show(outside)} beyond the planned prices" if outside else "")
               + f"; settled on chain: {show(report.settled_total)}", coverage(report, show)]
     due = {t.task_id: t.due for t in report.tasks}
     if report.overdue:

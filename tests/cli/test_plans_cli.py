@@ -205,7 +205,7 @@ def test_who_cannot_accept_is_refused_before_being_asked(agreed, w3, tmp_path):
     assert_clean_error(result, "the plan is between", stranger.address)
     own = agreed.freelancer.run("plan", "accept", agreed.proposal, input="y\n", ok=False)
     assert "sign this plan?" not in own.output
-    assert_clean_error(own, "no signature of the other side", "nothing to accept")
+    assert_clean_error(own, "this is your own proposal", "send it to the other side")
     assert stored_versions(stranger) == []
 
 
@@ -288,7 +288,7 @@ def test_pay_refuses_what_the_plan_does_not_say_unless_unplanned(agreed):
 
     refusals = {
         ("poster",): ("no task 'poster'", "logo, palette, cards", "add --unplanned and an AMOUNT"),
-        ("logo",): ("task 'logo' is already paid on this channel", "add --unplanned to pay it again"),
+        ("logo",): ("task 'logo' is already paid under this plan", "add --unplanned to pay it again"),
         ("0.004 ETH", "palette"): ("task 'palette' is priced 0.003 ETH in the plan, not 0.004 ETH",
                                    "add --unplanned to pay another price"),
         ("--unplanned", "poster"): ("'poster' is not in the plan", "needs an amount"),

@@ -70,8 +70,8 @@ def test_progress_for_the_client_syncs_first_and_says_what_is_left(story):
     assert re.search(r"^site +Landing page +planned +0.007 ETH .* the freelancer +overdue$", out, re.M), out
     assert re.search(r"^final +Final files +delivered +0.005 ETH +you$", out, re.M), out
     assert re.search(r"^rush +\(not in the plan\) +settled +0.001 ETH +unplanned$", out, re.M), out
-    assert ("paid 0.007 ETH of 0.022 ETH planned (32% of the budget), and 0.001 ETH outside the plan; settled on "
-            "chain: 0.008 ETH") in out
+    assert ("paid 0.007 ETH of 0.022 ETH planned (32% of the budget), and 0.001 ETH beyond the planned prices; "
+            "settled on chain: 0.008 ETH") in out
     assert ("the deposit covers none of the 3 tasks left (0 ETH of the deposit is left); top up 0.014 ETH to "
             "cover the plan") in out
     assert re.search(r"overdue: 'site' \(due \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", out)
