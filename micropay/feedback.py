@@ -43,7 +43,10 @@ STATUSES: tuple[Status, ...] = ("delivered", "changes requested", "approved")
 #: Who gives each kind of feedback.
 GIVEN_BY: dict[Status, Role] = {"delivered": "payee", "changes requested": "payer", "approved": "payer"}
 TEXT_PREFIX = "mpf1"
-MAX_TEXT = 16 * 1024
+#: The longest ``mpf1`` text read: the longest feedback (a note of control characters JSON
+#: escapes in six, a contract wallet's signature of :data:`MAX_SIGNATURE_BYTES`) fits.
+MAX_TEXT = 64 * 1024
+MAX_SIGNATURE_BYTES = 4096
 
 FEEDBACK_TYPE = "Feedback(bytes32 plan,string taskId,string status,bytes32 deliverable,string note,uint64 at)"
 FEEDBACK_TYPEHASH = keccak(FEEDBACK_TYPE.encode())
@@ -120,6 +123,12 @@ class SignedFeedback:
 
     feedback: Feedback
     signature: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.feedback, Feedback):
+            raise InvalidPlan("signed feedback's feedback must be a Feedback")
+        if not isinstance(self.signature, bytes) or not 0 < len(self.signature) <= MAX_SIGNATURE_BYTES:
+            raise InvalidPlan(f"a feedback signature is 1 to {MAX_SIGNATURE_BYTES} bytes")
 
     @classmethod
     def sign(cls, feedback: Feedback, account: LocalAccount) -> SignedFeedback:

@@ -33,7 +33,6 @@ from micropay.errors import (
     MicropayValueError,
     NodeError,
     NotParticipant,
-    PlanMismatch,
     PlanNotInForce,
     StoreError,
     TaskRefused,
@@ -43,7 +42,7 @@ from micropay.escrow import Escrow
 from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
 from micropay.payment import Payment
 from micropay.plan import SignedPlan
-from micropay.planbook import PlanBook, latest_delivery
+from micropay.planbook import PlanBook, latest_delivery, paid_tasks, task_price
 from micropay.progress import Progress, progress
 from micropay.records import ChannelRecord
 from micropay.store import ChannelLike, StoreTransaction, VoucherStore
@@ -187,13 +186,7 @@ class Payer:
         with the plan's hash as its ``terms``. The deposit is the plan's total, or ``deposit``,
         or the price of its first ``cover`` tasks. Raises :class:`PlanNotInForce`,
         :class:`PlanMismatch` (a plan this payer does not pay), and what :meth:`open_channel` raises."""
-        if isinstance(plan, SignedPlan):
-            self.plans.take(plan)
-            plan = plan.hash
-        root = self.plans.root_of(plan)
-        agreed = self.plans.in_force(root)
-        if agreed.payer != self.address:
-            raise PlanMismatch(f"the plan is paid by {agreed.payer}, not by this payer {self.address}")
+        root, agreed = self.plans.to_open(plan)
         if deposit is not None and cover is not None:
             raise MicropayValueError("give a deposit or a number of tasks to cover, not both")
         if cover is not None:
@@ -287,26 +280,14 @@ class Payer:
         current = history.in_force
         if current is None:
             raise PlanNotInForce("the channel's plan is not signed by both sides yet")
-        task = current.signed.plan.task(task_id)
-        if task is None:
-            if not unplanned:
-                known = ", ".join(t.id for t in current.signed.plan.tasks)
-                raise TaskRefused(f"the plan has no task {task_id!r} (its tasks: {known}); pay it as unplanned, with "
-                                  "an amount, to pay it anyway")
-            if amount is None:
-                raise TaskRefused(f"task {task_id!r} is not in the plan: an unplanned payment needs an amount")
-            price = amount
-        else:
-            price = task.price if amount is None else amount
-            if price != task.price and not unplanned:
-                raise TaskRefused(f"task {task_id!r} is priced {task.price} in the plan, not {price}: pay it as "
-                                  "unplanned to pay another price")
+        price = task_price(current.signed.plan, task_id, unplanned=unplanned, amount=amount)
         if deliverable is None:
             deliverable = latest_delivery(self.store, history.root, task_id)
 
         def not_paid_yet(tx: StoreTransaction) -> None:
-            if not unplanned and any(e.receipt.task_id == task_id for e in tx.ledger(record.ref)):
-                raise TaskRefused(f"task {task_id!r} is already paid on this channel; pay it as unplanned to pay "
+            # On any channel under this plan: a plan paid through a second channel pays each task once too.
+            if not unplanned and task_id in paid_tasks(tx, history.root, history.first):
+                raise TaskRefused(f"task {task_id!r} is already paid under this plan; pay it as unplanned to pay "
                                   "it again")
 
         return self._sign(record.ref, TaskReceipt(task_id, price, deliverable, note), not_paid_yet)

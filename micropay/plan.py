@@ -30,7 +30,9 @@ from eth_account.signers.local import LocalAccount
 
 from micropay._utils.crypto import keccak, unsafe_sign_digest
 from micropay.documents import (
+    MAX_DOCUMENT_BYTES,
     SignatureCheck,
+    canonical,
     checked_int,
     decimal,
     fields,
@@ -58,6 +60,10 @@ MAX_TITLE_BYTES = 512
 MAX_CRITERIA_BYTES = 2048
 MAX_INBOX_BYTES = 512
 MAX_DUE = 2**64 - 1
+#: The longest canonical JSON of a plan: its document, with two of the longest signatures and
+#: indented as :meth:`SignedPlan.to_json` writes it, still fits in what :func:`read_document`
+#: reads. (Every field within its limit is not enough: JSON escapes a control character in six.)
+MAX_PLAN_JSON = MAX_DOCUMENT_BYTES - 64 * 1024
 
 TASK_TYPE = "Task(string id,string title,uint256 price,uint64 due,string criteria)"
 PLAN_TYPE = ("Plan(string title,address payer,address payee,address token,Task[] tasks,uint32 version,"
@@ -153,6 +159,10 @@ class Plan:
         if (self.version == 1) != (self.amends == ZERO_HASH):
             raise InvalidPlan("version 1 amends nothing; every later version amends the one before it")
         utf8(self.inbox, "the plan's inbox URL", MAX_INBOX_BYTES)
+        size = len(canonical(self.to_dict()))
+        if size > MAX_PLAN_JSON:
+            raise InvalidPlan(f"the plan's JSON is {size:,} bytes, above the limit of {MAX_PLAN_JSON:,}: it could not "
+                              "travel; shorten its titles and criteria")
 
     @property
     def total(self) -> int:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 
 from micropay.documents import SignatureCheck
-from micropay.errors import AmendmentRefused, InvalidPlan, PlanMismatch, PlanNotInForce, UnknownPlan
+from micropay.errors import AmendmentRefused, InvalidPlan, PlanMismatch, PlanNotInForce, TaskRefused, UnknownPlan
 from micropay.feedback import Feedback, SignedFeedback, Status, parse_feedback
 from micropay.ledger import EMPTY_ROOT
 from micropay.plan import Plan, Role, SignedPlan, parse_plan
@@ -204,6 +204,8 @@ class PlanBook:
                                f"{self.domain[1]} on chain {self.domain[0]}")
         with self.store.transaction() as tx:
             existing = tx.plan(plan.hash)
+            if existing is not None and existing.signed.merged(signed) == existing.signed:
+                return existing.signed  # already held, with every signature this copy carries
             if existing is not None:
                 signed = existing.signed.merged(signed)
                 root = existing.root
@@ -215,8 +217,14 @@ class PlanBook:
                     raise UnknownPlan(f"version {plan.version} amends 0x{plan.amends.hex()[:12]}…, a plan this store "
                                       "does not hold: take the version it amends first")
                 root = amended.root
+            role = plan.role_of(self.address)
+            if signed.in_force and existing is not None and role is not None and not existing.signed.signature(role):
+                self._check_no_rival(tx, root, plan)
             if plan.version > 1:
-                self._check_amendment(tx, root, plan)
+                # A side is bound by the paid-task rule when it signs: a version it signed before a task
+                # was paid (at the new price, by a payer that accepted it) still comes into force here.
+                signed_here = existing is not None and role is not None and bool(existing.signed.signature(role))
+                self._check_amendment(tx, root, plan, paid_rule=not signed_here)
             if signed.in_force:
                 agreed = [v for v in tx.plans(root) if v.signed.in_force and v.signed.plan.version == plan.version]
                 if agreed and agreed[0].signed.plan.hash != plan.hash:
@@ -225,7 +233,29 @@ class PlanBook:
                         in_force=signed.in_force)
         return signed
 
-    def _check_amendment(self, tx: StoreTransaction, root: bytes, plan: Plan) -> None:
+    def _check_no_rival(self, tx: StoreTransaction, root: bytes, plan: Plan) -> None:
+        """Before this side countersigns a version: refuse if it proposed another of the same number,
+        which the other side may be countersigning at this moment (two versions in force would fork)."""
+        mine = [v.signed.plan for v in tx.plans(root) if v.signed.plan.version == plan.version
+                and v.signed.plan.hash != plan.hash and v.signed.plan.proposer == self.address]
+        if mine:
+            raise AmendmentRefused(f"you proposed another version {plan.version} (0x{mine[0].hash.hex()[:12]}…) "
+                                   "yourself: both sides amended at once. Agree on one: withdraw yours "
+                                   "(`micropay plan withdraw`) and accept theirs, or ask them to accept yours")
+
+    def withdraw(self, plan_hash: bytes) -> None:
+        """Forget a proposal of this side that the other side has not countersigned (in this
+        store), so the other side's rival version can be accepted. Raises :class:`UnknownPlan`, or
+        :class:`InvalidPlan` if it is not this side's, or is in force."""
+        with self.store.transaction() as tx:
+            stored = tx.plan(plan_hash)
+            if stored is None:
+                raise UnknownPlan(f"no plan 0x{plan_hash.hex()} in {self.store.path}")
+            if stored.signed.plan.proposer != self.address or stored.signed.in_force:
+                raise InvalidPlan("only your own proposal, not yet in force, can be withdrawn")
+            tx.forget_plan(plan_hash)
+
+    def _check_amendment(self, tx: StoreTransaction, root: bytes, plan: Plan, *, paid_rule: bool = True) -> None:
         versions = tx.plans(root)
         previous = next((v.signed for v in versions if v.signed.plan.hash == plan.amends), None)
         if previous is None or not previous.in_force or previous.plan.version != plan.version - 1:
@@ -238,7 +268,7 @@ class PlanBook:
         newer = [v for v in versions if v.signed.in_force and v.signed.plan.version > plan.version]
         if newer:
             raise AmendmentRefused(f"version {newer[-1].signed.plan.version} is already in force")
-        for task_id in paid_tasks(tx, root):
+        for task_id in paid_tasks(tx, root, before) if paid_rule else {}:
             old, new = before.task(task_id), plan.task(task_id)
             if old is None:
                 continue  # paid as unplanned: not the plan's to change
@@ -247,6 +277,31 @@ class PlanBook:
             if new != old:
                 what = ("re-price" if new.price != old.price else "re-date" if new.due != old.due else "change")
                 raise AmendmentRefused(f"task {task_id!r} is paid: an amendment cannot {what} it")
+
+    def to_open(self, plan: SignedPlan | bytes) -> tuple[bytes, Plan]:
+        """(root, plan in force) of the plan a channel is about to be opened under by this payer:
+        a stored plan's hash, or a plan in force (taken into the store once checked). Raises
+        :class:`PlanMismatch` if this account does not pay it or it already has an open channel,
+        :class:`PlanNotInForce`, :class:`UnknownPlan`."""
+        if isinstance(plan, SignedPlan):
+            plan = self._checked(plan)  # every check before anything is stored
+            if plan.plan.payer != self.address:
+                raise PlanMismatch(f"the plan is paid by {plan.plan.payer}, not by this payer {self.address}")
+            if not plan.in_force:
+                raise PlanNotInForce("the plan is not signed by both sides: accept it first")
+            self.take(plan)
+            plan = plan.hash
+        elif not isinstance(plan, bytes):
+            raise InvalidPlan("a plan is given as a SignedPlan or as its hash (bytes)")
+        root = self.root_of(plan)
+        agreed = self.in_force(root)
+        if agreed.payer != self.address:
+            raise PlanMismatch(f"the plan is paid by {agreed.payer}, not by this payer {self.address}")
+        current = [r for r in self.store.channels("payer") if r.terms == root and not r.closed]
+        if current:
+            raise PlanMismatch(f"plan {agreed.title!r} is already paid through channel 0x{current[0].id.hex()}: top "
+                               "it up instead of opening a second one")
+        return root, agreed
 
     # -- feedback ------------------------------------------------------------------------------
 
@@ -287,11 +342,12 @@ class PlanBook:
         return signed
 
 
-def paid_tasks(tx: StoreTransaction, root: bytes) -> dict[str, int]:
-    """Task id -> amount paid, over every stored channel opened under project ``root``."""
+def paid_tasks(tx: StoreTransaction, root: bytes, plan: Plan) -> dict[str, int]:
+    """Task id -> amount paid, over every stored channel opened under project ``root`` between
+    ``plan``'s parties (a channel's terms are public: anyone may open one naming them)."""
     paid: dict[str, int] = {}
     for record in tx.channels():
-        if record.terms == root:
+        if record.terms == root and _matches(plan, record):
             for entry in tx.ledger(record.ref):
                 paid[entry.receipt.task_id] = paid.get(entry.receipt.task_id, 0) + entry.receipt.amount
     return paid
@@ -302,3 +358,23 @@ def latest_delivery(store: VoucherStore, root: bytes, task_id: str) -> bytes:
     delivered = [s.signed.feedback for s in store.feedback(root)
                  if s.signed.feedback.task_id == task_id and s.signed.feedback.status == "delivered"]
     return delivered[-1].deliverable if delivered else EMPTY_ROOT
+
+
+def task_price(plan: Plan, task_id: str, *, unplanned: bool, amount: int | None) -> int:
+    """What paying ``task_id`` under ``plan`` costs: its price, or ``amount`` for a payment marked
+    ``unplanned``. Raises :class:`TaskRefused` for an unknown task or another price unless
+    ``unplanned``, and for an unplanned task without an amount."""
+    task = plan.task(task_id)
+    if task is None:
+        if not unplanned:
+            known = ", ".join(t.id for t in plan.tasks)
+            raise TaskRefused(f"the plan has no task {task_id!r} (its tasks: {known}); pay it as unplanned, with "
+                              "an amount, to pay it anyway")
+        if amount is None:
+            raise TaskRefused(f"task {task_id!r} is not in the plan: an unplanned payment needs an amount")
+        return amount
+    price = task.price if amount is None else amount
+    if price != task.price and not unplanned:
+        raise TaskRefused(f"task {task_id!r} is priced {task.price} in the plan, not {price}: pay it as unplanned "
+                          "to pay another price")
+    return price

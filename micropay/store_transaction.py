@@ -264,6 +264,10 @@ class StoreTransaction(StoreReader):
                          (plan.hash, stored.root, plan.version, int(in_force),
                           canonical(stored.signed.to_dict()).decode(), stored.received_at))
 
+    def forget_plan(self, plan_hash: bytes) -> None:
+        """Remove a stored plan version that is not in force (a withdrawn proposal)."""
+        self._db.execute("DELETE FROM plans WHERE hash = ? AND in_force = 0", (plan_hash,))
+
     def add_feedback(self, root: bytes, stored: StoredFeedback) -> bool:
         """Store feedback on the project ``root``; returns False if it was already stored."""
         f = stored.signed.feedback

@@ -255,15 +255,23 @@ def take_document(session: Session, text: str) -> str:
     document = read_document(text)
     if document.get("micropay") == "feedback":
         signed = SignedFeedback.from_dict(document)
-        first = book(session).history(signed.feedback.plan).first
-        book(session, first).take_feedback(signed)
+        history = book(session).history(signed.feedback.plan)
+        held = any(s.signed.hash == signed.hash for s in session.store.feedback(history.root))
+        book(session, history.first).take_feedback(signed)
         f = signed.feedback
         note = f": {quoted(f.note)}" if f.note else ""
-        return f"feedback stored: task {quoted(f.task_id)} {f.status} ({when(f.at)}){note}"
+        what = "already held" if held else "stored"
+        return f"feedback {what}: task {quoted(f.task_id)} {f.status} ({when(f.at)}){note}"
     plan = SignedPlan.from_dict(document)
+    before = session.store.plan(plan.hash)
     stored = book(session, plan.plan).take(plan)
-    state = "in force" if stored.in_force else "proposed, waiting for your `micropay plan accept`"
-    return f"plan {quoted(plan.plan.title)} version {plan.plan.version} stored: {state}"
+    held = before is not None and before.signed == stored
+    history = book(session).history(book(session).root_of(plan.hash))
+    current = history.in_force.signed.plan.version if history.in_force else 0
+    state = ("in force" if stored.in_force and current == plan.plan.version
+             else f"superseded by version {current}" if stored.in_force
+             else "proposed, waiting for your `micropay plan accept`")
+    return f"plan {quoted(plan.plan.title)} version {plan.plan.version} {'already held' if held else 'stored'}: {state}"
 
 
 def _feedback(session: Session, channel_or_plan: str, task: str, status: Status, *, deliverable: bytes,
@@ -327,6 +335,23 @@ def request_changes(session: Session, channel_or_plan: str, task: str, note: str
 def approve(session: Session, channel_or_plan: str, task: str, note: str, out: Path | None) -> None:
     """As the client: approve a delivered TASK of CHANNEL_OR_PLAN (then pay it: `micropay pay CHANNEL TASK`)."""
     _feedback(session, channel_or_plan, task, "approved", deliverable=EMPTY_ROOT, note=note, out=out)
+
+
+@plan_group.command("withdraw")
+@click.argument("plan_hash")
+@pass_session
+def withdraw(session: Session, plan_hash: str) -> None:
+    """Forget your own proposal PLAN_HASH (or its start) that the other side has not accepted:
+    when both sides amended at once, one withdraws and accepts the other's."""
+    plans = book(session)
+    clean = plan_hash.lower().removeprefix("0x")
+    matches = [v.signed.plan for root in plans.roots() for v in plans.history(root).versions
+               if v.signed.hash.hex().startswith(clean) and len(clean) >= 8]
+    if len(matches) != 1:
+        raise MicropayValueError(f"{plan_hash!r} names {len(matches)} stored plans: give more of its hash")
+    plans.withdraw(matches[0].hash)
+    click.echo(f"withdrew your version {matches[0].version} of {quoted(matches[0].title)}: you can now accept "
+               "the other side's")
 
 
 @plan_group.command("show")

@@ -187,7 +187,8 @@ def test_accept_signs_as_the_client_and_the_freelancer_receives_it(people, tmp_p
     assert freelancer.run("plan", "receive", str(out)).stdout == "plan 'Brand refresh' version 1 stored: in force\n"
     assert stored_versions(freelancer) == [(1, True)]
     again = freelancer.run("plan", "receive", accepted.encode()).stdout  # the text form too; twice is harmless
-    assert again == "plan 'Brand refresh' version 1 stored: in force\n" and stored_versions(freelancer) == [(1, True)]
+    assert again == "plan 'Brand refresh' version 1 already held: in force\n"
+    assert stored_versions(freelancer) == [(1, True)]
 
 
 def test_a_proposal_received_instead_of_accepted_waits_for_accept(people, tmp_path):
