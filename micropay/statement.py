@@ -244,10 +244,11 @@ def to_csv(statement: Statement, units: Units) -> str:
     for r in statement.rows:
         u = units(r.token)
         settled = r.paid if r.settled else 0
+        price = None if r.deviation == "paid twice" else r.price  # planned once: the column sums to the total
         writer.writerow(["task", _iso(r.paid_at), r.channel, r.chain_id, r.role, r.counterparty, _cell(r.task_id),
                          _cell(r.title), "" if r.version is None else r.version, r.deviation, _cell(u[1]), r.token,
-                         _number(r.price, u), _number(r.paid, u), _number(settled, u),
-                         "" if r.price is None else r.price, r.paid, settled, r.settlement, _iso(r.settled_at),
+                         _number(price, u), _number(r.paid, u), _number(settled, u),
+                         "" if price is None else price, r.paid, settled, r.settlement, _iso(r.settled_at),
                          _cell(r.note)])
     for t in statement.totals:
         u = units(t.token)
