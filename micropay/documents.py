@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 
 from micropay._utils import bounded, textform
 from micropay._utils.addresses import normalize
-from micropay._utils.crypto import recover_address
+from micropay._utils.crypto import keccak, recover_address
 from micropay.errors import InvalidPlan, InvalidVoucher
-from micropay.voucher import check_signature_form
+from micropay.voucher import DOMAIN_NAME, DOMAIN_VERSION, EIP712_DOMAIN_FIELDS, check_signature_form, domain_separator
 
 #: Asks whether ``signature`` by ``address`` over ``digest`` is valid (EIP-1271 for a contract).
 SignatureCheck = Callable[[str, bytes, bytes], bool]
@@ -163,3 +163,17 @@ def wrap(document: Mapping[str, object]) -> str:
 def pretty(document: Mapping[str, object]) -> str:
     """``document`` as indented JSON, for a file."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def escrow_digest(chain_id: int, escrow: str, struct_hash: bytes) -> bytes:
+    """The EIP-712 digest of a struct under the escrow's domain (what both sides sign)."""
+    return keccak(b"\x19\x01" + domain_separator(chain_id, bytes.fromhex(escrow[2:])) + struct_hash)
+
+
+def escrow_typed_data(chain_id: int, escrow: str, primary: str, types: dict[str, list[dict[str, str]]],
+                      message: dict[str, object]) -> dict[str, object]:
+    """Typed data under the escrow's domain, as ``eth_signTypedData_v4`` and eth-account take it."""
+    return {"types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, **types}, "primaryType": primary,
+            "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
+                       "verifyingContract": escrow},
+            "message": message}

@@ -22,6 +22,8 @@ from micropay._utils.crypto import keccak, unsafe_sign_digest
 from micropay.documents import (
     SignatureCheck,
     checked_int,
+    escrow_digest,
+    escrow_typed_data,
     fields,
     hex_bytes,
     is_valid_signature,
@@ -36,7 +38,7 @@ from micropay.documents import (
 from micropay.errors import InvalidPlan, MicropayValueError
 from micropay.ledger import MAX_NOTE_BYTES, MAX_TASK_ID_BYTES
 from micropay.plan import MAX_DUE, Plan, Role
-from micropay.voucher import EIP712_DOMAIN_FIELDS, MAX_CHAIN_ID, domain_separator
+from micropay.voucher import MAX_CHAIN_ID
 
 Status = Literal["delivered", "changes requested", "approved"]
 STATUSES: tuple[Status, ...] = ("delivered", "changes requested", "approved")
@@ -91,16 +93,13 @@ class Feedback:
         """The EIP-712 digest its author signs."""
         struct = keccak(FEEDBACK_TYPEHASH + self.plan + keccak(self.task_id.encode()) + keccak(self.status.encode())
                         + self.deliverable + keccak(self.note.encode()) + self.at.to_bytes(32, "big"))
-        return keccak(b"\x19\x01" + domain_separator(self.chain_id, bytes.fromhex(self.escrow[2:])) + struct)
+        return escrow_digest(self.chain_id, self.escrow, struct)
 
     def typed_data(self) -> dict[str, object]:
         """The feedback as EIP-712 typed data, as wallets and eth-account take it."""
-        return {"types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "Feedback": FEEDBACK_FIELDS},
-                "primaryType": "Feedback",
-                "domain": {"name": "MicropayEscrow", "version": "2", "chainId": self.chain_id,
-                           "verifyingContract": self.escrow},
-                "message": {"plan": self.plan, "taskId": self.task_id, "status": self.status,
-                            "deliverable": self.deliverable, "note": self.note, "at": self.at}}
+        return escrow_typed_data(self.chain_id, self.escrow, "Feedback", {"Feedback": FEEDBACK_FIELDS}, {
+            "plan": self.plan, "taskId": self.task_id, "status": self.status, "deliverable": self.deliverable,
+            "note": self.note, "at": self.at})
 
     def to_dict(self) -> dict[str, object]:
         """The feedback as JSON."""

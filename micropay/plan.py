@@ -35,6 +35,8 @@ from micropay.documents import (
     canonical,
     checked_int,
     decimal,
+    escrow_digest,
+    escrow_typed_data,
     fields,
     hex_bytes,
     is_valid_signature,
@@ -49,7 +51,7 @@ from micropay.documents import (
 from micropay.errors import InvalidPlan, MicropayValueError
 from micropay.ledger import MAX_TASK_ID_BYTES
 from micropay.types import MAX_AMOUNT
-from micropay.voucher import EIP712_DOMAIN_FIELDS, MAX_CHAIN_ID, domain_separator
+from micropay.voucher import MAX_CHAIN_ID
 
 Role = Literal["payer", "payee"]
 
@@ -194,8 +196,7 @@ class Plan:
     @cached_property
     def hash(self) -> bytes:
         """The EIP-712 digest both sides sign: what a channel's ``terms`` holds for version 1."""
-        return keccak(b"\x19\x01" + domain_separator(self.chain_id, bytes.fromhex(self.escrow[2:]))
-                      + self.struct_hash())
+        return escrow_digest(self.chain_id, self.escrow, self.struct_hash())
 
     def typed_data(self) -> dict[str, object]:
         """The plan as EIP-712 typed data, as ``eth_signTypedData_v4`` and eth-account take it."""
@@ -204,11 +205,8 @@ class Plan:
                              for t in self.tasks],
                    "version": self.version, "amends": self.amends, "proposer": self.proposer,
                    "proposedAt": self.proposed_at, "inbox": self.inbox}
-        return {"types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "Plan": PLAN_FIELDS, "Task": TASK_FIELDS},
-                "primaryType": "Plan",
-                "domain": {"name": "MicropayEscrow", "version": "2", "chainId": self.chain_id,
-                           "verifyingContract": self.escrow},
-                "message": message}
+        types = {"Plan": PLAN_FIELDS, "Task": TASK_FIELDS}
+        return escrow_typed_data(self.chain_id, self.escrow, "Plan", types, message)
 
     def to_dict(self) -> dict[str, object]:
         """The plan as JSON: amounts as decimal strings, hashes as 0x-hex."""
