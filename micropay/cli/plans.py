@@ -29,6 +29,7 @@ from micropay.payer import Payer
 from micropay.plan import Plan, Role, SignedPlan, parse_plan
 from micropay.plan_source import MAX_SOURCE_BYTES, read_source
 from micropay.planbook import PlanBook
+from micropay.records import StoredPlan
 from micropay.sync import sync
 
 
@@ -221,16 +222,21 @@ def open_under_plan(session: Session, document: str, *, deposit: Amount | None, 
          f"{agreed.payee} under plan {quoted(agreed.title)} until {when(record.expiry)}{top_up}")
 
 
+def _versions_starting(plans: PlanBook, text: str) -> list[StoredPlan]:
+    """Every stored plan version whose hash starts with ``text`` (8 hex digits at least)."""
+    clean = text.lower().removeprefix("0x")
+    if len(clean) < 8:
+        return []
+    return [v for root in plans.roots() for v in plans.history(root).versions if v.signed.hash.hex().startswith(clean)]
+
+
 def _root(session: Session, plans: PlanBook, text: str) -> bytes:
     """The project named by a plan hash (or its first 8+ hex digits) or by a channel. A channel
     this store does not know yet (opened by the client, not paid on yet) is looked up on the
     escrows of this account's plans."""
-    clean = text.lower().removeprefix("0x")
-    if len(clean) >= 8:
-        hashes = {v.signed.hash.hex(): root for root in plans.roots() for v in plans.history(root).versions}
-        found = {root for digest, root in hashes.items() if digest.startswith(clean)}
-        if len(found) == 1:
-            return found.pop()
+    found = {stored.root for stored in _versions_starting(plans, text)}
+    if len(found) == 1:
+        return found.pop()
     try:
         channel = find_channel(session, text)
     except UnknownChannel:
@@ -344,9 +350,7 @@ def withdraw(session: Session, plan_hash: str) -> None:
     """Forget your own proposal PLAN_HASH (or its start) that the other side has not accepted:
     when both sides amended at once, one withdraws and accepts the other's."""
     plans = book(session)
-    clean = plan_hash.lower().removeprefix("0x")
-    matches = [v.signed.plan for root in plans.roots() for v in plans.history(root).versions
-               if v.signed.hash.hex().startswith(clean) and len(clean) >= 8]
+    matches = [v.signed.plan for v in _versions_starting(plans, plan_hash)]
     if len(matches) != 1:
         raise MicropayValueError(f"{plan_hash!r} names {len(matches)} stored plans: give more of its hash")
     plans.withdraw(matches[0].hash)
