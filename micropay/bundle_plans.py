@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from micropay.documents import SignatureCheck
-from micropay.errors import InvalidPlan, StoreError
+from micropay.errors import AmendmentRefused, InvalidPlan, StoreError, UnknownPlan
 from micropay.feedback import SignedFeedback
 from micropay.plan import Plan, SignedPlan
-from micropay.records import StoredFeedback, StoredPlan
+from micropay.planbook import put_plan
+from micropay.records import StoredFeedback
 
 if TYPE_CHECKING:
     from micropay.escrow import Escrow
     from micropay.store import VoucherStore
-    from micropay.store_transaction import StoreReader, StoreTransaction
+    from micropay.store_transaction import StoreTransaction
 
 
 @dataclass(frozen=True)
@@ -109,32 +110,17 @@ def merge_plans(tx: StoreTransaction, bundled: BundledPlans) -> None:
     """Write verified ``bundled`` plans and feedback through ``tx``, merged with what the store
     holds. Raises :class:`StoreError` (the transaction then keeps nothing) for an amendment of a
     plan neither holds, or a second version in force at one version number of a project."""
-    roots: dict[bytes, bytes] = {}
-    now = time.time()
-    for signed in bundled.plans:  # in version order: what a version amends comes first
+    for signed in bundled.plans:  # in version order: what a version amends is held first
         plan = signed.plan
-        existing = tx.plan(plan.hash)
-        if existing is not None:
-            root, merged = existing.root, existing.signed.merged(signed)
-        else:
-            merged = signed
-            root = plan.hash if plan.version == 1 else roots.get(plan.amends) or _stored_root(tx, plan)
-        roots[plan.hash] = root
-        if existing is not None and merged == existing.signed:
-            continue
-        if merged.in_force and any(v.signed.in_force and v.signed.plan.version == plan.version
-                                   and v.signed.hash != plan.hash for v in tx.plans(root)):
-            raise StoreError(f"plan 0x{plan.hash.hex()[:12]}… is version {plan.version} in force of project "
-                             f"0x{root.hex()[:12]}…, which the store holds another version {plan.version} in force "
-                             "of: nothing was imported")
-        tx.put_plan(StoredPlan(merged, root, existing.received_at if existing else now), in_force=merged.in_force)
+        try:
+            put_plan(tx, signed)
+        except UnknownPlan:
+            raise StoreError(f"plan 0x{plan.hash.hex()[:12]}… (version {plan.version}) amends "
+                             f"0x{plan.amends.hex()[:12]}…, a plan neither the bundle nor the store holds: nothing "
+                             "was imported") from None
+        except AmendmentRefused:
+            raise StoreError(f"plan 0x{plan.hash.hex()[:12]}… is version {plan.version} in force of a project the "
+                             f"store holds another version {plan.version} in force of: nothing was imported") from None
+    now = time.time()
     for signed_feedback in bundled.feedback:
         tx.add_feedback(signed_feedback.feedback.plan, StoredFeedback(signed_feedback, now))
-
-
-def _stored_root(tx: StoreReader, plan: Plan) -> bytes:
-    amended = tx.plan(plan.amends)
-    if amended is None:
-        raise StoreError(f"plan 0x{plan.hash.hex()[:12]}… (version {plan.version}) amends 0x{plan.amends.hex()[:12]}…, "
-                         "a plan neither the bundle nor the store holds: nothing was imported")
-    return amended.root

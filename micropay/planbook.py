@@ -22,7 +22,9 @@ leaves the store unchanged.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 
@@ -32,7 +34,9 @@ from micropay.feedback import Feedback, SignedFeedback, Status, parse_feedback
 from micropay.ledger import EMPTY_ROOT
 from micropay.plan import Plan, Role, SignedPlan, parse_plan
 from micropay.records import ChannelRecord, StoredFeedback, StoredPlan
-from micropay.store import StoreTransaction, VoucherStore
+
+if TYPE_CHECKING:  # the store imports its backups, which hold plans through put_plan
+    from micropay.store import StoreTransaction, VoucherStore
 
 
 @dataclass(frozen=True)
@@ -203,35 +207,19 @@ class PlanBook:
             raise PlanMismatch(f"the plan is for escrow {plan.escrow} on chain {plan.chain_id}, this account uses "
                                f"{self.domain[1]} on chain {self.domain[0]}")
         with self.store.transaction() as tx:
-            existing = tx.plan(plan.hash)
-            if existing is not None and existing.signed.merged(signed) == existing.signed:
-                return existing.signed  # already held, with every signature this copy carries
-            if existing is not None:
-                signed = existing.signed.merged(signed)
-                root = existing.root
-            elif plan.version == 1:
-                root = plan.hash
-            else:
-                amended = tx.plan(plan.amends)
-                if amended is None:
-                    raise UnknownPlan(f"version {plan.version} amends 0x{plan.amends.hex()[:12]}…, a plan this store "
-                                      "does not hold: take the version it amends first")
-                root = amended.root
-            role = plan.role_of(self.address)
-            if signed.in_force and existing is not None and role is not None and not existing.signed.signature(role):
-                self._check_no_rival(tx, root, plan)
-            if plan.version > 1:
-                # A side is bound by the paid-task rule when it signs: a version it signed before a task
-                # was paid (at the new price, by a payer that accepted it) still comes into force here.
-                signed_here = existing is not None and role is not None and bool(existing.signed.signature(role))
-                self._check_amendment(tx, root, plan, paid_rule=not signed_here)
-            if signed.in_force:
-                agreed = [v for v in tx.plans(root) if v.signed.in_force and v.signed.plan.version == plan.version]
-                if agreed and agreed[0].signed.plan.hash != plan.hash:
-                    raise AmendmentRefused(f"another version {plan.version} of this plan is already in force")
-            tx.put_plan(StoredPlan(signed, root, existing.received_at if existing else time.time()),
-                        in_force=signed.in_force)
-        return signed
+            return put_plan(tx, signed, rules=lambda root, existing, merged: self._rules(tx, root, existing, merged))
+
+    def _rules(self, tx: StoreTransaction, root: bytes, existing: StoredPlan | None, signed: SignedPlan) -> None:
+        """What this side checks before it holds ``signed`` (merged with what it held, ``existing``)."""
+        plan = signed.plan
+        role = plan.role_of(self.address)
+        if signed.in_force and existing is not None and role is not None and not existing.signed.signature(role):
+            self._check_no_rival(tx, root, plan)
+        if plan.version > 1:
+            # A side is bound by the paid-task rule when it signs: a version it signed before a task
+            # was paid (at the new price, by a payer that accepted it) still comes into force here.
+            signed_here = existing is not None and role is not None and bool(existing.signed.signature(role))
+            self._check_amendment(tx, root, plan, paid_rule=not signed_here)
 
     def _check_no_rival(self, tx: StoreTransaction, root: bytes, plan: Plan) -> None:
         """Before this side countersigns a version: refuse if it proposed another of the same number,
@@ -297,7 +285,7 @@ class PlanBook:
         agreed = self.in_force(root)
         if agreed.payer != self.address:
             raise PlanMismatch(f"the plan is paid by {agreed.payer}, not by this payer {self.address}")
-        current = [r for r in self.store.channels("payer") if r.terms == root and not r.closed]
+        current = [r for r in self.store.channels("payer", terms=root) if not r.closed]
         if current:
             raise PlanMismatch(f"plan {agreed.title!r} is already paid through channel 0x{current[0].id.hex()}: top "
                                "it up instead of opening a second one")
@@ -342,12 +330,43 @@ class PlanBook:
         return signed
 
 
+def put_plan(tx: StoreTransaction, signed: SignedPlan,
+             rules: Callable[[bytes, StoredPlan | None, SignedPlan], None] | None = None) -> SignedPlan:
+    """Hold a verified plan version in ``tx``'s store, merged with the signatures already held;
+    returns it as now held. Its root is its own hash for version 1, else the root of the version
+    it amends. ``rules(root, existing, merged)`` may refuse (by raising) before anything is
+    written; a copy that adds no signature is held as it is, unchecked. Raises
+    :class:`UnknownPlan` for an amendment of a plan not held, :class:`AmendmentRefused` for a
+    second version in force at one version number."""
+    plan = signed.plan
+    existing = tx.plan(plan.hash)
+    if existing is not None and existing.signed.merged(signed) == existing.signed:
+        return existing.signed  # already held, with every signature this copy carries
+    if existing is not None:
+        signed, root = existing.signed.merged(signed), existing.root
+    elif plan.version == 1:
+        root = plan.hash
+    else:
+        amended = tx.plan(plan.amends)
+        if amended is None:
+            raise UnknownPlan(f"version {plan.version} amends 0x{plan.amends.hex()[:12]}…, a plan this store "
+                              "does not hold: take the version it amends first")
+        root = amended.root
+    if rules is not None:
+        rules(root, existing, signed)
+    if signed.in_force and any(v.signed.in_force and v.signed.plan.version == plan.version
+                               and v.signed.hash != plan.hash for v in tx.plans(root)):
+        raise AmendmentRefused(f"another version {plan.version} of this plan is already in force")
+    tx.put_plan(StoredPlan(signed, root, existing.received_at if existing else time.time()), in_force=signed.in_force)
+    return signed
+
+
 def paid_tasks(tx: StoreTransaction, root: bytes, plan: Plan) -> dict[str, int]:
     """Task id -> amount paid, over every stored channel opened under project ``root`` between
     ``plan``'s parties (a channel's terms are public: anyone may open one naming them)."""
     paid: dict[str, int] = {}
-    for record in tx.channels():
-        if record.terms == root and _matches(plan, record):
+    for record in tx.channels(terms=root):
+        if _matches(plan, record):
             for entry in tx.ledger(record.ref):
                 paid[entry.receipt.task_id] = paid.get(entry.receipt.task_id, 0) + entry.receipt.amount
     return paid

@@ -146,6 +146,7 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
     ),
     4: (
         "ALTER TABLE channels ADD COLUMN terms BLOB",
+        "CREATE INDEX channels_by_terms ON channels (terms)",
         """CREATE TABLE plans (
             hash BLOB PRIMARY KEY,
             root BLOB NOT NULL,

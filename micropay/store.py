@@ -197,11 +197,11 @@ class VoucherStore:
         """Every stored channel with this id, whatever its chain or escrow."""
         return [r for r in self.channels() if r.id == channel_id]
 
-    def channels(self, role: Role | None = None) -> list[ChannelRecord]:
-        """The stored channels (of ``role``, if given), in the order they were added. Raises
-        :class:`StoreError` if the file is damaged."""
+    def channels(self, role: Role | None = None, *, terms: bytes | None = None) -> list[ChannelRecord]:
+        """The stored channels (of ``role``, and opened with ``terms``, if given), in the order they
+        were added. Raises :class:`StoreError` if the file is damaged."""
         with self._lock:
-            return self._reader().channels(role)
+            return self._reader().channels(role, terms=terms)
 
     def ledger(self, channel: ChannelLike, *, start: int = 0) -> list[LedgerEntry]:
         """The channel's task receipts from index ``start`` on, each with the root and total after it."""

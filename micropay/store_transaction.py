@@ -79,13 +79,12 @@ class StoreReader:
         rows = [] if uid is None else self._rows(_CHANNELS + " WHERE uid = ?", (uid,))
         return ChannelRecord.from_row(rows[0]) if rows else None
 
-    def channels(self, role: Role | None = None) -> list[ChannelRecord]:
-        """The stored channels (of ``role``, if given), in the order they were added. Raises
-        :class:`StoreError` if the file is damaged."""
-        if role is None:
-            rows = self._rows(_CHANNELS + " ORDER BY rowid")
-        else:
-            rows = self._rows(_CHANNELS + " WHERE role = ? ORDER BY rowid", (role,))
+    def channels(self, role: Role | None = None, *, terms: bytes | None = None) -> list[ChannelRecord]:
+        """The stored channels (of ``role``, and opened with ``terms``, if given), in the order they
+        were added. Raises :class:`StoreError` if the file is damaged."""
+        where = [(column, value) for column, value in (("role", role), ("terms", terms)) if value is not None]
+        sql = " WHERE " + " AND ".join(f"{column} = ?" for column, _ in where) if where else ""
+        rows = self._rows(_CHANNELS + sql + " ORDER BY rowid", tuple(value for _, value in where))
         return [ChannelRecord.from_row(row) for row in rows]
 
     def ledger(self, channel: ChannelLike, start: int = 0) -> list[LedgerEntry]:
