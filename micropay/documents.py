@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from micropay._utils import bounded, textform
 from micropay._utils.addresses import normalize
 from micropay._utils.crypto import keccak, recover_address
-from micropay.errors import InvalidPlan, InvalidVoucher
+from micropay.errors import InvalidPlan, InvalidVoucher, MicropayValueError
 from micropay.voucher import DOMAIN_NAME, DOMAIN_VERSION, EIP712_DOMAIN_FIELDS, check_signature_form, domain_separator
 
 #: Asks whether ``signature`` by ``address`` over ``digest`` is valid (EIP-1271 for a contract).
@@ -177,3 +178,22 @@ def escrow_typed_data(chain_id: int, escrow: str, primary: str, types: dict[str,
             "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
                        "verifyingContract": escrow},
             "message": message}
+
+
+Document = TypeVar("Document")
+
+
+def parse_document(value: object, kind: type[Document], from_dict: Callable[[object], Document], what: str, *,
+                   max_chars: int = MAX_TEXT) -> Document:
+    """A ``kind`` from itself, its text form or its JSON document (via ``from_dict``). Raises
+    :class:`InvalidPlan` for anything else, naming ``what`` it expected."""
+    if isinstance(value, kind):
+        return value
+    if not isinstance(value, (str, bytes)):
+        raise InvalidPlan(f"expected {what} or its text, got {type(value).__name__}")
+    try:
+        return from_dict(read_document(value, max_chars=max_chars))
+    except MicropayValueError as exc:
+        if isinstance(exc, InvalidPlan):
+            raise
+        raise InvalidPlan(str(exc)) from None

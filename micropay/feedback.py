@@ -27,15 +27,15 @@ from micropay.documents import (
     fields,
     hex_bytes,
     is_valid_signature,
+    parse_document,
     plan_address,
     pretty,
-    read_document,
     signature_bytes,
     signature_hex,
     utf8,
     wrap,
 )
-from micropay.errors import InvalidPlan, MicropayValueError
+from micropay.errors import InvalidPlan
 from micropay.ledger import MAX_NOTE_BYTES, MAX_TASK_ID_BYTES
 from micropay.plan import MAX_DUE, Plan, Role
 from micropay.voucher import MAX_CHAIN_ID
@@ -177,13 +177,4 @@ class SignedFeedback:
 def parse_feedback(value: object) -> SignedFeedback:
     """:class:`SignedFeedback` from itself, its ``mpf1…`` text or its JSON document. Raises
     :class:`InvalidPlan` for anything else (the signature is checked by :meth:`SignedFeedback.verify`)."""
-    if isinstance(value, SignedFeedback):
-        return value
-    if not isinstance(value, (str, bytes)):
-        raise InvalidPlan(f"expected feedback or its text, got {type(value).__name__}")
-    try:
-        return SignedFeedback.from_dict(read_document(value, max_chars=MAX_TEXT))
-    except MicropayValueError as exc:
-        if isinstance(exc, InvalidPlan):
-            raise
-        raise InvalidPlan(str(exc)) from None
+    return parse_document(value, SignedFeedback, SignedFeedback.from_dict, "feedback", max_chars=MAX_TEXT)

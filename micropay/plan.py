@@ -40,15 +40,15 @@ from micropay.documents import (
     fields,
     hex_bytes,
     is_valid_signature,
+    parse_document,
     plan_address,
     pretty,
-    read_document,
     signature_bytes,
     signature_hex,
     utf8,
     wrap,
 )
-from micropay.errors import InvalidPlan, MicropayValueError
+from micropay.errors import InvalidPlan
 from micropay.ledger import MAX_TASK_ID_BYTES
 from micropay.types import MAX_AMOUNT
 from micropay.voucher import MAX_CHAIN_ID
@@ -326,13 +326,4 @@ _TAMPERED = "the plan was changed after it was signed, or someone else signed it
 def parse_plan(value: object) -> SignedPlan:
     """A :class:`SignedPlan` from itself, its ``mpl1…`` text or its JSON document. Raises
     :class:`InvalidPlan` for anything else (signatures are not checked)."""
-    if isinstance(value, SignedPlan):
-        return value
-    if not isinstance(value, (str, bytes)):
-        raise InvalidPlan(f"expected a plan or its text, got {type(value).__name__}")
-    try:
-        return SignedPlan.from_dict(read_document(value))
-    except MicropayValueError as exc:
-        if isinstance(exc, InvalidPlan):
-            raise
-        raise InvalidPlan(str(exc)) from None
+    return parse_document(value, SignedPlan, SignedPlan.from_dict, "a plan")

@@ -270,9 +270,10 @@ def take_document(session: Session, text: str) -> str:
         return f"feedback {what}: task {quoted(f.task_id)} {f.status} ({when(f.at)}){note}"
     plan = SignedPlan.from_dict(document)
     before = session.store.plan(plan.hash)
-    stored = book(session, plan.plan).take(plan)
+    plans = book(session, plan.plan)
+    stored = plans.take(plan)
     held = before is not None and before.signed == stored
-    history = book(session).history(book(session).root_of(plan.hash))
+    history = plans.history(plans.root_of(plan.hash))
     current = history.in_force.signed.plan.version if history.in_force else 0
     state = ("in force" if stored.in_force and current == plan.plan.version
              else f"superseded by version {current}" if stored.in_force
