@@ -218,3 +218,29 @@ class TaskRefused(PlanError, MicropayValueError):
 class AmendmentRefused(PlanError, MicropayValueError):
     """An amendment breaks the rules: it does not follow the version in force, or it re-prices,
     re-dates, changes or removes a task that was already paid."""
+
+
+class InboxError(MicropayError):
+    """Something went wrong between a client and a freelancer's inbox (``micropay serve``)."""
+
+
+class InvalidAcknowledgment(InboxError, MicropayValueError):
+    """An inbox's acknowledgment is malformed, for another payment, or not signed by the channel's payee."""
+
+
+class Unauthorized(InboxError, PermissionError):
+    """A signed request to an inbox is missing, malformed, outside its time window, replayed, or
+    signed by someone who is neither the channel's payer nor its payee."""
+
+
+class RequestRejected(InboxError):
+    """An inbox refused a request for its form, not its content: too large, too deep, too slow, or
+    too many (``status`` is the HTTP status; ``retry_after`` seconds for a rate limit)."""
+
+    status: int
+    retry_after: float | None
+
+
+class DeliveryFailed(InboxError, ConnectionError):
+    """A payment or document could not be delivered to an inbox (unreachable, timed out, or an
+    answer that is not an inbox's); a payment stays queued in the payer's store."""

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from micropay.channel import ChannelKey, ChannelRef
 from micropay.errors import (
@@ -54,6 +55,16 @@ class Received:
     terms: TermsCheck | None = None
 
 
+@dataclass(frozen=True)
+class CheckedPayment:
+    """A payment whose signature checked out against its channel (``record``, as stored or first
+    read), with the channel's chain state to judge it by (``state``): ready to be stored."""
+
+    payment: Payment
+    record: ChannelRecord
+    state: ChannelRecord
+
+
 class SignatureChecks:
     """Whether a voucher is signed by its channel's voucher signer, as the escrow would judge it.
 
@@ -79,14 +90,15 @@ class SignatureChecks:
         self._accepted: OrderedDict[tuple[bytes, str, bytes, bytes], None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, record: ChannelRecord, voucher: Voucher) -> None:
+    def check(self, record: ChannelRecord, voucher: Voucher, *, offline: bool = False) -> bool:
         """Raises :class:`InvalidSignature` unless ``voucher`` is signed by ``record``'s voucher
-        signer (or, for a contract signature, the chain cannot be asked: what the escrow raises)."""
+        signer (or, for a contract signature, the chain cannot be asked: what the escrow raises).
+        Returns True; False only when ``offline`` and the answer needs the chain."""
         signer = record.key.voucher_signer
         if not voucher.is_contract_signature:
             try:
                 if voucher.signer == signer:
-                    return
+                    return True
             except InvalidSignature:
                 pass  # recovers to no key: only a contract signer could accept it
         digest = voucher.digest()
@@ -94,7 +106,9 @@ class SignatureChecks:
         with self._lock:
             if entry in self._accepted:
                 self._accepted.move_to_end(entry)
-                return
+                return True
+        if offline:
+            return False
         if not self.escrow.is_signed_by(signer, digest, voucher.signature):
             if voucher.is_contract_signature:
                 raise InvalidSignature(f"the payment's contract signature is not accepted by the channel's signer "
@@ -104,6 +118,7 @@ class SignatureChecks:
             self._accepted[entry] = None
             if len(self._accepted) > self.MAX_ENTRIES:
                 self._accepted.popitem(last=False)
+        return True
 
 
 class Receiver:
@@ -127,22 +142,48 @@ class Receiver:
         not verify or connect, :class:`LedgerMismatch` for receipts that do not add up,
         :class:`NotParticipant`, :class:`UnknownChannel`, :class:`ChannelFinal`,
         :class:`ChannelExpired` or :class:`InsufficientDeposit` for a channel that cannot take it."""
+        checked = self.check(payment)
+        # Judged against stored state under the file's write lock, so two processes receiving on
+        # one channel take turns instead of racing.
+        with self.store.transaction() as tx:
+            return self.store_checked(tx, checked)
+
+    @overload
+    def check(self, payment: Payment | Voucher | str, *, offline: Literal[False] = False) -> CheckedPayment: ...
+
+    @overload
+    def check(self, payment: Payment | Voucher | str, *, offline: Literal[True]) -> CheckedPayment | None: ...
+
+    def check(self, payment: Payment | Voucher | str, *, offline: bool = False) -> CheckedPayment | None:
+        """The first half of :meth:`receive`, outside the store's write lock: parse the payment,
+        find its channel (on the chain on first contact), check its signature and read the
+        channel's chain state again if it is stale. Raises what :meth:`receive` raises for a
+        payment that fails those checks; stores nothing.
+
+        ``offline``: return None instead of asking the chain anything (an event loop checks
+        here first, and in a worker thread only a payment that needs the chain)."""
         paid = parse_payment(payment)
         voucher = paid.voucher
         if (voucher.chain_id, voucher.escrow) != (self.escrow.chain_id, self.escrow.address):
             raise DomainMismatch(f"payment is for escrow {voucher.escrow} on chain {voucher.chain_id}, "
                                  f"this payee uses {self.escrow.address} on chain {self.escrow.chain_id}")
-        record = self._channel_for(voucher)
-        self.signatures.check(record, voucher)  # a contract signature is asked of the chain once
-        state = self._fresh(record, voucher.amount)  # any chain read happens before taking the write lock
-        # Judged against stored state under the file's write lock, so two processes receiving on
-        # one channel take turns instead of racing.
-        with self.store.transaction() as tx:
-            return self._store_payment(tx, paid, record, state)
+        record = self._channel_for(voucher, offline=offline)
+        # A contract signature is asked of the chain once; so is the chain state when stale.
+        if record is None or not self.signatures.check(record, voucher, offline=offline):
+            return None
+        if not self._is_fresh(record, voucher.amount):
+            if offline:
+                return None
+            record_state = self._read(record.key)  # any chain read happens before taking the write lock
+            return CheckedPayment(paid, record, record_state)
+        return CheckedPayment(paid, record, record)
 
-    def _store_payment(self, tx: StoreTransaction, paid: Payment, record: ChannelRecord,
-                       state: ChannelRecord) -> Received:
-        """Inside the write transaction: judge ``paid`` against what is stored and record it."""
+    def store_checked(self, tx: StoreTransaction, checked: CheckedPayment) -> Received:
+        """The second half of :meth:`receive`, inside a write transaction: judge the checked
+        payment against what is stored and record it. Raises what :meth:`receive` raises for a
+        payment that does not fit the stored ledger, deposit or expiry (roll back what it wrote:
+        :meth:`StoreTransaction.savepoint` when the transaction holds other payments too)."""
+        paid, record, state = checked.payment, checked.record, checked.state
         voucher = paid.voucher
         tip = tx.tip(record.ref)
         best = tip.best if tip else None
@@ -211,8 +252,9 @@ class Receiver:
             raise LedgerMismatch("the payment adds no task receipt")
         return new
 
-    def _channel_for(self, voucher: Voucher) -> ChannelRecord:
-        """The channel a voucher pays: as stored or, on first contact, as read from the chain."""
+    def _channel_for(self, voucher: Voucher, *, offline: bool = False) -> ChannelRecord | None:
+        """The channel a voucher pays: as stored or, on first contact, as read from the chain
+        (``offline``: None instead)."""
         # The cached tip needs no lock: a channel's parties never change, and the chain state it
         # carries is checked again against the stored tip inside the write transaction.
         ref = ChannelRef(voucher.chain_id, voucher.escrow, voucher.channel_id)
@@ -221,6 +263,8 @@ class Receiver:
             if tip.record.role != "payee" or tip.record.key.payee != self.address:
                 raise NotParticipant("this channel does not pay this account")
             return tip.record
+        if offline:
+            return None
         key = self.escrow.key(voucher.channel_id)
         if key.payee != self.address:
             raise NotParticipant(f"the channel pays {key.payee}, not this account ({self.address})")
@@ -231,12 +275,10 @@ class Receiver:
         record = ChannelRecord.of(self.escrow.channel(key), self.escrow.chain_id, self.escrow.address, "payee")
         return dataclasses.replace(record, terms=self.escrow.terms(key.id))
 
-    def _fresh(self, record: ChannelRecord, amount: int) -> ChannelRecord:
-        """``record`` itself if its chain state is fresh enough to judge ``amount`` by, otherwise
-        a new read from the chain (a payer may just have topped up, or started closing)."""
-        if time.time() - record.checked_at > self.freshness or amount > record.deposit or record.closed:
-            return self._read(record.key)
-        return record
+    def _is_fresh(self, record: ChannelRecord, amount: int) -> bool:
+        """Whether ``record``'s chain state is fresh enough to judge ``amount`` by (if not, it is
+        read again: a payer may just have topped up, or started closing)."""
+        return time.time() - record.checked_at <= self.freshness and amount <= record.deposit and not record.closed
 
     def _judge(self, state: ChannelRecord, amount: int) -> None:
         """Deposit, finality and the expiry margin."""

@@ -271,3 +271,42 @@ class StoredFeedback:
         except MicropayValueError as exc:
             raise StoreError(f"stored feedback does not parse ({exc}): the store was altered") from None
         return cls(signed, as_float(received_at))
+
+
+DeliveryState = Literal["queued", "held"]
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A payment in the client's outbox: ``queued`` for its channel's inbox, or ``held`` by the
+    freelancer, with the acknowledgment that says so (its ``ack_amount`` is at least ``amount``:
+    an acknowledgment of a later payment covers this one). ``channel`` is the store key (uid)."""
+
+    channel: bytes
+    amount: int
+    state: DeliveryState
+    attempts: int
+    last_error: str | None
+    last_attempt: float | None
+    ack_amount: int | None
+    ack_root: bytes | None
+    ack_signature: bytes | None
+    acked_at: float | None
+    created_at: float
+
+    COLUMNS = ("channel, amount, state, attempts, last_error, last_attempt, ack_amount, ack_root, ack_signature, "
+               "acked_at, created_at")
+
+    @classmethod
+    def from_row(cls, row: Row) -> DeliveryRecord:
+        """The record in a ``deliveries`` row (:attr:`COLUMNS`). Raises :class:`StoreError` for an altered row."""
+        channel, amount, state, attempts, error, attempt, ack_amount, ack_root, ack_sig, acked_at, created = row
+        checked: DeliveryState = "queued" if state == "queued" else "held"
+        if state != checked:
+            raise StoreError(f"a delivery's state is {state!r}: the store was altered")
+        return cls(as_bytes(channel), from_u256(amount), checked, as_int(attempts),
+                   None if error is None else as_str(error), None if attempt is None else as_float(attempt),
+                   None if ack_amount is None else from_u256(ack_amount),
+                   None if ack_root is None else as_bytes(ack_root),
+                   None if ack_sig is None else as_bytes(ack_sig), None if acked_at is None else as_float(acked_at),
+                   as_float(created))

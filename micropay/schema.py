@@ -19,6 +19,12 @@ Version 4 keeps agreed plans (:mod:`micropay.plan`) and their feedback, as their
 documents, and each channel's ``terms`` (the plan hash it was opened with; NULL: not known).
 ``root`` is a plan's first version's hash: all versions of one project share it. At most one
 version of a project is in force at each version number.
+
+Version 5 is the client's outbox: each channel's ``inbox`` (the freelancer's ``micropay serve``
+URL; NULL: none known, payments travel by hand) and a ``deliveries`` row per payment signed for a
+channel with an inbox: ``queued`` until the inbox acknowledges it, then ``held`` with the payee's
+acknowledgment (its amount and ledger root: an acknowledgment of a later payment covers the
+earlier ones, vouchers being cumulative). The queue is read oldest first by a partial index.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from micropay._utils.addresses import word
 from micropay._utils.crypto import keccak
 from micropay.channel import ChannelRef
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 Step = str | Callable[[sqlite3.Connection], None]
 
@@ -166,5 +172,23 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
             received_at REAL NOT NULL
         )""",
         "CREATE INDEX feedback_by_root ON feedback (root, at)",
+    ),
+    5: (
+        "ALTER TABLE channels ADD COLUMN inbox TEXT",
+        """CREATE TABLE deliveries (
+            channel BLOB NOT NULL REFERENCES channels(uid),
+            amount BLOB NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'held')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            last_attempt REAL,
+            ack_amount BLOB,
+            ack_root BLOB,
+            ack_signature BLOB,
+            acked_at REAL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (channel, amount)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX deliveries_queued ON deliveries (created_at) WHERE state = 'queued'",
     ),
 }

@@ -26,6 +26,7 @@ from micropay.ledger import LedgerEntry
 from micropay.records import (
     ChannelRecord,
     ChannelTip,
+    DeliveryRecord,
     Role,
     SettlementRecord,
     SettlementStatus,
@@ -256,6 +257,16 @@ class VoucherStore:
         """(receipt count, time stored) of each voucher of a channel, lowest first."""
         with self._lock:
             return self._reader().voucher_times(channel)
+
+    def inbox(self, channel: ChannelLike) -> str | None:
+        """The inbox URL set for the channel's payments (None: none set)."""
+        with self._lock:
+            return self._reader().inbox(channel)
+
+    def deliveries(self, channel: ChannelLike | None = None, *, queued_only: bool = False) -> list[DeliveryRecord]:
+        """The outbox: see :meth:`StoreReader.deliveries`."""
+        with self._lock:
+            return self._reader().deliveries(channel, queued_only=queued_only)
 
     # -- single writes -------------------------------------------------------------------------
 

@@ -8,9 +8,10 @@ for the store's own reads outside one.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from micropay.channel import ChannelRef
@@ -21,6 +22,7 @@ from micropay.records import (
     BestVoucher,
     ChannelRecord,
     ChannelTip,
+    DeliveryRecord,
     Role,
     SettlementRecord,
     SettlementStatus,
@@ -168,6 +170,28 @@ class StoreReader:
         return [(as_int(count), as_float(at)) for count, at in self._rows(
             "SELECT receipt_count, created_at FROM vouchers WHERE channel = ? ORDER BY amount", (self.uid(channel),))]
 
+    def inbox(self, channel: ChannelLike) -> str | None:
+        """The inbox URL payments on ``channel`` are delivered to; None if none is set."""
+        uid = self.uid(channel)
+        rows = self._rows("SELECT inbox FROM channels WHERE uid = ?", (uid,)) if uid else []
+        return None if not rows or rows[0][0] is None else as_str(rows[0][0])
+
+    def deliveries(self, channel: ChannelLike | None = None, *, queued_only: bool = False) -> list[DeliveryRecord]:
+        """Outbox rows, oldest channel first and in amount order within a channel: all of
+        ``channel``'s, or every channel's; only those still queued if ``queued_only``."""
+        where, params = [], []
+        if channel is not None:
+            where.append("channel = ?")
+            params.append(self.uid(channel) or b"")
+        if queued_only:
+            where.append("state = 'queued'")
+        sql = f"SELECT {DeliveryRecord.COLUMNS} FROM deliveries" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = [DeliveryRecord.from_row(row) for row in self._rows(sql, params)]
+        first: dict[bytes, float] = {}
+        for row in rows:
+            first[row.channel] = min(first.get(row.channel, row.created_at), row.created_at)
+        return sorted(rows, key=lambda r: (first[r.channel], r.channel, r.amount))
+
     def data_version(self) -> int:
         """SQLite's count of commits by other connections to this file."""
         return as_int(self._rows("PRAGMA data_version")[0][0])
@@ -207,6 +231,21 @@ class StoreTransaction(StoreReader):
         """The channel's row, best voucher and last ledger entry, as committed plus this
         transaction's writes; None for an unknown channel."""
         return self.cached_tip(channel, self._tips)
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that an exception undoes on its own, leaving the rest to
+        commit (how one group commit stores many payments and refuses some)."""
+        pending = self._tips.pending()
+        self._db.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO part")
+            self._db.execute("RELEASE part")
+            self._tips.restore(pending)
+            raise
+        self._db.execute("RELEASE part")
 
     def set_tip(self, tip: ChannelTip) -> None:
         """Declare, as the last step of a transaction that wrote only to ``tip``'s channel, what its
@@ -278,6 +317,32 @@ class StoreTransaction(StoreReader):
     def set_terms(self, channel: ChannelRef, terms: bytes) -> None:
         """Record the terms (a plan's hash) ``channel`` was opened with."""
         self._db.execute("UPDATE channels SET terms = ? WHERE uid = ?", (terms, channel.uid))
+
+    def set_inbox(self, channel: ChannelRef, url: str | None) -> None:
+        """Deliver ``channel``'s payments to ``url`` from now on (None: to no inbox)."""
+        self._db.execute("UPDATE channels SET inbox = ? WHERE uid = ?", (url, channel.uid))
+
+    def queue_delivery(self, channel: ChannelRef, amount: int) -> None:
+        """Queue the payment of cumulative ``amount`` on ``channel`` for its inbox."""
+        self._db.execute("INSERT INTO deliveries (channel, amount, state, created_at) VALUES (?, ?, 'queued', ?)",
+                         (channel.uid, u256(amount), time.time()))
+
+    def delivery_failed(self, channel: ChannelRef, amount: int, error: str) -> None:
+        """Record a failed attempt to deliver the queued payment of ``amount`` (it stays queued)."""
+        self._db.execute("UPDATE deliveries SET attempts = attempts + 1, last_error = ?, last_attempt = ? "
+                         "WHERE channel = ? AND amount = ? AND state = 'queued'",
+                         (error[:500], time.time(), channel.uid, u256(amount)))
+
+    def delivery_held(self, channel: ChannelRef, ack_amount: int, ack_root: bytes, ack_signature: bytes) -> int:
+        """Mark every queued payment on ``channel`` up to ``ack_amount`` held, under that
+        acknowledgment (checked by the caller). Returns how many were queued."""
+        now = time.time()
+        cursor = self._db.execute(
+            "UPDATE deliveries SET state = 'held', attempts = attempts + 1, last_error = NULL, last_attempt = ?, "
+            "ack_amount = ?, ack_root = ?, ack_signature = ?, acked_at = ? "
+            "WHERE channel = ? AND amount <= ? AND state = 'queued'",
+            (now, u256(ack_amount), ack_root, ack_signature, now, channel.uid, u256(ack_amount)))
+        return cursor.rowcount
 
     def set_issued(self, channel: ChannelRef, amount: int) -> None:
         """Record ``amount`` as the highest cumulative amount the payer signed on the channel."""

@@ -31,6 +31,9 @@ class TipCache:
     def get(self, uid: bytes, data_version: int, read: Callable[[], ChannelTip | None]) -> ChannelTip | None:
         """The tip of ``uid``: cached while the file is as it was (``data_version`` is SQLite's
         count of other connections' commits), else ``read()`` from the file."""
+        pending = self._pending.get(uid)
+        if pending is not None:  # declared earlier in this transaction (a group commit's earlier payment)
+            return pending
         version = (data_version, self._commits)
         if version != self._version:
             self._tips.clear()
@@ -49,6 +52,14 @@ class TipCache:
     def declare(self, uid: bytes, tip: ChannelTip) -> None:
         """The transaction under way wrote only to ``uid``, whose tip will be ``tip`` once committed."""
         self._pending[uid] = tip
+
+    def pending(self) -> dict[bytes, ChannelTip]:
+        """What the transaction under way has declared so far (to restore if a savepoint rolls back)."""
+        return dict(self._pending)
+
+    def restore(self, pending: dict[bytes, ChannelTip]) -> None:
+        """A savepoint rolled back: its declarations are void."""
+        self._pending = dict(pending)
 
     def committed(self) -> None:
         """This connection committed a change."""

@@ -57,7 +57,7 @@ def test_a_version_one_store_is_migrated_with_everything_kept(tmp_path):
     path = tmp_path / "old.db"
     key, entries, vouchers = version_one_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
     ref = ChannelRef(10, ESCROW, key.id)
     record = store.channel(ref)
     assert (record.key, record.deposit, record.expiry, record.role) == (key, 100, 2**31, "payee")
@@ -123,7 +123,7 @@ def test_a_version_two_store_gains_signers_and_sets_version_one_escrow_channels_
     path = tmp_path / "v2.db"
     key, old_id = version_two_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == 4
+    assert store.schema_version == SCHEMA_VERSION
     (record,) = store.channels()  # the version-1 escrow's channel is out of the way
     assert record.key == key and record.key.signer is None and store.best_voucher(record.ref)[0].amount == 5
     assert store.find_channel(old_id) is None
@@ -186,7 +186,7 @@ def test_a_version_three_store_gains_terms_and_empty_plan_tables(tmp_path):
     path = tmp_path / "v3.db"
     ref, key, entries, vouchers = version_three_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
     (record,) = store.channels()
     assert record.ref == ref and record.key == key and record.key.voucher_signer == key.signer
     assert (record.deposit, record.expiry, record.role, record.observed_at) == (100, 2**31, "payee", 1)
