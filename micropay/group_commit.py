@@ -70,12 +70,13 @@ class GroupCommit:
             thread.join(timeout)
 
     def submit(self, checked: CheckedPayment) -> Future[Received]:
-        """Queue a checked payment; the future resolves once the commit that stores it is durable,
-        to what it added, or to the error that refused it. Raises :class:`StoreError` once closing."""
+        """Queue a checked payment (stored once the writer runs: see :meth:`start`); the future
+        resolves once the commit that stores it is durable, to what it added, or to the error that
+        refused it. Raises :class:`StoreError` once closing."""
         future: Future[Received] = Future()
         with self._lock:
-            if self._closing.is_set() or self._thread is None:
-                raise StoreError("the inbox is not taking payments (it is stopping, or was not started)")
+            if self._closing.is_set():
+                raise StoreError("the inbox is not taking payments: it is stopping")
             self._queue.put((checked, future))
         return future
 

@@ -77,6 +77,10 @@ class RequestVerifier:
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """How many signatures it remembers now."""
+        return len(self._seen)
+
     def verify(self, method: str, path: str, body: bytes, headers: Mapping[str, str], *,
                now: float | None = None) -> str:
         """The checksummed address that signed this request. Raises :class:`Unauthorized` for a

@@ -2,7 +2,7 @@
 by id alone) is keyed by chain, escrow and id (version 2); a version-2 store gains each channel's
 voucher signer (version 3), and the channels of a version-1 escrow move to the legacy tables; a
 version-3 store gains each channel's terms, unknown until read (version 4), and empty plan and
-feedback tables."""
+feedback tables; a version-4 store gains an empty outbox (version 5)."""
 
 import sqlite3
 import threading
@@ -233,3 +233,30 @@ def test_a_version_three_store_opened_twice_at_once_migrates_once(tmp_path):
         assert columns.count("terms") == 1
         assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('plans', 'feedback')").fetchone() == (2,)
         db.close()
+
+
+def test_a_version_four_store_gains_an_empty_outbox_and_no_channel_has_an_inbox(tmp_path):
+    path = tmp_path / "v3.db"
+    ref, _key, _entries, vouchers = version_three_store(path)
+    db = sqlite3.connect(path)
+    for step in MIGRATIONS[4]:
+        db.execute(step)
+    db.execute("PRAGMA user_version=4")
+    db.commit()
+    db.close()
+    store = VoucherStore(path)
+    assert store.schema_version == 5
+    assert store.inbox(ref) is None and store.deliveries() == []
+    # The outbox works on the migrated file: queue two payments, fail one attempt, hold both under one ack.
+    with store.transaction() as tx:
+        tx.set_inbox(ref, "https://inbox.example/")
+        for voucher in vouchers:
+            tx.queue_delivery(ref, voucher.amount)
+        tx.delivery_failed(ref, vouchers[0].amount, "connection refused")
+    queued = store.deliveries(ref, queued_only=True)
+    assert [(d.amount, d.attempts, d.last_error) for d in queued] == [(5, 1, "connection refused"), (12, 0, None)]
+    with store.transaction() as tx:
+        assert tx.delivery_held(ref, 12, vouchers[1].ledger_root, b"\x01" * 65) == 2
+    held = store.deliveries(ref)
+    assert [(d.state, d.ack_amount) for d in held] == [("held", 12), ("held", 12)]
+    assert store.inbox(ref) == "https://inbox.example/" and store.deliveries(queued_only=True) == []

@@ -1,0 +1,131 @@
+"""GroupCommit: payments submitted together share one durable commit, each judged on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from micropay import Payee
+from micropay.errors import InsufficientDeposit, LedgerGap, StaleVoucher, StoreError
+from micropay.group_commit import GroupCommit
+from micropay.ledger import TaskReceipt, extend_entries
+from micropay.payment import Payment
+from micropay.voucher import sign_voucher
+
+
+@pytest.fixture
+def channels(clients, freelancer, make_payer):
+    payers = [make_payer(c) for c in clients]
+    return [(p, p.open_channel(freelancer.address, 10**16)) for p in payers]
+
+
+def test_a_burst_from_many_threads_is_stored_whole_in_fewer_commits_than_payments(channels, payee):
+    streams = [[payer.pay(ch.id, 100 + n, task=f"{i}-{n}") for n in range(40)]
+               for i, (payer, ch) in enumerate(channels)]
+    errors: list[BaseException] = []
+    with GroupCommit(payee.receiver) as group:
+        def send(stream):
+            try:
+                for payment in stream:
+                    group.receive(payment)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        # One thread per channel keeps each channel's order.
+        threads = [threading.Thread(target=send, args=(s,)) for s in streams]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert group.stored == 120
+        assert group.commits <= 120
+    reopened = Payee(payee.escrow, payee.account, payee.store.path)
+    for i, (_payer, ch) in enumerate(channels):
+        assert [e.receipt.task_id for e in reopened.ledger(ch.id)] == [f"{i}-{n}" for n in range(40)]
+        assert reopened.store.best_voucher(ch.id)[0].amount == sum(100 + n for n in range(40))
+
+
+def test_one_refused_payment_in_a_batch_leaves_the_others_stored(channels, payee):
+    (payer, ch), (other_payer, other) = channels[0], channels[1]
+    first, second = payer.pay(ch.id, 10, task="a"), payer.pay(ch.id, 20, task="b")
+    gap = other_payer.pay(other.id, 5, task="lost")
+    gap = other_payer.pay(other.id, 5, task="after the lost one")  # its first_index is 1: a gap
+    group = GroupCommit(payee.receiver)
+    futures = [group.submit(payee.receiver.check(p)) for p in (first, gap, second)]
+    group.start()  # everything was queued before the writer runs: one batch, one commit
+    group.close()
+    assert (group.commits, group.stored) == (1, 2)
+    assert futures[0].result().cumulative == 10
+    with pytest.raises(LedgerGap) as refused:
+        futures[1].result()
+    assert refused.value.have == 0
+    assert futures[2].result().cumulative == 30
+    assert [e.receipt.task_id for e in payee.ledger(ch.id)] == ["a", "b"]
+    assert payee.store.find_channel(payee.ref(other.id)) is None  # the refused payment left nothing
+
+
+def test_two_payments_on_one_channel_in_one_batch_are_judged_in_order(channels, payee):
+    payer, ch = channels[0]
+    payments = [payer.pay(ch.id, 10**15, task=f"t{n}") for n in range(3)]
+    group = GroupCommit(payee.receiver)
+    futures = [group.submit(payee.receiver.check(p)) for p in (payments[1], payments[0], payments[2])]
+    group.start()
+    group.close()
+    assert group.commits == 1
+    with pytest.raises(LedgerGap):
+        futures[0].result()  # t1 before t0: the store holds nothing yet
+    assert futures[1].result().added == 10**15
+    with pytest.raises(LedgerGap):
+        futures[2].result()  # t2 after t0: t1 is missing
+    assert [e.receipt.task_id for e in payee.ledger(ch.id)] == ["t0"]
+    # The tip the batch declared is what the next receive judges by: t1 then t2 connect.
+    for p in payments[1:]:
+        payee.receive(p)
+    with pytest.raises(StaleVoucher):
+        payee.receive(payments[0])
+    assert payee.store.best_voucher(ch.id)[0].amount == 3 * 10**15
+
+
+def test_an_overdrawn_payment_is_refused_alone_and_a_closed_group_takes_nothing(channels, payee):
+    (payer, ch), (other_payer, other) = channels[0], channels[1]
+    ok = payer.pay(ch.id, 10**16 // 2, task="half")
+    fine = other_payer.pay(other.id, 3, task="small")
+    group = GroupCommit(payee.receiver)
+    checked = [payee.receiver.check(ok)]
+    group.start()
+    assert group.submit(checked[0]).result().added == 10**16 // 2
+    assert group.receive(ok).duplicate
+    overdrawn = group.submit(payee.receiver.check(_overdrawn(ch, payer, payee)))
+    stored = group.submit(payee.receiver.check(fine))
+    with pytest.raises(InsufficientDeposit):
+        overdrawn.result()
+    assert stored.result().cumulative == 3
+    group.close()
+    with pytest.raises(StoreError):
+        group.submit(payee.receiver.check(fine))
+    assert [e.receipt.task_id for e in payee.ledger(ch.id)] == ["half"]
+
+
+def _overdrawn(ch, payer, payee):
+    """A payment signed by the channel's own signer for more than the deposit (the Payer refuses to)."""
+    last = payee.ledger(ch.id)[-1]
+    (entry,) = extend_entries(last, [TaskReceipt("too much", 10**16, b"\0" * 32, "")])
+    voucher = sign_voucher(payer.signer, chain_id=ch.chain_id, escrow=ch.escrow, channel_id=ch.id,
+                           amount=entry.total, ledger_root=entry.root)
+    return Payment.of(voucher, (entry.receipt,), 1)
+
+
+def test_the_async_twin_stores_like_the_blocking_one(channels, payee):
+    payer, ch = channels[0]
+    payments = [payer.pay(ch.id, 7, task=f"a{n}") for n in range(5)]
+
+    async def run():
+        with GroupCommit(payee.receiver) as group:
+            return [await group.receive_async(p) for p in payments]
+
+    results = asyncio.run(run())
+    assert [r.cumulative for r in results] == [7, 14, 21, 28, 35]
+    assert payee.store.best_voucher(ch.id)[0].amount == 35
