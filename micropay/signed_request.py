@@ -1,12 +1,13 @@
 """Signed requests: how a channel's payer or payee reads from an inbox without a password.
 
-A read carries three headers: the signer's address, a unix timestamp, and the signer's EIP-712
-signature over ``Request(string method, string path, bytes32 bodyHash, uint64 timestamp)`` under
-the domain ``{name: "micropay inbox", version: "1"}`` (keccak256 of the body, of an empty body for
-a GET). The inbox accepts it only inside a short window around its own clock, and only once: a
-signature it has seen is refused until its window has passed, so a captured request cannot be
-replayed. Who may read what (the channel's payer or payee) is the inbox's decision; this module
-says only who signed, and that the request is fresh and whole.
+A read carries three headers: the signer's address, a unix time in milliseconds, and the signer's
+EIP-712 signature over ``Request(string method, string path, bytes32 bodyHash, uint64 timestamp)``
+under the domain ``{name: "micropay inbox", version: "1"}`` (keccak256 of the body, of an empty
+body for a GET). The inbox accepts it only inside a short window around its own clock, and only
+once: a signature it has seen is refused until its window has passed, so a captured request cannot
+be replayed (milliseconds, so that the same read signed twice in one second is two requests). Who
+may read what (the channel's payer or payee) is the inbox's decision; this module says only who
+signed, and that the request is fresh and whole.
 
 The digest is built here from its parts (cheap enough to judge a stranger's request); tests hold
 it equal to eth-account's ``encode_typed_data``.
@@ -42,7 +43,7 @@ _MAX_PATH = 2048
 
 
 def request_digest(method: str, path: str, body: bytes, timestamp: int) -> bytes:
-    """The EIP-712 digest of a request (``path`` with its query string, if any)."""
+    """The EIP-712 digest of a request (``path`` with its query string, if any; ``timestamp`` in unix milliseconds)."""
     struct_hash = keccak(_TYPEHASH + keccak(method.encode()) + keccak(path.encode()) + keccak(body)
                          + timestamp.to_bytes(32, "big"))
     return keccak(b"\x19\x01" + _DOMAIN_SEPARATOR + struct_hash)
@@ -58,8 +59,8 @@ def request_typed_data(method: str, path: str, body: bytes, timestamp: int) -> d
 
 def sign_request(account: LocalAccount, method: str, path: str, body: bytes = b"", *,
                  now: float | None = None) -> dict[str, str]:
-    """The headers that sign ``method path`` with ``body`` as ``account``, now."""
-    timestamp = int(time.time() if now is None else now)
+    """The headers that sign ``method path`` with ``body`` as ``account``, now (``now``: unix seconds)."""
+    timestamp = int((time.time() if now is None else now) * 1000)
     signature = unsafe_sign_digest(account, request_digest(method.upper(), path, body, timestamp))
     return {SIGNER_HEADER: account.address, TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: "0x" + signature.hex()}
 
@@ -94,11 +95,11 @@ class RequestVerifier:
         signer = normalize(signer_text) if len(signer_text) <= 42 else None
         if signer is None:
             raise Unauthorized(f"{SIGNER_HEADER} is not an address")
-        if not (timestamp_text.isascii() and timestamp_text.isdigit() and len(timestamp_text) <= 12):
-            raise Unauthorized(f"{TIMESTAMP_HEADER} is not a unix time")
+        if not (timestamp_text.isascii() and timestamp_text.isdigit() and len(timestamp_text) <= 16):
+            raise Unauthorized(f"{TIMESTAMP_HEADER} is not a unix time in milliseconds")
         timestamp = int(timestamp_text)
-        if abs(timestamp - now) > self.window:
-            raise Unauthorized(f"the request's timestamp is {timestamp - now:+.0f}s from this inbox's clock, "
+        if abs(timestamp / 1000 - now) > self.window:
+            raise Unauthorized(f"the request's timestamp is {timestamp / 1000 - now:+.0f}s from this inbox's clock, "
                                f"outside its {self.window}s window (check the clock, then sign again)")
         try:
             signature = bytes.fromhex(signature_text[2:]) if signature_text.startswith("0x") else b""
@@ -109,7 +110,7 @@ class RequestVerifier:
         digest = request_digest(method.upper(), path, body, timestamp)
         if recover_address(digest, signature) != signer[1]:
             raise Unauthorized("the request's signature is not by its signer (or the request was altered)")
-        self._remember(digest + signature, timestamp + self.window, now)
+        self._remember(digest + signature, timestamp / 1000 + self.window, now)
         return signer[0]
 
     def _remember(self, key: bytes, expires: float, now: float) -> None:

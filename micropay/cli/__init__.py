@@ -30,6 +30,7 @@ from micropay.cli import (
     receiving,
     relaying,
     reports,
+    serving,
     settling,
 )
 from micropay.cli.context import Session
@@ -111,7 +112,8 @@ def _register(*modules: ModuleType) -> None:
             main.add_command(command)
 
 
-_register(demo, accounts, plans, client, paying, receiving, settling, relaying, freelancer, inspecting, reports, backup)
+_register(demo, accounts, plans, client, paying, receiving, settling, relaying, freelancer, serving, inspecting,
+          reports, backup)
 
 
 def run() -> None:

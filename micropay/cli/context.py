@@ -42,7 +42,7 @@ __all__ = ["STARTS_STORE", "Session", "connect", "pass_session", "password"]
 
 #: The commands that start a store where there is none: the others need the one a --store or
 #: --home names to exist (a mistyped path is no new, empty store).
-STARTS_STORE = frozenset({"open", "receive", "redeem", "import", "sync", "account", "deploy"})
+STARTS_STORE = frozenset({"open", "receive", "redeem", "import", "sync", "account", "deploy", "serve"})
 
 
 def connect(rpc: str | None) -> Web3:

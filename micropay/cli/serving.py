@@ -1,0 +1,152 @@
+"""``micropay serve``: the freelancer's inbox over HTTP (:mod:`micropay.inbox`) on uvicorn.
+
+It decrypts the key file (acknowledgments are signed with it), prints one line saying where it
+listens and where the OpenAPI schema is, and logs JSON lines on standard error (never a key, a
+password, a signed request's headers or a body). Run it behind a TLS reverse proxy on the same
+host to be reachable: the proxy's ``X-Forwarded-For`` is trusted from 127.0.0.1 only (uvicorn's
+``FORWARDED_ALLOW_IPS`` says otherwise), so rate limits apply per real client.
+
+SIGTERM or Ctrl-C: it stops accepting connections, lets requests under way finish, then stores
+every payment already submitted before it exits: no acknowledged payment is ever lost (one is
+acknowledged only after the commit that covers it).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from types import FrameType
+
+import click
+
+from micropay.cli.context import Session, pass_session
+from micropay.errors import MicropayValueError
+from micropay.inbox_limits import InboxLimits
+from micropay.server_log import Level, ServerLog
+
+_DEFAULTS = InboxLimits()
+_LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (0: any free port). Raises :class:`MicropayValueError`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise MicropayValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _url(host: str, port: int, path: str) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}{path}"
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (keep 127.0.0.1 behind a reverse proxy)")
+@click.option("--port", type=click.IntRange(0, 65535), default=8402, show_default=True, help="port (0: any free one)")
+@click.option("--escrow", "escrow_address", help="the escrow this inbox takes payments on (default: the global "
+                                                 "--escrow, else the one your payments name)")
+@click.option("--on-payment", "command", metavar="CMD", help="run CMD for each payment, plan, delivery, feedback and "
+                                                             "close request (the event's JSON on its stdin)")
+@click.option("--webhook", metavar="URL", help="POST each such event's JSON to URL")
+@click.option("--client-rate", type=float, default=_DEFAULTS.client_rate, show_default=True,
+              help="requests per second per client address (0: no limit)")
+@click.option("--client-burst", type=int, default=_DEFAULTS.client_burst, show_default=True,
+              help="requests at once per client address")
+@click.option("--channel-rate", type=float, default=_DEFAULTS.channel_rate, show_default=True,
+              help="requests per second per channel (0: no limit)")
+@click.option("--channel-burst", type=int, default=_DEFAULTS.channel_burst, show_default=True,
+              help="requests at once per channel")
+@click.option("--document-rate", type=float, default=_DEFAULTS.document_rate, show_default=True,
+              help="plans and feedback per second per client address (0: no limit)")
+@click.option("--max-body", type=int, default=_DEFAULTS.max_body, show_default=True,
+              help="largest payment request in bytes (0: no limit)")
+@click.option("--read-timeout", type=float, default=_DEFAULTS.read_timeout, show_default=True,
+              help="seconds a client has to send its request body (0: no limit)")
+@click.option("--max-connections", type=int, default=1000, show_default=True,
+              help="connections served at once; more get 503 (0: no limit)")
+@click.option("--log-level", type=click.Choice(_LEVELS), default="info", show_default=True)
+@pass_session
+def serve(session: Session, host: str, port: int, escrow_address: str | None, command: str | None,
+          webhook: str | None, client_rate: float, client_burst: int, channel_rate: float, channel_burst: int,
+          document_rate: float, max_body: int, read_timeout: float, max_connections: int, log_level: Level) -> None:
+    """Run the freelancer's inbox: clients' payments, plans and feedback arrive over HTTP and are
+    acknowledged with your signature once stored. Needs the key file's password."""
+    try:
+        import uvicorn
+
+        from micropay.inbox import API_PREFIX, OPENAPI_PATH, Inbox
+    except ImportError:
+        raise MicropayValueError('`micropay serve` needs the server extra: pip install "micropay[server]"') from None
+    from micropay.close_watch import CloseRequestWatch
+    from micropay.notifications import Notifier
+    from micropay.payee import Payee
+
+    limits = InboxLimits(max_body=max_body, read_timeout=read_timeout, client_rate=client_rate,
+                         client_burst=client_burst, channel_rate=channel_rate, channel_burst=channel_burst,
+                         document_rate=document_rate)
+    if escrow_address:
+        session.escrow_address = escrow_address
+    escrows = session.freelancer_escrows()
+    if len(escrows) > 1:
+        raise MicropayValueError(f"your payments arrived on {len(escrows)} escrows: pass --escrow ADDRESS for the one "
+                                 "this inbox takes payments on")
+    notifier = Notifier(command=command, webhook=webhook) if command or webhook else None
+    payee = Payee(escrows[0], session.account, session.store)
+    log = ServerLog(level=log_level)
+    _route_library_logs(log, log_level)
+    inbox = Inbox(payee, limits=limits, notifier=notifier, log=log)
+    sock = _listen(host, port)
+    actual = sock.getsockname()[1]
+    config = uvicorn.Config(inbox.app, log_config=None, access_log=False, lifespan="off", server_header=False,
+                            timeout_graceful_shutdown=30, limit_concurrency=max_connections or None)
+    server = uvicorn.Server(config)
+    watch = CloseRequestWatch(payee.escrow, payee.store, payee.address, notifier) if notifier else None
+    stopped: list[int] = []
+
+    def record(signum: int, _frame: FrameType | None) -> None:
+        # Before uvicorn takes the signals: stop as soon as it starts. After (uvicorn raises them
+        # again once stopped): the payments submitted must still be stored, so no exit here.
+        stopped.append(signum)
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, record) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if notifier is not None and watch is not None:
+            notifier.start()
+            watch.start()
+        click.echo(f"inbox of {payee.address} on escrow {payee.escrow.address} (chain {payee.escrow.chain_id}) "
+                   f"listening on {_url(host, actual, API_PREFIX)}/; OpenAPI schema: "
+                   f"{_url(host, actual, OPENAPI_PATH)}")
+        log.event("listening", host=host, port=actual, payee=payee.address, escrow=payee.escrow.address,
+                  chain=payee.escrow.chain_id)
+        server.run(sockets=[sock])
+    finally:
+        inbox.close()  # after the requests under way: every payment submitted is stored
+        if watch is not None:
+            watch.close()
+        if notifier is not None:
+            notifier.close()
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.event("stopped", signal=stopped[0] if stopped else None)
+
+
+def _route_library_logs(log: ServerLog, level: Level) -> None:
+    """uvicorn's and micropay's own loggers write to ``log`` (JSON lines), nothing else."""
+    for name in ("uvicorn", "micropay"):
+        logger = logging.getLogger(name)
+        logger.handlers = [log.handler()]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+
+
+COMMANDS: list[click.Command] = [serve]

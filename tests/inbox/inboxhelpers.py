@@ -1,0 +1,105 @@
+"""What the inbox tests share: the chain, a freelancer with a key file, a real `micropay serve`
+process on a free loopback port (``--port 0``: it says which), logs in files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chains import Anvil
+from micropay import Escrow, Payer, keystore
+from micropay.records import ChannelRecord
+from micropay.store import VoucherStore
+
+PASSWORD = "inbox-tests"
+
+
+@dataclass
+class World:
+    anvil: Anvil
+    w3: Web3
+    escrow: Escrow
+
+    def fund(self, wei: int = 10**20) -> LocalAccount:
+        account = Account.create()
+        self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(
+            {"from": self.w3.eth.accounts[0], "to": account.address, "value": wei}))
+        return account
+
+
+class Freelancer:
+    """A freelancer's data directory with its key file; its store is ``home/micropay.db``."""
+
+    def __init__(self, world: World, home: Path) -> None:
+        self.account = world.fund()
+        self.home = home
+        keystore.save_account(self.account, home / "keystores", PASSWORD, iterations=2**4)
+        self.world = world
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "micropay.db"
+
+    def store(self) -> VoucherStore:
+        return VoucherStore(self.store_path)
+
+    def serve(self, *args: str) -> Server:
+        return Server(self, args)
+
+
+class Server:
+    """`micropay serve` on a free port (``--port 0``: it says which), logs in files."""
+
+    def __init__(self, freelancer: Freelancer, args: tuple[str, ...]) -> None:
+        home = freelancer.home
+        self.out, self.err = home / f"serve-{time.monotonic_ns()}.out", home / f"serve-{time.monotonic_ns()}.err"
+        argv = [sys.executable, "-m", "micropay", "--rpc", freelancer.world.anvil.url, "--home", str(home),
+                "--confirmations", "0", "serve", "--escrow", freelancer.world.escrow.address, "--port", "0", *args]
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.process = subprocess.Popen(argv, stdout=out, stderr=err,
+                                            env={**os.environ, "MICROPAY_PASSWORD": PASSWORD})
+        deadline = time.monotonic() + 60
+        while not self.out.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"micropay serve did not start: {self.err.read_text()[-2000:]}")
+            time.sleep(0.02)
+        self.line = self.out.read_text().splitlines()[0]
+        self.url = self.line.split(" listening on ")[1].split("/v1/;")[0]
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def post(self, path: str, body: object = None, *, content: bytes | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        if content is None:
+            content = json.dumps(body).encode()
+        return self.client.post(path, content=content, headers={"Content-Type": "application/json", **(headers or {})})
+
+    def pay(self, text: str) -> httpx.Response:
+        return self.post("/v1/payments", {"payment": text})
+
+    def log(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.err.read_text().splitlines() if line.startswith("{")]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def open_channel(payer: Payer, payee: str, deposit: int = 10**18) -> ChannelRecord:
+    return payer.open_channel(payee, deposit)
