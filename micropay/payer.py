@@ -39,7 +39,9 @@ from micropay.errors import (
     TransactionPending,
 )
 from micropay.escrow import Escrow
+from micropay.inbox_client import inbox_url
 from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
+from micropay.outbox import DeliveryResult, Outbox, latest_payment
 from micropay.payment import Payment
 from micropay.plan import SignedPlan
 from micropay.planbook import PlanBook, latest_delivery, paid_tasks, task_price
@@ -50,6 +52,8 @@ from micropay.sync import SyncReport, sync
 from micropay.transactions import Sender
 from micropay.types import MAX_AMOUNT
 from micropay.voucher import DigestSigner, sign_voucher
+
+__all__ = ["Payer", "latest_payment"]  # latest_payment lives in micropay.outbox now
 
 
 class Payer:
@@ -85,6 +89,7 @@ class Payer:
         self.account: Sender = account
         self.signer = signer
         self.store = VoucherStore.open(store)
+        self.outbox = Outbox(self.store)  # payments on channels with an inbox, until it holds them
 
     @property
     def address(self) -> str:
@@ -181,20 +186,24 @@ class Payer:
 
     def open_for_plan(self, plan: SignedPlan | bytes, *, deposit: int | None = None, cover: int | None = None,
                       expires_in: Duration = timedelta(days=30), window: Duration = timedelta(days=1),
-                      salt: int | None = None) -> ChannelRecord:
+                      salt: int | None = None, inbox: str | None = None) -> ChannelRecord:
         """Open the channel a plan in force (stored, or given and then taken) is paid through,
         with the plan's hash as its ``terms``. The deposit is the plan's total, or ``deposit``,
-        or the price of its first ``cover`` tasks. Raises :class:`PlanNotInForce`,
-        :class:`PlanMismatch` (a plan this payer does not pay), and what :meth:`open_channel` raises."""
+        or the price of its first ``cover`` tasks. Its payments go to ``inbox``, else to the
+        plan's. Raises :class:`PlanNotInForce`, :class:`PlanMismatch` (a plan this payer does not
+        pay), :class:`MicropayValueError` (a bad inbox URL), and what :meth:`open_channel` raises."""
         root, agreed = self.plans.to_open(plan)
+        url = inbox_url(inbox or agreed.inbox) if inbox or agreed.inbox else None
         if deposit is not None and cover is not None:
             raise MicropayValueError("give a deposit or a number of tasks to cover, not both")
         if cover is not None:
             if not 0 < cover <= len(agreed.tasks):
                 raise MicropayValueError(f"cover 1 to {len(agreed.tasks)} tasks, not {cover}")
             deposit = sum(t.price for t in agreed.tasks[:cover])
-        return self.open_channel(agreed.payee, agreed.total if deposit is None else deposit, agreed.token,
-                                 expires_in, window=window, salt=salt, terms=root)
+        record = self.open_channel(agreed.payee, agreed.total if deposit is None else deposit, agreed.token,
+                                   expires_in, window=window, salt=salt, terms=root)
+        self.outbox.set_inbox(record.ref, url)
+        return record
 
     @property
     def plans(self) -> PlanBook:
@@ -255,26 +264,26 @@ class Payer:
     # -- paying ----------------------------------------------------------------------------
 
     def pay(self, channel: ChannelLike, amount: int, task: str, *, deliverable: bytes = EMPTY_ROOT,
-            note: str = "") -> Payment:
+            note: str = "", deliver: bool = True) -> Payment:
         """Pay ``amount`` base units for ``task``. Returns the new cumulative voucher with this
-        task's receipt, already committed to the store. Works offline.
+        task's receipt, already committed to the store (with its place in the :attr:`outbox`, on a
+        channel with an inbox). Works offline. Then, if ``deliver``, :meth:`deliver` the channel's.
 
         Raises :class:`UnknownChannel`, :class:`NotParticipant` (also for a channel whose vouchers
-        another key signs), :class:`ChannelFinal`,
-        :class:`ChannelExpired`, :class:`InsufficientDeposit` (with the shortfall), or
-        :class:`InvalidReceipt` for a bad task."""
-        return self._sign(self.ref(channel), TaskReceipt(task, amount, deliverable, note))
+        another key signs), :class:`ChannelFinal`, :class:`ChannelExpired`,
+        :class:`InsufficientDeposit` (with the shortfall), or :class:`InvalidReceipt` for a bad task."""
+        return self._sign(self.ref(channel), TaskReceipt(task, amount, deliverable, note), deliver=deliver)
 
     def pay_task(self, channel: ChannelLike, task_id: str, *, unplanned: bool = False, amount: int | None = None,
-                 note: str = "", deliverable: bytes | None = None) -> Payment:
+                 note: str = "", deliverable: bytes | None = None, deliver: bool = True) -> Payment:
         """Pay task ``task_id`` of the plan the channel was opened under, at the plan's price (in
         force now). The receipt commits to the task id and, by default, to the hash of what the
         freelancer said it delivered. Works offline.
 
         ``unplanned`` pays anyway what the plan would refuse: a task it does not list, one already
         paid, or ``amount`` other than its price (the freelancer's progress shows the difference).
-        Raises :class:`TaskRefused`, :class:`UnknownPlan` (no plan for this channel),
-        :class:`PlanNotInForce`, and what :meth:`pay` raises."""
+        Delivers as :meth:`pay` does. Raises :class:`TaskRefused`, :class:`UnknownPlan` (no plan
+        for this channel), :class:`PlanNotInForce`, and what :meth:`pay` raises."""
         record = self.channel(channel)
         history = self.plans.for_channel(record)
         current = history.in_force
@@ -290,12 +299,12 @@ class Payer:
                 raise TaskRefused(f"task {task_id!r} is already paid under this plan; pay it as unplanned to pay "
                                   "it again")
 
-        return self._sign(record.ref, TaskReceipt(task_id, price, deliverable, note), not_paid_yet)
+        return self._sign(record.ref, TaskReceipt(task_id, price, deliverable, note), not_paid_yet, deliver=deliver)
 
-    def _sign(self, ref: ChannelRef, receipt: TaskReceipt,
-              check: Callable[[StoreTransaction], None] | None = None) -> Payment:
+    def _sign(self, ref: ChannelRef, receipt: TaskReceipt, check: Callable[[StoreTransaction], None] | None = None,
+              *, deliver: bool) -> Payment:
         """Sign the voucher that adds ``receipt``, committing it under the store's write lock
-        after ``check`` (which may refuse by raising) has seen the store as it is."""
+        after ``check`` (which may refuse by raising) has seen the store as it is; then deliver."""
         with self.store.transaction() as tx:
             tip = tx.tip(ref)  # the ledger's last entry, not the whole ledger
             if tip is None:
@@ -334,7 +343,19 @@ class Payer:
             tx.add_receipts(ref, count, [entry])
             tx.add_voucher(voucher, count + 1, ref)
             tx.set_issued(ref, total)
+            if tx.inbox(ref) is not None:  # queued with the voucher: a crash cannot lose its delivery
+                tx.queue_delivery(ref, total)
+        if deliver:
+            self.outbox.deliver(ref)
         return Payment.of(voucher, (receipt,), count)
+
+    def deliver(self, channel: ChannelLike | None = None) -> list[DeliveryResult]:
+        """Post the queued payments (of ``channel``, or all) to their inboxes: see :meth:`Outbox.deliver`."""
+        return self.outbox.deliver(None if channel is None else self.channel(channel).ref)
+
+    def set_inbox(self, channel: ChannelLike, url: str | None) -> None:
+        """Send the channel's next payments to ``url`` (None: none); raises as :meth:`Outbox.set_inbox`."""
+        self.outbox.set_inbox(self.channel(channel).ref, url)
 
     def resend(self, channel: ChannelLike, since: int = 0) -> Payment:
         """The latest payment again, with the receipts from index ``since`` (what a payee that
@@ -377,14 +398,3 @@ class Payer:
         refund = self.escrow.refund_in(self.escrow.reclaim(self._sender(), record.key))
         self.sync(record.ref)
         return refund
-
-
-def latest_payment(store: VoucherStore, record: ChannelRecord, since: int = 0) -> Payment:
-    """The latest payment on a payer's stored channel, with the receipts from index ``since``:
-    read from the store, signing nothing (so it needs no key). Raises
-    :class:`MicropayValueError` if nothing was paid on it yet."""
-    best = store.best_voucher(record.ref)
-    if best is None:
-        raise MicropayValueError("nothing was paid on this channel yet")
-    receipts = tuple(e.receipt for e in store.ledger(record.ref, start=since))
-    return Payment.of(best[0], receipts, since)

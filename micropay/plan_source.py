@@ -6,6 +6,7 @@
     client = "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"   # who pays (the payer)
     token = "ETH"                  # or an ERC-20 address; default ETH
     # escrow = "0x…"               # default: the one the command is told to use
+    # inbox = "https://…"          # optional: where the client's payments are delivered (`micropay serve`)
 
     [[tasks]]
     id = "logo"
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from micropay._utils.addresses import normalize
 from micropay.channel import ETH
 from micropay.errors import InvalidPlan, MicropayValueError
+from micropay.inbox_client import inbox_url
 from micropay.plan import Plan, PlanTask
 from micropay.units import parse_amount
 
@@ -129,6 +131,11 @@ def read_source(data: str | bytes) -> PlanSource:
     title = doc.get("title")
     if not isinstance(title, str):
         raise InvalidPlan("the plan file must have a title = \"…\"")
+    if inbox:
+        try:
+            inbox = inbox_url(inbox)
+        except MicropayValueError as exc:
+            raise InvalidPlan(f"inbox: {exc}") from None
     # Addresses checksummed here, so a lowercase client is the same client `plan amend` compares.
     client = _address(client, "client must be an address (the one that pays)")
     token = ETH if token.upper() == "ETH" else _address(token, "token must be ETH or an address (an ERC-20 token)")

@@ -214,6 +214,16 @@ class VoucherStore:
         with self._lock:
             return self._reader().best_voucher(channel)
 
+    def voucher_at(self, channel: ChannelLike, amount: int) -> tuple[Voucher, int] | None:
+        """The stored voucher of exactly ``amount`` and how many receipts its ledger holds; None if none."""
+        with self._lock:
+            return self._reader().voucher_at(channel, amount)
+
+    def voucher_before(self, channel: ChannelLike, amount: int) -> tuple[int, int]:
+        """The highest stored voucher amount below ``amount`` and its receipt count; (0, 0) if none."""
+        with self._lock:
+            return self._reader().voucher_before(channel, amount)
+
     def voucher_count(self, channel: ChannelLike) -> int:
         """How many vouchers are stored for a channel."""
         with self._lock:

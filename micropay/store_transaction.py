@@ -126,6 +126,18 @@ class StoreReader:
                           "ORDER BY amount DESC LIMIT 1", (self.uid(channel), u256(amount)))
         return (0, 0) if not rows else (from_u256(rows[0][0]), as_int(rows[0][1]))
 
+    def voucher_at(self, channel: ChannelLike, amount: int) -> tuple[Voucher, int] | None:
+        """The stored voucher of exactly ``amount`` and its receipt count; None if this store holds
+        none. Raises :class:`StoreError` if a bare id is ambiguous or the file is damaged."""
+        rows = self._rows("SELECT c.chain_id, c.escrow, c.id, v.ledger_root, v.signature, v.receipt_count "
+                          "FROM vouchers v JOIN channels c ON c.uid = v.channel WHERE v.channel = ? AND v.amount = ?",
+                          (self.uid(channel), u256(amount)))
+        if not rows:
+            return None
+        chain_id, escrow, channel_id, root, signature, count = rows[0]
+        return (Voucher(as_int(chain_id), as_str(escrow), as_bytes(channel_id), amount, as_bytes(root),
+                        as_bytes(signature)), as_int(count))
+
     def voucher_count(self, channel: ChannelLike) -> int:
         """How many vouchers are stored for a channel. Raises :class:`StoreError` if a bare id is
         ambiguous or the file is damaged."""

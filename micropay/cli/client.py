@@ -27,6 +27,7 @@ from micropay.cli.output import emit, hex_id, progress, when
 from micropay.cli.plans import open_under_plan
 from micropay.cli.signers import keep_signer, load_signer
 from micropay.errors import ChannelNotExpired, InsufficientFunds, MicropayValueError
+from micropay.inbox_client import inbox_url
 from micropay.records import ChannelRecord
 
 
@@ -47,27 +48,33 @@ from micropay.records import ChannelRecord
               help="open under this agreed plan (its file or text): the freelancer, token and deposit come from it")
 @click.option("--deposit", "plan_deposit", type=POSITIVE_AMOUNT, help="with --plan: lock this instead of the total")
 @click.option("--cover", type=click.IntRange(min=1), help="with --plan: lock the price of the first N tasks")
+@click.option("--inbox", metavar="URL", help="deliver the channel's payments to the freelancer's inbox at URL "
+              "(`micropay serve`); with --plan, instead of the plan's")
 @wei_option
 @yes_option
 @json_option
 @pass_session
 def open_channel(session: Session, payee: str | None, deposit: Amount | None, token: str, days: int,
                  window_hours: int, signer_file: Path | None, safe: str | None, out: Path | None,
-                 plan_document: str | None, plan_deposit: Amount | None, cover: int | None, wei: bool, yes: bool,
-                 as_json: bool) -> None:
+                 plan_document: str | None, plan_deposit: Amount | None, cover: int | None, inbox: str | None,
+                 wei: bool, yes: bool, as_json: bool) -> None:
     """Lock DEPOSIT, such as '0.05 ETH', in a channel to PAYEE; or, with --plan PLAN, lock the
     plan's total (or --deposit, or --cover N tasks) in a channel to the plan's freelancer.
 
     With --signer KEYFILE, the key in KEYFILE (a hot key) signs the payments while your key funds
     the channel. With --from-safe SAFE_ADDRESS, a Safe funds it: nothing is sent, a batch file for
     the Safe app's Transaction Builder is written instead, and --signer is required (a Safe cannot
-    sign each payment)."""
+    sign each payment).
+
+    With --inbox URL (or a plan that names one), each payment is also delivered to the
+    freelancer's inbox, which acknowledges it."""
+    url = None if inbox is None else inbox_url(inbox)  # checked before anything is sent
     if plan_document is not None:
         if payee is not None or deposit is not None or safe is not None or signer_file is not None:
             raise click.UsageError("with --plan, the freelancer and deposit come from the plan: drop PAYEE and "
                                    "DEPOSIT (use --deposit or --cover), --signer and --from-safe")
         open_under_plan(session, plan_document, deposit=plan_deposit, cover=cover, days=days,
-                        window_hours=window_hours, wei=wei, as_json=as_json)
+                        window_hours=window_hours, wei=wei, as_json=as_json, inbox=url)
         return
     if payee is None or deposit is None:
         raise click.UsageError("give PAYEE and DEPOSIT, or --plan PLAN")
@@ -90,6 +97,9 @@ def open_channel(session: Session, payee: str | None, deposit: Amount | None, to
     if not to.checksummed and not yes:
         click.confirm(f"{payee} carries no checksum (it is all one case), so a mistyped character would lock "
                       f"{shown} to an address nobody controls. Lock it to {to.value}?", abort=True, err=True)
+    if safe is not None and url is not None:
+        raise click.UsageError("--from-safe records a channel its owners open later: give --inbox to the first "
+                               "`micropay pay` on it instead")
     if safe is not None and signer_file is not None:
         from micropay.cli.safe_open import open_from_safe
 
@@ -112,11 +122,13 @@ def open_channel(session: Session, payee: str | None, deposit: Amount | None, to
     with token_shortage(session, token, value):
         record = payer.open_channel(to.value, value, token=token, expires_in=timedelta(days=days),
                                     window=timedelta(hours=window_hours))
+    payer.set_inbox(record.ref, url)
     signed_by = "" if hot is None else f"; payments are signed by {hot.address}"
+    delivered = "" if url is None else f"; payments are delivered to {url}"
     emit(as_json, {"channel": hex_id(record.id), "deposit": str(record.deposit), "expiry": record.expiry,
-                   "signer": record.key.voucher_signer},
+                   "signer": record.key.voucher_signer, "inbox": url},
          f"channel {hex_id(record.id)}\nlocked {shown} for freelancer {to.value} until {when(record.expiry)}"
-         + signed_by)
+         + signed_by + delivered)
 
 
 @click.command("top-up")

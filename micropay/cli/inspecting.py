@@ -8,7 +8,8 @@ from micropay.channel import ChannelState, ChannelStatus
 from micropay.cli.client import closing
 from micropay.cli.context import Session, pass_session
 from micropay.cli.options import channel_argument, json_option
-from micropay.cli.output import emit, hex_id, table, when
+from micropay.cli.output import emit, hex_id, safe, table, when
+from micropay.outbox import Backlog, Outbox
 from micropay.overview import ChannelView, overview
 from micropay.records import ChannelRecord
 
@@ -29,19 +30,35 @@ def status_text(state: ChannelState) -> str:
 def status(session: Session, as_json: bool) -> None:
     """A line per channel: chain, counterparty, token, deposit, paid, unclaimed, what is left to
     spend (the client's), status, expiry, tasks. A channel on another chain than the node's is
-    shown as last stored."""
+    shown as last stored. Then, for the client, a line per channel whose payments are not all
+    delivered to the freelancer's inbox yet: how many, their value, and why."""
     records = session.read_store.channels()
     if not records:  # nothing to ask the node
         emit(as_json, [], "no channels yet")
         return
     on_this_chain = [r for r in records if r.chain_id == session.chain]
     escrows = list({r.escrow: session.escrow_for(r) for r in on_this_chain}.values())
-    rows, data = [], []
+    rows, data, notes = [], [], []
+    backlogs = {b.channel.uid: b for b in Outbox(session.read_store).backlog()}
     for view in overview(session.read_store, escrows):  # one batched chain read per escrow
         row, item = _row(session, view)
+        backlog = backlogs.get(view.record.ref.uid)
+        item["undelivered"] = None if backlog is None else {
+            "count": backlog.count, "amount": str(backlog.amount), "inbox": backlog.inbox,
+            "lastError": backlog.last_error, "attempts": backlog.attempts}
+        if backlog is not None:
+            notes.append(_undelivered(session, view.record, backlog))
         rows.append(row)
         data.append(item)
-    emit(as_json, data, table(rows, STATUS_HEADER))
+    emit(as_json, data, "\n".join([table(rows, STATUS_HEADER), *notes]))
+
+
+def _undelivered(session: Session, record: ChannelRecord, backlog: Backlog) -> str:
+    """One channel's payments not delivered yet, in one line."""
+    why = f": {safe(backlog.last_error)}" if backlog.last_error else " (not tried yet)"
+    return (f"channel {hex_id(record.id, 10)}: {backlog.count} payment(s) of "
+            f"{session.show(backlog.amount, record.key.token)} not delivered to {backlog.inbox}{why}; "
+            "`micropay deliver` retries")
 
 
 def _row(session: Session, view: ChannelView) -> tuple[list[str], dict[str, object]]:

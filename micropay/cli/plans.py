@@ -9,6 +9,7 @@ it on stderr. Every command that signs shows what it signs first.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from datetime import timedelta
@@ -18,12 +19,13 @@ import click
 
 from micropay.cli.context import Session, pass_session
 from micropay.cli.options import Amount, find_channel, json_option, yes_option
-from micropay.cli.output import emit, hex_id, progress, quoted, when
+from micropay.cli.output import emit, hex_id, progress, quoted, safe, when
 from micropay.config import load_deployments
 from micropay.documents import MAX_TEXT, read_document
 from micropay.errors import InvalidPlan, MicropayValueError, PlanMismatch, UnknownChannel
 from micropay.escrow import Escrow
 from micropay.feedback import SignedFeedback, Status
+from micropay.inbox_client import inbox_url
 from micropay.ledger import EMPTY_ROOT
 from micropay.payer import Payer
 from micropay.plan import Plan, Role, SignedPlan, parse_plan
@@ -87,6 +89,8 @@ def describe(session: Session, plan: Plan) -> str:
         if task.criteria:
             lines.append(f"      accepted when: {task.criteria}")
     lines.append(f"  total {show(plan.total, plan.token)}")
+    if plan.inbox:
+        lines.append(f"  payments are delivered to {safe(plan.inbox)}")
     return "\n".join(lines)
 
 
@@ -123,11 +127,15 @@ out_option = click.option("--out", type=click.Path(dir_okay=False, path_type=Pat
 
 @plan_group.command("propose")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--inbox", metavar="URL", help="your inbox (`micropay serve`), where the client's payments are "
+              "delivered: instead of the file's inbox")
 @out_option
 @pass_session
-def propose(session: Session, source: Path, out: Path | None) -> None:
+def propose(session: Session, source: Path, inbox: str | None, out: Path | None) -> None:
     """Sign the plan in SOURCE (a plan.toml) as the freelancer: prints the proposal for the client."""
     spec = read_source(_read_source(source))
+    if inbox is not None:
+        spec = dataclasses.replace(spec, inbox=inbox_url(inbox))
     escrow = _proposal_escrow(session, spec.escrow)
     plan = spec.plan(payee=session.address, chain_id=session.chain, escrow=escrow, units=session.units,
                      now=int(time.time()))
@@ -197,8 +205,9 @@ def amend(session: Session, channel_or_plan: str, source: Path, out: Path | None
 
 
 def open_under_plan(session: Session, document: str, *, deposit: Amount | None, cover: int | None, days: int,
-                    window_hours: int, wei: bool, as_json: bool) -> None:
-    """``open --plan``: the channel to a plan's freelancer, with the plan's hash as its terms."""
+                    window_hours: int, wei: bool, as_json: bool, inbox: str | None = None) -> None:
+    """``open --plan``: the channel to a plan's freelancer, with the plan's hash as its terms, and
+    its payments delivered to ``inbox`` or else to the plan's inbox (if it names one)."""
     signed = parse_plan(load_text(document))
     plans = book(session, signed.plan)
     plans.take(signed)
@@ -213,13 +222,15 @@ def open_under_plan(session: Session, document: str, *, deposit: Amount | None, 
     payer = Payer(plan_escrow(session, agreed), session.account, session.store)
     progress("opening the channel under the plan, waiting for the receipt…")
     record = payer.open_for_plan(signed.hash, deposit=value, cover=cover, expires_in=timedelta(days=days),
-                                 window=timedelta(hours=window_hours))
+                                 window=timedelta(hours=window_hours), inbox=inbox)
     left = agreed.total - record.deposit
     top_up = f"; top up {session.show(left, agreed.token)} later to cover the rest" if left > 0 else ""
+    url = session.store.inbox(record.ref)
+    delivered = "" if url is None else f"; payments are delivered to {url}"
     emit(as_json, {"channel": hex_id(record.id), "deposit": str(record.deposit), "expiry": record.expiry,
-                   "plan": "0x" + signed.hash.hex()},
+                   "plan": "0x" + signed.hash.hex(), "inbox": url},
          f"channel {hex_id(record.id)}\nlocked {session.show(record.deposit, agreed.token)} for freelancer "
-         f"{agreed.payee} under plan {quoted(agreed.title)} until {when(record.expiry)}{top_up}")
+         f"{agreed.payee} under plan {quoted(agreed.title)} until {when(record.expiry)}{top_up}{delivered}")
 
 
 def _versions_starting(plans: PlanBook, text: str) -> list[StoredPlan]:
