@@ -191,6 +191,7 @@ class Inbox:
             if self._closed:
                 raise StoreError("the inbox is stopping: try again in a moment")
             if not self._started:
+                self.payee.store.checkpoint_in_background()  # no commit waits for a checkpoint
                 self.group.start()
                 self._started = True
 

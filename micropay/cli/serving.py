@@ -13,6 +13,7 @@ acknowledged only after the commit that covers it).
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -108,6 +109,11 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     config = uvicorn.Config(inbox.app, log_config=None, access_log=False, lifespan="off", server_header=False,
                             timeout_graceful_shutdown=30, limit_concurrency=max_connections or None)
     server = uvicorn.Server(config)
+    # Everything loaded so far (web3, FastAPI, pydantic: several hundred thousand objects) lives as
+    # long as the process: out of the collector's sight, its full collections take microseconds
+    # instead of pausing every request under way for ~100 ms about once a second under load.
+    gc.collect()
+    gc.freeze()
     watch = CloseRequestWatch(payee.escrow, payee.store, payee.address, notifier) if notifier else None
     stopped: list[int] = []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -129,3 +130,43 @@ def test_the_async_twin_stores_like_the_blocking_one(channels, payee):
     results = asyncio.run(run())
     assert [r.cumulative for r in results] == [7, 14, 21, 28, 35]
     assert payee.store.best_voucher(ch.id)[0].amount == 35
+
+
+def test_payments_ready_in_one_turn_of_the_loop_share_one_commit(channels, payee):
+    firsts = [payer.pay(ch.id, 1, task="first") for payer, ch in channels]
+    seconds = [payer.pay(ch.id, 2, task="second") for payer, ch in channels]
+
+    async def run():
+        with GroupCommit(payee.receiver) as group:
+            for payment in firsts:  # first contact reads the chain (in a thread): one at a time
+                await group.receive_async(payment)
+            before = group.commits
+            results = await asyncio.gather(*(group.receive_async(p) for p in seconds))
+            return results, group.commits - before
+
+    results, commits = asyncio.run(run())
+    assert [r.cumulative for r in results] == [3] * len(channels)
+    assert commits == 1
+
+
+def test_checkpoints_in_the_background_copy_the_log_into_the_file(tmp_path):
+    from micropay import VoucherStore
+
+    def fill(store):
+        for batch in range(5):
+            with store.transaction() as tx:
+                for n in range(4000):
+                    tx.set_cursor(f"cursor {batch} {n}", n)
+
+    quiet, busy = VoucherStore(tmp_path / "quiet.db"), VoucherStore(tmp_path / "busy.db")
+    quiet.checkpoint_in_background(interval=3600)  # never runs: SQLite's own checkpoints are off too
+    busy.checkpoint_in_background(interval=0.01)
+    sizes = {}
+    for store in (quiet, busy):
+        start = store.path.stat().st_size
+        fill(store)
+        time.sleep(0.2)
+        sizes[store] = store.path.stat().st_size - start
+    assert sizes[quiet] == 0 < sizes[busy]
+    quiet.close()
+    busy.close()
