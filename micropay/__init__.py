@@ -10,6 +10,7 @@ settles through the :class:`Escrow` proxy (:mod:`micropay.escrow`), the one door
 
 from importlib.metadata import PackageNotFoundError, version
 
+from micropay.acknowledgment import Acknowledgment, sign_acknowledgment
 from micropay.artifact import load_artifact, matches_artifact
 from micropay.channel import ETH, ChannelKey, ChannelState, ChannelStatus
 from micropay.errors import (
@@ -20,9 +21,12 @@ from micropay.errors import (
     ChannelFinal,
     ChannelNotExpired,
     ContractRevert,
+    DeliveryFailed,
     DomainMismatch,
+    InboxError,
     InsufficientDeposit,
     InsufficientFunds,
+    InvalidAcknowledgment,
     InvalidPlan,
     InvalidRelayRequest,
     InvalidSignature,
@@ -38,11 +42,13 @@ from micropay.errors import (
     PlanError,
     PlanMismatch,
     PlanNotInForce,
+    RequestRejected,
     StaleVoucher,
     StoreError,
     TaskRefused,
     TransactionError,
     TransactionPending,
+    Unauthorized,
     UnknownChannel,
     UnknownEscrow,
     UnknownPlan,
@@ -50,7 +56,11 @@ from micropay.errors import (
 )
 from micropay.escrow import Escrow
 from micropay.feedback import Feedback, SignedFeedback, parse_feedback
+from micropay.group_commit import GroupCommit
+from micropay.inbox_client import InboxClient
 from micropay.ledger import InvalidReceipt, Ledger, LedgerEntry, TaskReceipt, verify_ledger
+from micropay.notifications import Event, Notifier
+from micropay.outbox import DeliveryResult, Outbox
 from micropay.overview import ChannelView, overview
 from micropay.payee import Payee
 from micropay.payer import Payer
@@ -76,6 +86,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "ETH",
+    "Acknowledgment",
     "AmendmentRefused",
     "ArtifactError",
     "ChannelError",
@@ -88,12 +99,19 @@ __all__ = [
     "ChannelStatus",
     "ChannelView",
     "ContractRevert",
+    "DeliveryFailed",
+    "DeliveryResult",
     "DigestSigner",
     "DomainMismatch",
     "Escrow",
+    "Event",
     "Feedback",
+    "GroupCommit",
+    "InboxClient",
+    "InboxError",
     "InsufficientDeposit",
     "InsufficientFunds",
+    "InvalidAcknowledgment",
     "InvalidPlan",
     "InvalidReceipt",
     "InvalidRelayRequest",
@@ -109,6 +127,8 @@ __all__ = [
     "NodeError",
     "NotParticipant",
     "NothingToClaim",
+    "Notifier",
+    "Outbox",
     "Payee",
     "Payer",
     "Payment",
@@ -126,6 +146,7 @@ __all__ = [
     "RelayRequest",
     "RelayedVoucher",
     "Relayer",
+    "RequestRejected",
     "Settlement",
     "SettlementPlan",
     "SettlementRecord",
@@ -142,6 +163,7 @@ __all__ = [
     "TransactionError",
     "TransactionPending",
     "TxOptions",
+    "Unauthorized",
     "Unclaimed",
     "UnknownChannel",
     "UnknownEscrow",
@@ -158,6 +180,7 @@ __all__ = [
     "parse_payment",
     "parse_plan",
     "read_source",
+    "sign_acknowledgment",
     "sign_relay_request",
     "sign_voucher",
     "verify_ledger",

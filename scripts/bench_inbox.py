@@ -181,7 +181,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def run(per_level: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="bench-inbox-", dir=ROOT) as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-inbox-") as folder:
         directory = Path(folder)
         chain = Chain(directory, max(LEVELS))
         server = None
