@@ -20,6 +20,7 @@ import click
 from micropay.cli.context import Session, pass_session
 from micropay.cli.options import Amount, find_channel, json_option, yes_option
 from micropay.cli.output import emit, hex_id, progress, quoted, safe, when
+from micropay.cli.plan_delivery import deliver, no_deliver_option, plan_inbox
 from micropay.config import load_deployments
 from micropay.documents import MAX_TEXT, read_document
 from micropay.errors import InvalidPlan, MicropayValueError, PlanMismatch, UnknownChannel
@@ -149,8 +150,9 @@ def propose(session: Session, source: Path, inbox: str | None, out: Path | None)
 @click.argument("document")
 @out_option
 @yes_option
+@no_deliver_option
 @pass_session
-def accept(session: Session, document: str, out: Path | None, yes: bool) -> None:
+def accept(session: Session, document: str, out: Path | None, yes: bool, no_deliver: bool) -> None:
     """Countersign a plan or amendment the other side proposed (DOCUMENT: its text or file)."""
     proposal = parse_plan(load_text(document))
     plans = book(session, proposal.plan)
@@ -176,16 +178,18 @@ def accept(session: Session, document: str, out: Path | None, yes: bool) -> None
     then = ("; then open the channel: `micropay open --plan " + (str(out) if out else "TEXT") + "`"
             if role == "payer" and signed.plan.version == 1 else "")
     what = f"the file {out}" if out else "the text above"
-    progress(f"accepted: plan 0x{signed.hash.hex()[:12]}… (version {signed.plan.version}) is in force. Send {what} "
-             f"to {other}, who runs `micropay plan receive` on it{then}")
+    sent = deliver(session, signed, signed.plan, plan_inbox(session, signed.plan, plans.root_of(signed.hash)),
+                   skip=no_deliver, by_hand=f"send {what} to {other}, who runs `micropay plan receive` on it")
+    progress(f"accepted: plan 0x{signed.hash.hex()[:12]}… (version {signed.plan.version}) is in force{then}\n{sent}")
 
 
 @plan_group.command("amend")
 @click.argument("channel_or_plan")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @out_option
+@no_deliver_option
 @pass_session
-def amend(session: Session, channel_or_plan: str, source: Path, out: Path | None) -> None:
+def amend(session: Session, channel_or_plan: str, source: Path, out: Path | None, no_deliver: bool) -> None:
     """Propose SOURCE (the whole plan, changed) as the next version of the plan in force on
     CHANNEL_OR_PLAN (a channel id or prefix, or a plan hash). The other side accepts it."""
     plans = book(session)
@@ -199,9 +203,10 @@ def amend(session: Session, channel_or_plan: str, source: Path, out: Path | None
                      proposer=session.address)
     signed = book(session, plan).propose(plan, session.account)
     write_out(signed, out)
-    progress(f"{describe(session, plan)}\nproposed version {plan.version}: send "
-             f"{'the file ' + str(out) if out else 'the text above'} to the other side; it is in force once they run "
-             "`micropay plan accept` on it")
+    sent = deliver(session, signed, plan, plan_inbox(session, plan, root), skip=no_deliver,
+                   by_hand=f"send {'the file ' + str(out) if out else 'the text above'} to the other side")
+    progress(f"{describe(session, plan)}\nproposed version {plan.version}; it is in force once the other side runs "
+             f"`micropay plan accept` on it\n{sent}")
 
 
 def open_under_plan(session: Session, document: str, *, deposit: Amount | None, cover: int | None, days: int,
@@ -293,14 +298,15 @@ def take_document(session: Session, text: str) -> str:
 
 
 def _feedback(session: Session, channel_or_plan: str, task: str, status: Status, *, deliverable: bytes,
-              note: str, out: Path | None) -> None:
+              note: str, out: Path | None, no_deliver: bool = True) -> None:
     plans = book(session)
     root = _root(session, plans, channel_or_plan)
     plans = book(session, plans.history(root).first)
     signed = plans.give(session.account, root, task, status, deliverable=deliverable, note=note)
     write_out(signed, out)
-    progress(f"task {quoted(task)} marked {status}: send {'the file ' + str(out) if out else 'the text above'} "
-             "to the other side (`micropay plan receive`)")
+    what, plan = "the file " + str(out) if out else "the text above", plans.in_force(root)
+    progress(f"task {quoted(task)} marked {status}: " + deliver(session, signed, plan, plan_inbox(session, plan, root),
+             skip=no_deliver, by_hand=f"send {what} to the other side (`micropay plan receive`)"))
 
 
 @plan_group.command("delivered")
@@ -338,10 +344,13 @@ def delivered(session: Session, channel_or_plan: str, task: str, deliverable_fil
 @click.argument("task")
 @click.option("--note", required=True, help="what to change")
 @out_option
+@no_deliver_option
 @pass_session
-def request_changes(session: Session, channel_or_plan: str, task: str, note: str, out: Path | None) -> None:
+def request_changes(session: Session, channel_or_plan: str, task: str, note: str, out: Path | None,
+                    no_deliver: bool) -> None:
     """As the client: ask for changes to a delivered TASK (of CHANNEL_OR_PLAN: a channel or plan hash)."""
-    _feedback(session, channel_or_plan, task, "changes requested", deliverable=EMPTY_ROOT, note=note, out=out)
+    _feedback(session, channel_or_plan, task, "changes requested", deliverable=EMPTY_ROOT, note=note, out=out,
+              no_deliver=no_deliver)
 
 
 @plan_group.command("approve")
@@ -349,10 +358,12 @@ def request_changes(session: Session, channel_or_plan: str, task: str, note: str
 @click.argument("task")
 @click.option("--note", default="", help="a note for the freelancer")
 @out_option
+@no_deliver_option
 @pass_session
-def approve(session: Session, channel_or_plan: str, task: str, note: str, out: Path | None) -> None:
+def approve(session: Session, channel_or_plan: str, task: str, note: str, out: Path | None, no_deliver: bool) -> None:
     """As the client: approve a delivered TASK of CHANNEL_OR_PLAN (then pay it: `micropay pay CHANNEL TASK`)."""
-    _feedback(session, channel_or_plan, task, "approved", deliverable=EMPTY_ROOT, note=note, out=out)
+    _feedback(session, channel_or_plan, task, "approved", deliverable=EMPTY_ROOT, note=note, out=out,
+              no_deliver=no_deliver)
 
 
 @plan_group.command("withdraw")
