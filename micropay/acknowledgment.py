@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -87,7 +86,7 @@ class Acknowledgment:
                                  {"channelId": "0x" + self.channel_id.hex(), "cumulativeAmount": self.amount,
                                   "ledgerRoot": "0x" + self.ledger_root.hex()})
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The JSON form an inbox answers with (amounts as decimal strings, bytes as 0x-hex)."""
         return {"micropay": "acknowledgment", "chainId": self.chain_id, "escrow": self.escrow,
                 "channelId": "0x" + self.channel_id.hex(), "cumulativeAmount": str(self.amount),

@@ -20,15 +20,19 @@ import asyncio
 import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from micropay.errors import MicropayError, StoreError
+from micropay.errors import MicropayError, RequestRejected, StoreError
 from micropay.payment import Payment
 from micropay.receiving import CheckedPayment, Received, Receiver
 from micropay.voucher import Voucher
 
 _Item = tuple[CheckedPayment, "Future[Received]"]
+#: Threads that check payments needing the chain (first contact, a stale deposit, a contract signature).
+CHAIN_THREADS = 8
+#: Payments that may wait for them at once; more are refused with 503 and Retry-After.
+MAX_CHAIN_WAITING = 64
 _F = TypeVar("_F", "Future[Received]", "asyncio.Future[Received]")
 
 
@@ -46,6 +50,8 @@ class GroupCommit:
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._ready: list[tuple[CheckedPayment, asyncio.Future[Received]]] = []
+        self._chain_pool = ThreadPoolExecutor(max_workers=CHAIN_THREADS, thread_name_prefix="micropay-chain")
+        self._chain_waiting = 0
         #: Commits made and payments stored by them, for the curious (a benchmark's batch size).
         self.commits = 0
         self.stored = 0
@@ -72,6 +78,7 @@ class GroupCommit:
         if thread is not None:
             self._queue.put(None)
             thread.join(timeout)
+        self._chain_pool.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, checked: CheckedPayment) -> Future[Received]:
         """Queue a checked payment (stored once the writer runs: see :meth:`start`); the future
@@ -100,7 +107,7 @@ class GroupCommit:
         while the requests that arrive meanwhile wait in the socket buffers for the next batch."""
         checked = self.receiver.check(payment, offline=True)
         if checked is None:
-            checked = await asyncio.to_thread(self.receiver.check, payment)
+            checked = await self._check_on_chain(payment)
         if self._closing.is_set():
             raise StoreError("the inbox is not taking payments: it is stopping")
         loop = asyncio.get_running_loop()
@@ -109,6 +116,19 @@ class GroupCommit:
         if len(self._ready) == 1:  # the first of this turn: store them all once the turn is over
             loop.call_soon(loop.call_soon, self._store_ready)
         return await future
+
+    async def _check_on_chain(self, payment: Payment | Voucher | str) -> CheckedPayment:
+        """Check a payment that needs the chain, in a small pool of its own: strangers naming
+        channels the inbox must look up wait there, and when too many wait they are turned away
+        (503), never queued without bound in front of the inbox's other work."""
+        if self._chain_waiting >= MAX_CHAIN_WAITING:
+            raise RequestRejected("the inbox is busy reading the chain: try again in a moment", status=503,
+                                  retry_after=1.0)
+        self._chain_waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._chain_pool, self.receiver.check, payment)
+        finally:
+            self._chain_waiting -= 1
 
     def _store_ready(self) -> None:
         batch, self._ready = self._ready, []

@@ -50,20 +50,22 @@ from micropay.errors import (
 )
 from micropay.feedback import SignedFeedback
 from micropay.group_commit import GroupCommit
+from micropay.inbox_events import InboxEvents
 from micropay.inbox_limits import GuardMiddleware, InboxGuard, InboxLimits, note_of
-from micropay.notifications import Event, Notifier, feedback_event, payment_event, plan_event
+from micropay.notifications import Notifier
 from micropay.payee import Payee
 from micropay.payment import parse_payment
-from micropay.plan import SignedPlan
+from micropay.plan import SignedPlan, parse_plan
 from micropay.progress import progress
-from micropay.receiving import Received
 from micropay.records import ChannelRecord
 from micropay.server_log import ServerLog
 from micropay.signed_request import SIGNATURE_HEADER, SIGNER_HEADER, TIMESTAMP_HEADER, RequestVerifier
-from micropay.units import format_amount
 
 API_PREFIX = "/v1"
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
+#: Plan versions not yet in force (a client's proposals, amendments awaiting a side) an inbox stores
+#: at most: every one is kept, so strangers must not be able to fill the disk with them.
+MAX_PENDING_PLANS = 100
 
 
 # -- the schema (documentation only: bodies are parsed bounded, answers written directly) ---------
@@ -158,18 +160,18 @@ def _signed_path(request: Request) -> str:
 
 
 class Inbox:
-    """The inbox of ``payee``: see the module docstring. ``ack_key`` signs acknowledgments
-    (default: the payee's own key); ``notifier`` hears of each new payment, plan and feedback;
-    ``log`` gets the JSON-lines access and event log (default: standard error).
+    """The inbox of ``payee``: see the module docstring. The payee's own key signs the
+    acknowledgments (what clients verify); ``notifier`` hears of each new payment, plan and
+    feedback; ``log`` gets the JSON-lines access and event log (default: standard error).
 
-    Raises :class:`MicropayValueError` without a local key to sign acknowledgments with."""
+    Raises :class:`MicropayValueError` unless the payee's account is a local key."""
 
-    def __init__(self, payee: Payee, *, ack_key: LocalAccount | None = None, limits: InboxLimits | None = None,
-                 notifier: Notifier | None = None, log: ServerLog | None = None) -> None:
-        key = ack_key if ack_key is not None else payee.account
+    def __init__(self, payee: Payee, *, limits: InboxLimits | None = None, notifier: Notifier | None = None,
+                 log: ServerLog | None = None) -> None:
+        key = payee.account
         if not isinstance(key, LocalAccount):
             raise MicropayValueError("an inbox signs acknowledgments with the payee's key: give the Payee a "
-                                     "LocalAccount, or pass ack_key")
+                                     "LocalAccount")
         self.payee, self.ack_key, self.notifier = payee, key, notifier
         self.log = log if log is not None else ServerLog()
         self.limits = limits if limits is not None else InboxLimits()
@@ -178,7 +180,7 @@ class Inbox:
         self.verifier = RequestVerifier()
         self._lock = threading.Lock()
         self._started = self._closed = False
-        self._units: dict[str, tuple[int, str]] = {}
+        self.events = InboxEvents(payee, notifier, self.log)
         self.app = self._build()
 
     # -- life -------------------------------------------------------------------------------------
@@ -300,8 +302,8 @@ class Inbox:
             raise
         self.guard.count_channel(voucher.channel_id)
         ack = self._acknowledge(received.channel_id, received.cumulative, voucher.ledger_root)
-        if not received.duplicate and self.notifier is not None:
-            await self._notify(self._payment_event(received))
+        if not received.duplicate:
+            self.events.payment(received)
         return _json({"held": True, "duplicate": received.duplicate, "channelId": "0x" + received.channel_id.hex(),
                       "cumulativeAmount": str(received.cumulative), "added": str(received.added),
                       "tasks": [{"taskId": t.task_id, "amount": str(t.amount), "note": t.note} for t in received.tasks],
@@ -319,35 +321,6 @@ class Inbox:
             return None
         return self._acknowledge(channel_id, tip.best.amount, tip.best.ledger_root)
 
-    async def _notify(self, event: Awaitable[Event | None]) -> None:
-        """Hand an event to the notifier. Never raises: what is stored is answered for whatever
-        happens here (a token that does not say its symbol, a node gone away): logged instead."""
-        try:
-            made = await event
-            if made is not None and self.notifier is not None:
-                self.notifier.notify(made)
-        except Exception as exc:  # noqa: BLE001 - a notification must never fail a request already stored
-            self.log.failure("notify_failed", exc)
-
-    async def _payment_event(self, received: Received) -> Event | None:
-        ref = self.payee.ref(received.channel_id)
-        tip = self.payee.store.peek_tip(ref) or await asyncio.to_thread(self.payee.store.tip, ref)
-        return None if tip is None else payment_event(received, tip.record, await self._show(tip.record.key.token))
-
-    async def _plan_event(self, plan: SignedPlan) -> Event:
-        return plan_event(plan, await self._show(plan.plan.token))
-
-    async def _feedback_event(self, feedback: SignedFeedback) -> Event:
-        history = await asyncio.to_thread(self.payee.plans.history, feedback.feedback.plan)
-        return feedback_event(feedback, history.first)
-
-    async def _show(self, token: str) -> Callable[[int], str]:
-        """How to write an amount of ``token`` ("0.005 ETH"); asks the chain once per token."""
-        if token not in self._units:
-            self._units[token] = await asyncio.to_thread(self.payee.escrow.token_units, token)
-        decimals, symbol = self._units[token]
-        return lambda value: format_amount(value, decimals, symbol)
-
     # -- plans and feedback -----------------------------------------------------------------------
 
     async def _document(self, request: Request, kind: Literal["plan", "feedback"]) -> Response:
@@ -358,14 +331,16 @@ class Inbox:
             raise InvalidPlan(f"the {kind} is its text (mpl1…, mpf1…) or its JSON document")
         book = self.payee.plans
         if kind == "plan":
-            plan = await asyncio.to_thread(book.take, SignedPlan.from_dict(value) if isinstance(value, dict) else value)
-            if self.notifier is not None:
-                await self._notify(self._plan_event(plan))
+            posted = SignedPlan.from_dict(value) if isinstance(value, dict) else parse_plan(value)
+            if not posted.in_force and await asyncio.to_thread(self.payee.store.pending_plans) >= MAX_PENDING_PLANS:
+                raise RequestRejected(f"{MAX_PENDING_PLANS} proposals already wait for this freelancer: send yours "
+                                      "another way, or later", status=429, retry_after=3600.0)
+            plan = await asyncio.to_thread(book.take, posted)
+            self.events.plan(plan)
             return _json({"stored": True, "kind": "plan", "hash": "0x" + plan.hash.hex(), "inForce": plan.in_force})
         feedback = await asyncio.to_thread(book.take_feedback,
                                            SignedFeedback.from_dict(value) if isinstance(value, dict) else value)
-        if self.notifier is not None:
-            await self._notify(self._feedback_event(feedback))
+        self.events.feedback(feedback)
         return _json({"stored": True, "kind": "feedback", "taskId": feedback.feedback.task_id,
                       "status": feedback.feedback.status})
 
@@ -380,12 +355,17 @@ class Inbox:
             raise UnknownChannel("a channel id is 0x and 64 hex digits") from None
         note_of(request.scope).channel = "0x" + channel_id.hex()
         self.guard.check_channel(channel_id)
-        signer = self.verifier.verify(request.method, _signed_path(request), await request.body(), request.headers)
         record = await asyncio.to_thread(self.payee.store.find_channel, self.payee.ref(channel_id))
         if record is None or record.role != "payee" or record.key.payee != self.payee.address:
             raise UnknownChannel(f"this inbox holds no channel 0x{channel_id.hex()}")
-        if signer not in (record.key.payer, record.key.voucher_signer, self.payee.address):
-            raise RequestRejected(f"{signer} is neither the channel's payer nor its payee", status=403)
+        parties = (record.key.payer, record.key.voucher_signer, self.payee.address)
+
+        def party(signer: str) -> None:  # judged before the request is remembered against replay
+            if signer not in parties:
+                raise RequestRejected(f"{signer} is neither the channel's payer nor its payee", status=403)
+
+        self.verifier.verify(request.method, _signed_path(request), await request.body(), request.headers,
+                             authorize=party)
         self.guard.count_channel(channel_id)
         return _json(await asyncio.to_thread(self._read_progress, record))
 

@@ -14,6 +14,7 @@ its channels name: never with another.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -53,7 +54,7 @@ from micropay.transactions import Sender
 from micropay.types import MAX_AMOUNT
 from micropay.voucher import DigestSigner, sign_voucher
 
-__all__ = ["Payer", "latest_payment"]  # latest_payment lives in micropay.outbox now
+__all__ = ["Payer", "latest_payment"]  # latest_payment lives in micropay.outbox
 
 
 class Payer:
@@ -139,8 +140,7 @@ class Payer:
         recorded: list[ChannelRecord] = []
 
         def record_first(key: ChannelKey) -> None:
-            # The salt is otherwise only in the event: an interrupted open must leave a trace
-            # that `micropay sync` can find the funded channel by.
+            # The salt is otherwise only in the event: an interrupted open leaves a trace for `sync`.
             recorded.append(self._record_unseen(key, expiry, seconds, terms))
 
         try:
@@ -346,7 +346,8 @@ class Payer:
             if tx.inbox(ref) is not None:  # queued with the voucher: a crash cannot lose its delivery
                 tx.queue_delivery(ref, total)
         if deliver:
-            self.outbox.deliver(ref)
+            with contextlib.suppress(StoreError):  # signed and stored: a failed delivery record is retried later
+                self.outbox.deliver(ref)
         return Payment.of(voucher, (receipt,), count)
 
     def deliver(self, channel: ChannelLike | None = None) -> list[DeliveryResult]:
@@ -359,9 +360,8 @@ class Payer:
 
     def resend(self, channel: ChannelLike, since: int = 0) -> Payment:
         """The latest payment again, with the receipts from index ``since`` (what a payee that
-        reported a :class:`~micropay.errors.LedgerGap` asks for). Signs nothing new.
-
-        Raises :class:`MicropayValueError` if nothing was paid yet."""
+        reported a :class:`~micropay.errors.LedgerGap` asks for). Signs nothing new. Raises
+        :class:`MicropayValueError` if nothing was paid yet."""
         return latest_payment(self.store, self.channel(channel), since)
 
     # -- deposit and exit ------------------------------------------------------------------

@@ -18,13 +18,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from eth_account.signers.local import LocalAccount
 
 from micropay._utils.addresses import normalize
-from micropay._utils.crypto import keccak, recover_address, unsafe_sign_digest
-from micropay.errors import Unauthorized
+from micropay._utils.crypto import SECP256K1_HALF_N, keccak, recover_address, unsafe_sign_digest
+from micropay.errors import RequestRejected, Unauthorized
 
 DOMAIN_NAME = "micropay inbox"
 DOMAIN_VERSION = "1"
@@ -68,9 +68,9 @@ def sign_request(account: LocalAccount, method: str, path: str, body: bytes = b"
 class RequestVerifier:
     """Judges signed requests: whole, inside ``window`` seconds of this clock, and never seen before.
 
-    Remembers each accepted signature until its window has passed (at most ``max_remembered``;
-    past that the oldest are forgotten, and their requests could be replayed until they expire,
-    which only a flood of valid signatures from a channel's own parties could cause). Thread-safe."""
+    Remembers each accepted request until its window has passed, at most ``max_remembered`` at
+    once (more are refused, never forgotten early: a forgotten request could be replayed). Only
+    requests ``authorize`` accepted are remembered. Thread-safe."""
 
     def __init__(self, *, window: int = DEFAULT_WINDOW, max_remembered: int = 100_000) -> None:
         self.window = window
@@ -83,9 +83,14 @@ class RequestVerifier:
         return len(self._seen)
 
     def verify(self, method: str, path: str, body: bytes, headers: Mapping[str, str], *,
-               now: float | None = None) -> str:
-        """The checksummed address that signed this request. Raises :class:`Unauthorized` for a
-        missing or malformed header, a timestamp outside the window, a bad signature, or a replay."""
+               authorize: Callable[[str], None] | None = None, now: float | None = None) -> str:
+        """The checksummed address that signed this request. ``authorize`` judges that signer
+        (raising to refuse it) before the request is remembered, so a stranger's valid signatures
+        take no room among those that guard the parties' requests against replay.
+
+        Raises :class:`Unauthorized` for a missing or malformed header, a timestamp outside the
+        window, a bad or malleable (high-s) signature, or a replay; :class:`RequestRejected`
+        (503) while it remembers as many live requests as it may; what ``authorize`` raises."""
         now = time.time() if now is None else now
         signer_text, timestamp_text, signature_text = (headers.get(name) for name in
                                                        (SIGNER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER))
@@ -107,19 +112,29 @@ class RequestVerifier:
             signature = b""
         if len(signature) != 65 or signature[64] not in (27, 28) or len(path) > _MAX_PATH:
             raise Unauthorized(f"{SIGNATURE_HEADER} is not a 65-byte signature")
+        if int.from_bytes(signature[32:64], "big") > SECP256K1_HALF_N:
+            # (r, n - s) with the other v is the same signature: only the low-s form is taken.
+            raise Unauthorized(f"{SIGNATURE_HEADER} is not in its canonical (low-s) form")
         digest = request_digest(method.upper(), path, body, timestamp)
         if recover_address(digest, signature) != signer[1]:
             raise Unauthorized("the request's signature is not by its signer (or the request was altered)")
-        self._remember(digest + signature, timestamp / 1000 + self.window, now)
+        if authorize is not None:
+            authorize(signer[0])
+        self._remember(digest, timestamp / 1000 + self.window, now)
         return signer[0]
 
     def _remember(self, key: bytes, expires: float, now: float) -> None:
+        """Remember a request's digest (not its signature: each request is taken once, whoever signed
+        it in whatever form) until its window has passed."""
         with self._lock:
             while self._seen:
                 oldest, until = next(iter(self._seen.items()))
-                if until >= now and len(self._seen) < self.max_remembered:
+                if until >= now:
                     break
                 del self._seen[oldest]
             if key in self._seen:
                 raise Unauthorized("this signed request was already used: sign each request anew")
+            if len(self._seen) >= self.max_remembered:
+                raise RequestRejected("too many signed requests at once: try again in a minute", status=503,
+                                      retry_after=float(self.window))
             self._seen[key] = expires

@@ -153,6 +153,9 @@ class VoucherStore:
                     pass  # the next open checkpoints what is left: nothing committed depends on it
                 finally:
                     other.close()
+                    if not stop.is_set():  # this thread failed: the commits checkpoint again, or the log grows
+                        with contextlib.suppress(sqlite3.Error), self._lock:
+                            self._db.execute("PRAGMA wal_autocheckpoint=1000")
 
             thread = threading.Thread(target=run, name="micropay-checkpoints", daemon=True)
             self._checkpoints = (thread, stop)
@@ -290,6 +293,11 @@ class VoucherStore:
         """The stored plan version with this hash, or None."""
         with self._lock:
             return self._reader().plan(plan_hash)
+
+    def pending_plans(self) -> int:
+        """How many stored plan versions are not in force yet."""
+        with self._lock:
+            return self._reader().pending_plans()
 
     def plan_roots(self) -> list[bytes]:
         """The root (first version's hash) of every stored project, oldest first."""

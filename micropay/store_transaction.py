@@ -171,6 +171,10 @@ class StoreReader:
         """The root of every stored project, oldest first."""
         return [as_bytes(row[0]) for row in self._rows("SELECT root FROM plans GROUP BY root ORDER BY min(rowid)")]
 
+    def pending_plans(self) -> int:
+        """How many stored plan versions are not in force (proposals and amendments awaiting a side)."""
+        return as_int(self._rows("SELECT COUNT(*) FROM plans WHERE in_force = 0")[0][0])
+
     def feedback(self, root: bytes) -> list[StoredFeedback]:
         """Every stored piece of feedback on the project ``root``, oldest first."""
         return [StoredFeedback.from_row(row) for row in self._rows(

@@ -6,7 +6,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from micropay.errors import Unauthorized
+from micropay._utils.crypto import SECP256K1_N
+from micropay.errors import RequestRejected, Unauthorized
 from micropay.signed_request import (
     SIGNATURE_HEADER,
     SIGNER_HEADER,
@@ -73,9 +74,43 @@ def test_another_signer_named_in_the_header_is_refused():
         RequestVerifier().verify("GET", PATH, b"", headers, now=NOW)
 
 
-def test_remembered_signatures_are_bounded():
+def test_remembered_requests_are_bounded_and_a_full_memory_refuses_instead_of_forgetting():
     verifier = RequestVerifier(window=60, max_remembered=10)
-    for n in range(50):
+    for n in range(10):
         path = f"{PATH}?n={n}"
         verifier.verify("GET", path, b"", sign_request(READER, "GET", path, now=NOW), now=NOW)
     assert len(verifier) == 10
+    with pytest.raises(RequestRejected) as full:
+        verifier.verify("GET", PATH, b"", sign_request(READER, "GET", PATH, now=NOW), now=NOW)
+    assert full.value.status == 503
+    # Once their window has passed they are forgotten, and new requests are taken again.
+    later = NOW + 200
+    assert verifier.verify("GET", PATH, b"", sign_request(READER, "GET", PATH, now=later), now=later)
+    assert len(verifier) == 1
+
+
+def test_the_other_form_of_the_same_signature_is_refused():
+    """(r, n - s, v ^ 1) recovers to the same key: taken, it would replay a captured request."""
+    headers = sign_request(READER, "GET", PATH, now=NOW)
+    signature = bytes.fromhex(headers[SIGNATURE_HEADER][2:])
+    s_value = int.from_bytes(signature[32:64], "big")
+    other = signature[:32] + (SECP256K1_N - s_value).to_bytes(32, "big") + bytes([55 - signature[64]])
+    verifier = RequestVerifier()
+    with pytest.raises(Unauthorized, match="canonical"):
+        verifier.verify("GET", PATH, b"", headers | {SIGNATURE_HEADER: "0x" + other.hex()}, now=NOW)
+    assert verifier.verify("GET", PATH, b"", headers, now=NOW) == READER.address
+    with pytest.raises(Unauthorized, match="already used"):
+        verifier.verify("GET", PATH, b"", headers, now=NOW)
+
+
+def test_a_signer_refused_by_authorize_is_not_remembered():
+    verifier = RequestVerifier()
+    headers = sign_request(READER, "GET", PATH, now=NOW)
+
+    def stranger(address):
+        raise RequestRejected(f"{address} is not a party", status=403)
+
+    with pytest.raises(RequestRejected):
+        verifier.verify("GET", PATH, b"", headers, authorize=stranger, now=NOW)
+    assert len(verifier) == 0
+    assert verifier.verify("GET", PATH, b"", headers, authorize=lambda address: None, now=NOW) == READER.address

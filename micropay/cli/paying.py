@@ -99,7 +99,10 @@ def _delivery(session: Session, payer: Payer, channel: ChannelRecord, amount: in
     if record.state == "held":
         return (f"delivered: the freelancer's inbox holds it (its acknowledgment, signed by {channel.key.payee}, "
                 "verified)")
-    (backlog,) = payer.outbox.backlog(channel.ref)
+    queued = payer.outbox.backlog(channel.ref)
+    if not queued:  # delivered meanwhile (another process ran `micropay deliver`)
+        return "delivered: the freelancer's inbox holds it"
+    backlog = queued[0]
     return (f"not delivered yet: {backlog.count} payment(s) queued for {backlog.inbox} "
             f"({safe(backlog.last_error or 'an earlier payment is still queued')}); `micropay deliver` retries, and so "
             "does your next pay")

@@ -73,11 +73,15 @@ def _url(host: str, port: int, path: str) -> str:
               help="seconds a client has to send its request body (0: no limit)")
 @click.option("--max-connections", type=int, default=1000, show_default=True,
               help="connections served at once; more get 503 (0: no limit)")
+@click.option("--trusted-proxy", metavar="ADDRESS", help="take the client's address from X-Forwarded-For only on "
+              "connections from ADDRESS (your TLS proxy, e.g. 127.0.0.1; comma-separated for several). Not behind a "
+              "tunnel whose connections all come from 127.0.0.1: anyone could then name any address")
 @click.option("--log-level", type=click.Choice(_LEVELS), default="info", show_default=True)
 @pass_session
 def serve(session: Session, host: str, port: int, escrow_address: str | None, command: str | None,
           webhook: str | None, client_rate: float, client_burst: int, channel_rate: float, channel_burst: int,
-          document_rate: float, max_body: int, read_timeout: float, max_connections: int, log_level: Level) -> None:
+          document_rate: float, max_body: int, read_timeout: float, max_connections: int, trusted_proxy: str | None,
+          log_level: Level) -> None:
     """Run the freelancer's inbox: clients' payments, plans and feedback arrive over HTTP and are
     acknowledged with your signature once stored. Needs the key file's password."""
     try:
@@ -107,7 +111,8 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     sock = _listen(host, port)
     actual = sock.getsockname()[1]
     config = uvicorn.Config(inbox.app, log_config=None, access_log=False, lifespan="off", server_header=False,
-                            timeout_graceful_shutdown=30, limit_concurrency=max_connections or None)
+                            timeout_graceful_shutdown=30, limit_concurrency=max_connections or None,
+                            proxy_headers=trusted_proxy is not None, forwarded_allow_ips=trusted_proxy or "")
     server = uvicorn.Server(config)
     # Everything loaded so far (web3, FastAPI, pydantic: several hundred thousand objects) lives as
     # long as the process: out of the collector's sight, its full collections take microseconds

@@ -229,3 +229,37 @@ def test_limits_are_numbers_at_least_zero():
         with pytest.raises(MicropayValueError):
             InboxLimits(**bad)
     assert InboxLimits(client_rate=0, channel_rate=0).client_rate == 0
+
+
+def test_proposals_waiting_for_the_freelancer_are_capped_but_an_acceptance_is_always_taken(payee, monkeypatch):
+    import time
+
+    import micropay.inbox
+    from micropay.plan import Plan, PlanTask, SignedPlan
+
+    monkeypatch.setattr(micropay.inbox, "MAX_PENDING_PLANS", 2)
+    inbox, _ = make_inbox(payee, document_rate=0)
+    escrow = payee.escrow
+
+    def proposal(signer, proposer_is_payee=False):
+        plan = Plan("Spam", signer.address, payee.address, escrow.chain_id, escrow.address, "0x" + "00" * 20,
+                    (PlanTask("t", "T", MILLI),), payee.address if proposer_is_payee else signer.address,
+                    int(time.time()))
+        return SignedPlan(plan)
+
+    strangers = [Account.create() for _ in range(3)]
+    ours = proposal(strangers[0], proposer_is_payee=True)
+    payee.plans.propose(ours.plan, payee.account)  # the freelancer's own proposal: pending too
+
+    async def run():
+        spam = [await post(inbox.app, "/v1/plans", {"document": proposal(s).signed_by(s).encode()})
+                for s in strangers[1:]]
+        accepted = await post(inbox.app, "/v1/plans", {
+            "document": ours.signed_by(payee.account).signed_by(strangers[0]).encode()})
+        return spam, accepted
+
+    spam, accepted = asyncio.run(run())
+    assert [r.status_code for r in spam] == [200, 429]
+    assert spam[1].json()["error"] == "rate_limited" and "wait for this freelancer" in spam[1].json()["message"]
+    assert accepted.status_code == 200 and accepted.json()["inForce"] is True
+    assert payee.store.pending_plans() == 1  # the stranger's one; ours came into force
