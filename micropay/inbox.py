@@ -47,8 +47,9 @@ from micropay.errors import (
     StaleVoucher,
     StoreError,
     UnknownChannel,
+    UnknownPlan,
 )
-from micropay.feedback import SignedFeedback
+from micropay.feedback import SignedFeedback, parse_feedback
 from micropay.group_commit import GroupCommit
 from micropay.inbox_events import InboxEvents
 from micropay.inbox_limits import GuardMiddleware, InboxGuard, InboxLimits, note_of
@@ -335,14 +336,26 @@ class Inbox:
             if not posted.in_force and await asyncio.to_thread(self.payee.store.pending_plans) >= MAX_PENDING_PLANS:
                 raise RequestRejected(f"{MAX_PENDING_PLANS} proposals already wait for this freelancer: send yours "
                                       "another way, or later", status=429, retry_after=3600.0)
+            before = await asyncio.to_thread(self.payee.store.plan, posted.hash)
             plan = await asyncio.to_thread(book.take, posted)
-            self.events.plan(plan)
+            if before is None or before.signed.in_force != plan.in_force:  # news, not a repeat
+                self.events.plan(plan)
             return _json({"stored": True, "kind": "plan", "hash": "0x" + plan.hash.hex(), "inForce": plan.in_force})
-        feedback = await asyncio.to_thread(book.take_feedback,
-                                           SignedFeedback.from_dict(value) if isinstance(value, dict) else value)
-        self.events.feedback(feedback)
+        given = SignedFeedback.from_dict(value) if isinstance(value, dict) else parse_feedback(value)
+        held = await asyncio.to_thread(self._feedback_held, given)
+        feedback = await asyncio.to_thread(book.take_feedback, given)
+        if given.feedback.hash not in held:  # news, not a repeat
+            self.events.feedback(feedback)
         return _json({"stored": True, "kind": "feedback", "taskId": feedback.feedback.task_id,
                       "status": feedback.feedback.status})
+
+    def _feedback_held(self, feedback: SignedFeedback) -> set[bytes]:
+        """The hashes of the feedback already held on the project ``feedback`` is about (none if unknown)."""
+        try:
+            root = self.payee.plans.history(feedback.feedback.plan).root
+        except UnknownPlan:
+            return set()
+        return {stored.signed.feedback.hash for stored in self.payee.store.feedback(root)}
 
     # -- reads ------------------------------------------------------------------------------------
 

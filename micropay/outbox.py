@@ -2,8 +2,9 @@
 
 A payment signed on a channel with an inbox is queued in the same transaction that signs it (a
 ``deliveries`` row, schema 5), so it is never lost between signing and sending. :meth:`Outbox.deliver`
-then posts each queued payment, oldest channel first and in amount order within a channel, each
-with the receipts it added. The inbox answers:
+then posts the queue, oldest channel first and in amount order within a channel: the latest of up
+to :data:`MAX_PER_POST` queued payments with the receipts of them all (one request for a backlog;
+a short rate limit is waited out). The inbox answers:
 
 - held: its acknowledgment is verified (signed by the channel's payee, for this channel, for at
   least this amount, and naming an amount and ledger root this very store signed) and stored;
@@ -21,6 +22,7 @@ so they arrive in order, and the other channels go on. The server's word alone i
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -32,9 +34,10 @@ from micropay.errors import (
     InboxError,
     InvalidAcknowledgment,
     MicropayValueError,
+    RequestRejected,
     StoreError,
 )
-from micropay.inbox_client import InboxClient, inbox_url, short_reason
+from micropay.inbox_client import InboxClient, PaymentAnswer, inbox_url, short_reason
 from micropay.payment import Payment
 from micropay.records import ChannelRecord, DeliveryRecord
 from micropay.store import VoucherStore
@@ -42,6 +45,11 @@ from micropay.store import VoucherStore
 Outcome = Literal["held", "failed", "waiting"]
 #: The longest failure reason recorded on a queued payment.
 MAX_ERROR = 300
+#: Queued payments delivered by one request (the last one's voucher, with all their receipts).
+MAX_PER_POST = 100
+#: How often a payment is posted while the inbox answers "too many requests", and the longest wait.
+RATE_LIMIT_TRIES = 3
+MAX_RATE_LIMIT_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -162,8 +170,11 @@ class Outbox:
                 if covered is not None and row.amount <= covered[0].amount:
                     results.append(self._result(ref, row.amount, "held", url, covered[0], resent_from=covered[1]))
                     continue
+                # Vouchers are cumulative: the last of up to MAX_PER_POST queued payments, with all
+                # their receipts, delivers them all in one request, in order.
+                last = rows[min(index + MAX_PER_POST, len(rows)) - 1]
                 try:
-                    covered = self._post(client, record, row.amount)
+                    covered = self._post(client, record, last.amount, since=row.amount)
                 except InboxError as exc:
                     self._failed(ref, row.amount, exc)
                     results.append(self._result(ref, row.amount, "failed", url, error=exc))
@@ -175,18 +186,20 @@ class Outbox:
                 results.append(self._result(ref, row.amount, "held", url, ack, resent_from=covered[1]))
         return results
 
-    def _post(self, client: InboxClient, record: ChannelRecord, amount: int) -> tuple[Acknowledgment, int | None]:
-        """Deliver the payment of ``amount``: its verified acknowledgment, and the receipt index the
-        latest payment was resent from if the inbox reported a ledger gap (else None)."""
+    def _post(self, client: InboxClient, record: ChannelRecord, amount: int, *,
+              since: int) -> tuple[Acknowledgment, int | None]:
+        """Deliver the payment of ``amount`` with the receipts of every payment from the one of
+        ``since`` on: its verified acknowledgment, and the receipt index the latest payment was
+        resent from if the inbox reported a ledger gap (else None)."""
         ref = record.ref
         found = self.store.voucher_at(ref, amount)
         if found is None:
             raise StoreError(f"{ref}: a payment of {amount} is queued but its voucher is not stored: the store was "
                              "altered")
         voucher, count = found
-        _, first = self.store.voucher_before(ref, amount)
+        _, first = self.store.voucher_before(ref, since)
         receipts = tuple(entry.receipt for entry in self.store.ledger(ref, start=first)[: count - first])
-        answer = client.post_payment(Payment.of(voucher, receipts, first))
+        answer = _patiently(client, Payment.of(voucher, receipts, first))
         resent = None
         if answer.kind == "ledger_gap" and answer.resend_from is not None:
             resent = answer.resend_from
@@ -194,7 +207,7 @@ class Outbox:
             if best is None or resent > best[1]:
                 raise DeliveryFailed(f"the inbox asks for the receipts from #{resent + 1}, but the channel has "
                                      f"{0 if best is None else best[1]}: it is not this channel's inbox")
-            answer = client.post_payment(latest_payment(self.store, record, resent))
+            answer = _patiently(client, latest_payment(self.store, record, resent))
             if answer.kind == "ledger_gap":
                 raise DeliveryFailed(f"the inbox still reports a ledger gap after the resend from #{resent + 1}")
         if answer.acknowledgment is None:
@@ -223,6 +236,19 @@ class Outbox:
                 *, error: Exception | None = None, resent_from: int | None = None) -> DeliveryResult:
         return DeliveryResult(ref, amount, outcome, url, ack, None if error is None else short_reason(str(error),
                               MAX_ERROR), resent_from)
+
+
+def _patiently(client: InboxClient, payment: Payment) -> PaymentAnswer:
+    """Post ``payment``, waiting out a short rate limit (a burst of payments on one channel) up to
+    :data:`RATE_LIMIT_TRIES` times; raises what :meth:`InboxClient.post_payment` raises."""
+    for _ in range(RATE_LIMIT_TRIES - 1):
+        try:
+            return client.post_payment(payment)
+        except RequestRejected as exc:
+            if exc.status != 429 or exc.retry_after is None or exc.retry_after > MAX_RATE_LIMIT_WAIT:
+                raise
+            time.sleep(exc.retry_after)
+    return client.post_payment(payment)
 
 
 def latest_payment(store: VoucherStore, record: ChannelRecord, since: int = 0) -> Payment:

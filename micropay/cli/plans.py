@@ -201,6 +201,7 @@ def amend(session: Session, channel_or_plan: str, source: Path, out: Path | None
     plan = spec.plan(payee=current.payee, chain_id=current.chain_id, escrow=current.escrow, units=session.units,
                      now=int(time.time()), version=current.version + 1, amends=current.hash,
                      proposer=session.address)
+    plan = plan if plan.inbox else dataclasses.replace(plan, inbox=current.inbox)  # a file without one keeps it
     signed = book(session, plan).propose(plan, session.account)
     write_out(signed, out)
     sent = deliver(session, signed, plan, plan_inbox(session, plan, root), skip=no_deliver,

@@ -453,3 +453,15 @@ def test_show_says_who_signed_and_signs_nothing(agreed, tmp_path):
     assert_clean_error(agreed.client.run("open", "--plan", str(forged), ok=False))
     assert agreed.client.json("status") == []
     assert_clean_error(agreed.client.run("plan", "show", "mpl1notaplan", ok=False))
+
+
+def test_an_amendment_from_a_file_without_an_inbox_keeps_the_plans(people, tmp_path):
+    client, freelancer, escrow = people
+    source = write_plan(tmp_path / "plan.toml", client.address)
+    first = parse_plan(one(PLAN_TEXT, freelancer.run("--escrow", escrow, "plan", "propose", str(source), "--inbox",
+                                                     "https://pay.freelancer.example").stdout))
+    accepted = client.run("plan", "accept", first.encode(), "--yes", "--no-deliver")
+    freelancer.run("plan", "receive", one(PLAN_TEXT, accepted.stdout))
+    amendment = parse_plan(one(PLAN_TEXT, freelancer.run("plan", "amend", "0x" + first.hash.hex(),
+                                                         str(source)).stdout))
+    assert amendment.plan.version == 2 and amendment.plan.inbox == "https://pay.freelancer.example"

@@ -263,3 +263,31 @@ def test_proposals_waiting_for_the_freelancer_are_capped_but_an_acceptance_is_al
     assert spam[1].json()["error"] == "rate_limited" and "wait for this freelancer" in spam[1].json()["message"]
     assert accepted.status_code == 200 and accepted.json()["inForce"] is True
     assert payee.store.pending_plans() == 1  # the stranger's one; ours came into force
+
+
+def test_a_document_posted_twice_is_notified_once(payee, tmp_path):
+    import sys
+    import time
+
+    from micropay.notifications import Notifier
+    from micropay.plan import Plan, PlanTask, SignedPlan
+
+    seen = tmp_path / "events.txt"
+    hook = f"{sys.executable} -c \"import os; open({str(seen)!r}, 'a').write(os.environ['MICROPAY_EVENT'] + '\\n')\""
+    notifier = Notifier(command=hook)
+    notifier.start()
+    inbox = Inbox(payee, limits=InboxLimits(document_rate=0), notifier=notifier, log=ServerLog(io.StringIO()))
+    client = Account.create()
+    escrow = payee.escrow
+    plan = Plan("Twice", client.address, payee.address, escrow.chain_id, escrow.address, "0x" + "00" * 20,
+                (PlanTask("t", "T", MILLI),), client.address, int(time.time()))
+    text = SignedPlan(plan).signed_by(client).encode()
+
+    async def run():
+        answers = [await post(inbox.app, "/v1/plans", {"document": text}) for _ in range(2)]
+        await asyncio.sleep(0.5)  # the events are built off the request path: let them be handed over
+        return answers
+
+    assert [r.status_code for r in asyncio.run(run())] == [200, 200]
+    notifier.close()
+    assert seen.read_text().split() == ["plan"]
