@@ -153,8 +153,9 @@ def propose(session: Session, source: Path, inbox: str | None, out: Path | None)
 @no_deliver_option
 @pass_session
 def accept(session: Session, document: str, out: Path | None, yes: bool, no_deliver: bool) -> None:
-    """Countersign a plan or amendment the other side proposed (DOCUMENT: its text or file)."""
-    proposal = parse_plan(load_text(document))
+    """Countersign a plan the other side proposed (DOCUMENT: its text or file, or its hash if your inbox took it)."""
+    waiting = [v for v in _versions_starting(book(session), document) if not v.signed.in_force]
+    proposal = waiting[0].signed if len(document) <= 66 and len(waiting) == 1 else parse_plan(load_text(document))
     plans = book(session, proposal.plan)
     proposal.verify(plans.is_signed_by)  # before asking: a plan this account cannot sign is refused unasked
     role = proposal.plan.role_of(session.address)
@@ -174,12 +175,11 @@ def accept(session: Session, document: str, out: Path | None, yes: bool, no_deli
                       abort=True, err=True)
     signed = plans.accept(proposal, session.account)
     write_out(signed, out)
-    role = signed.plan.role_of(session.address)
-    then = ("; then open the channel: `micropay open --plan " + (str(out) if out else "TEXT") + "`"
-            if role == "payer" and signed.plan.version == 1 else "")
-    what = f"the file {out}" if out else "the text above"
+    opens = signed.plan.role_of(session.address) == "payer" and signed.plan.version == 1
+    then = f"; then open the channel: `micropay open --plan {out or 'TEXT'}`" if opens else ""
     sent = deliver(session, signed, signed.plan, plan_inbox(session, signed.plan, plans.root_of(signed.hash)),
-                   skip=no_deliver, by_hand=f"send {what} to {other}, who runs `micropay plan receive` on it")
+                   skip=no_deliver, by_hand=f"send {f'the file {out}' if out else 'the text above'} to {other}, who "
+                   "runs `micropay plan receive` on it")
     progress(f"accepted: plan 0x{signed.hash.hex()[:12]}… (version {signed.plan.version}) is in force{then}\n{sent}")
 
 

@@ -100,3 +100,18 @@ def test_progress_from_inbox_without_an_inbox_is_one_clean_line(people, tmp_path
     channel = client.json("open", "--plan", accepted)["channel"]
     refused = client.run("progress", channel, "--from-inbox", ok=False)
     assert refused.exit_code == 1 and last_error_line(refused).endswith("run `micropay progress` without --from-inbox")
+
+
+def test_the_freelancer_accepts_an_amendment_its_inbox_took_by_its_hash(people, tmp_path, freelancer_inbox):
+    client, freelancer, escrow = people
+    freelancer_inbox.start()
+    proposal = propose(freelancer, escrow, tmp_path, client, freelancer_inbox.url)
+    accepted = parse_plan(client.run("plan", "accept", proposal, "--yes").stdout.strip())
+    source = write_plan(tmp_path / "plan-v2.toml", client.address)  # no inbox: the plan's is kept
+    source.write_text(source.read_text() + '\n[[tasks]]\nid = "cards"\ntitle = "Cards"\nprice = "0.001 ETH"\n')
+    amended = client.run("plan", "amend", "0x" + accepted.hash.hex(), str(source))
+    amendment = parse_plan(amended.stdout.strip())
+    assert amended.stderr.strip().splitlines()[-1] == f"delivered to the freelancer's inbox at {freelancer_inbox.url}"
+    assert amendment.plan.inbox == freelancer_inbox.url
+    taken = freelancer.run("plan", "accept", "0x" + amendment.hash.hex()[:10], "--yes")  # no text copied
+    assert "accepted" in taken.stderr and held_by(freelancer, amendment.hash).signed.in_force
