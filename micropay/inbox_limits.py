@@ -240,7 +240,7 @@ def error_answer(exc: BaseException, *, redact: tuple[str, ...] = (), **extra: o
         body["shortfall"] = str(exc.shortfall)
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, (int, float)) and retry_after > 0:
-        body["retryAfter"] = round(float(retry_after), 3)
+        body["retryAfter"] = max(0.001, math.ceil(float(retry_after) * 1000) / 1000)  # never 0: round up to ms
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     body.update(extra)
     return Answer(status, body, headers)
