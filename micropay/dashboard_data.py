@@ -1,0 +1,118 @@
+"""What a dashboard shows, computed from the store and the chain state the caller read.
+
+These are the figures the pages print (and that browser tests compare to the wei): a
+freelancer's earnings over time, received per client and settled; each channel's line (paid,
+unclaimed, the expiry counted down, and warnings when a client has started closing or the expiry
+is inside the safety margin); for a client, what each channel spent against its deposit and
+whether each payment is held by the freelancer. Nothing here reads the chain: the caller passes
+the channels as :func:`micropay.overview.overview` read them, and the close requests it saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from micropay.charts import Series
+from micropay.overview import ChannelView
+from micropay.store import VoucherStore
+
+
+@dataclass(frozen=True)
+class ChannelLine:
+    """One channel as a dashboard lists it. Amounts in base units of ``token``; ``seconds_left``
+    until expiry (negative once expired); ``warnings`` in words, most urgent first;
+    ``undelivered``/``acknowledged`` are the client's: payments still queued for the
+    freelancer's inbox, and the highest cumulative amount the freelancer acknowledged holding."""
+
+    channel_id: bytes
+    role: str
+    counterparty: str
+    token: str
+    deposit: int
+    paid: int
+    claimed: int
+    unclaimed: int
+    expiry: int
+    seconds_left: int
+    tasks: int
+    warnings: tuple[str, ...]
+    undelivered: int = 0
+    acknowledged: int = 0
+
+
+def channel_lines(store: VoucherStore, views: Sequence[ChannelView], *, now: int, safety_margin: int,
+                  closing: Collection[bytes] = ()) -> list[ChannelLine]:
+    """A :class:`ChannelLine` per view, soonest expiry first. ``closing``: ids of channels whose
+    payer has started closing (seen on chain); ``safety_margin``: seconds before expiry from which
+    a freelancer's unclaimed value is at risk."""
+    lines = []
+    for view in views:
+        record, state = view.record, view.state
+        deposit = state.deposit if state else record.deposit
+        claimed = state.claimed if state else record.claimed
+        expiry = state.expiry if state else record.expiry
+        closed = state.closed if state else record.closed
+        payee = record.role == "payee"
+        warnings: list[str] = []
+        if not closed:
+            left = expiry - now
+            if record.id in closing:
+                warnings.append("the client has started closing: settle before the window ends" if payee
+                                else "you have started closing this channel")
+            if left <= 0:
+                warnings.append("expired: " + ("nothing more can be claimed" if payee else "reclaim what is left"))
+            elif payee and left < safety_margin and view.unclaimed:
+                warnings.append("expires inside the safety margin: settle now")
+        undelivered = acknowledged = 0
+        if not payee:
+            rows = store.deliveries(record.ref)
+            undelivered = sum(1 for row in rows if row.state == "queued")
+            acknowledged = max((row.ack_amount or 0 for row in rows if row.state == "held"), default=0)
+        lines.append(ChannelLine(record.id, record.role, record.key.payer if payee else record.key.payee,
+                                 record.key.token, deposit, view.paid, claimed, view.unclaimed, expiry, expiry - now,
+                                 view.tasks, tuple(warnings), undelivered, acknowledged))
+    return sorted(lines, key=lambda line: (line.expiry, line.channel_id))
+
+
+@dataclass(frozen=True)
+class Earnings:
+    """A freelancer's earnings in one token: received per client (cumulative, at the time each
+    payment was stored) and settled (cumulative gross of the confirmed settlements, at the time
+    each was recorded)."""
+
+    token: str
+    received: tuple[Series, ...]
+    settled: Series
+
+    @property
+    def series(self) -> list[Series]:
+        """Every line of the chart: each client's, then the settled one."""
+        return [*self.received, self.settled]
+
+
+def earnings(store: VoucherStore, token: str, *, label: str = "settled") -> Earnings:
+    """The freelancer's earnings in ``token`` from what ``store`` holds. Raises what the store raises."""
+    per_client: dict[str, list[tuple[float, bytes, int]]] = {}
+    for record in store.channels("payee"):
+        if record.key.token != token:
+            continue
+        ledger = store.ledger(record.ref)
+        events = per_client.setdefault(record.key.payer, [])
+        for count, stored_at in store.voucher_times(record.ref):
+            if 0 < count <= len(ledger):
+                events.append((stored_at, record.id, ledger[count - 1].total))
+    received = []
+    for payer, events in sorted(per_client.items()):
+        current: dict[bytes, int] = {}
+        points = []
+        for stored_at, channel_id, total in sorted(events):
+            current[channel_id] = max(current.get(channel_id, 0), total)
+            points.append((int(stored_at), sum(current.values())))
+        received.append(Series(payer, tuple(points)))
+    settled, total = [], 0
+    confirmed = sorted((s for s in store.settlements("confirmed") if s.token == token), key=lambda s: s.created_at)
+    for settlement in confirmed:
+        total += settlement.gross
+        settled.append((int(settlement.created_at), total))
+    return Earnings(token, tuple(received), Series(label, tuple(settled)))
