@@ -4,7 +4,7 @@
 and settled, per client); :func:`progress_bar` draws a plan's share done. Both are accessible:
 ``role="img"`` with a ``<title>`` and a ``<desc>`` that says in words what the picture shows
 (the final figure of each series, or the share), every series is told apart by its dash pattern as
-well as its colour, and every data point carries a ``<title>`` of its own (a screen reader, or a
+well as its colour (and named in a legend), and every data point carries a ``<title>`` of its own (a screen reader, or a
 mouse hovering, reads "client 0xAbC…: 0.005 ETH on 2026-11-23 14:02 UTC").
 
 Amounts are integers in base units, up to uint256: they are scaled with integer arithmetic, never
@@ -25,7 +25,8 @@ from micropay.errors import MicropayValueError
 #: Colours (with a dash pattern each, so that colour is never the only difference).
 PALETTE = (("#1f6feb", ""), ("#b35900", "6 3"), ("#1a7f37", "2 3"), ("#8250df", "8 3 2 3"),
            ("#cf222e", "1 2"), ("#57606a", "10 4"))
-_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 96, 16, 16, 40
+_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 96, 16, 16, 60
+_LEGEND_CHAR = 8  # px per character (12px sans-serif) of a legend label, near enough to space the entries
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,15 @@ class Series:
         return self.points[-1][1] if self.points else 0
 
 
+def short(label: str, keep: int = 18) -> str:
+    """``label`` cut to ``keep`` characters for a legend ("0x45dE2e…516D1B015"); the whole label
+    stays in the series' title and description."""
+    if len(label) <= keep:
+        return label
+    head = (keep - 1) // 2
+    return label[:head] + "…" + label[-(keep - 1 - head):]
+
+
 def _when(t: int, tz: tzinfo) -> str:
     moment = datetime.fromtimestamp(t, tz)
     return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
@@ -65,7 +75,8 @@ def earnings_chart(series: Sequence[Series], *, show: Callable[[int], str], titl
     summary = "; ".join(f"{s.label}: {show(s.last)}" for s in series) if points else "no payments yet"
     cid = escape(chart_id, {'"': "&quot;"})
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-             f'class="chart" id="{cid}" aria-labelledby="{cid}-title {cid}-desc">'),
+             f'class="chart" id="{cid}" aria-labelledby="{cid}-title {cid}-desc" font-size="12" '
+             'font-family="system-ui, sans-serif">'),
              f'<title id="{cid}-title">{escape(title)}</title>',
              f'<desc id="{cid}-desc">{escape(summary)}</desc>']
     if not points:
@@ -86,9 +97,18 @@ def earnings_chart(series: Sequence[Series], *, show: Callable[[int], str], titl
     for amount in (0, top // 2, top):
         parts.append(f'<text class="tick" x="{_PAD_LEFT - 6}" y="{y(amount) + 4}" text-anchor="end">'
                      f'{escape(show(amount))}</text>')
-    for t, anchor in ((start, "start"), (end, "end")):
+    # Both ends of the time axis, unless they would overlap (then the end alone).
+    for t, anchor in ((start, "start"), (end, "end")) if x(end) - x(start) >= 200 else ((end, "end"),):
         parts.append(f'<text class="tick time" x="{x(t)}" y="{base + 18}" text-anchor="{anchor}" '
                      f'data-time="{t}">{escape(_when(t, tz))}</text>')
+    legend_x = _PAD_LEFT
+    for index, line in enumerate(series):  # the legend: a sample of each line, then its label
+        colour, dash = PALETTE[index % len(PALETTE)]
+        dashes = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(f'<g class="legend" aria-hidden="true"><line x1="{legend_x}" y1="{base + 34}" '
+                     f'x2="{legend_x + 24}" y2="{base + 34}" stroke="{colour}" stroke-width="2"{dashes}/>'
+                     f'<text class="label" x="{legend_x + 30}" y="{base + 38}">{escape(short(line.label))}</text></g>')
+        legend_x += 30 + _LEGEND_CHAR * len(short(line.label)) + 24
     for index, line in enumerate(series):
         colour, dash = PALETTE[index % len(PALETTE)]
         parts.append(f'<g class="series" data-series={quoteattr(line.label)}><title>{escape(line.label)}: '

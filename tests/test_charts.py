@@ -43,14 +43,21 @@ def test_a_chart_says_in_words_what_it_shows_and_labels_every_point():
     assert [c.get("data-time") for c in circles(root)] == [str(T0), str(T0 + 3600), str(T0 + 7200)]
     paths = root.findall(f".//{SVG}path")
     assert paths[0].get("stroke-dasharray") is None and paths[1].get("stroke-dasharray")  # not colour alone
+    legend = root.findall(f".//{SVG}g[@class='legend']")
+    assert [g.find(f"{SVG}text").text for g in legend] == ["client 0xAbC1…1234", "settled"]
+    long = parse(earnings_chart([Series("0x45dE2eDdbE199F4FE133B728A40e8ed516D1B015", ((T0, 1),))], show=str,
+                                title="t"))
+    assert long.find(f".//{SVG}g[@class='legend']/{SVG}text").text == "0x45dE2e…516D1B015"
+    assert long.find(f".//{SVG}g[@class='series']").get("data-series") == "0x45dE2eDdbE199F4FE133B728A40e8ed516D1B015"
+    assert [g.find(f"{SVG}line").get("stroke-dasharray") for g in legend] == [None, paths[1].get("stroke-dasharray")]
 
 
 def test_points_are_placed_exactly_on_the_scale_of_the_largest_amount():
     chart = parse(earnings_chart([Series("a", ((T0, 0), (T0 + 100, 50), (T0 + 200, 100)))], show=str, title="t",
                                  width=400, height=200))
-    # plot: x from 96 to 384 (288 wide), y from 16 to 160 (144 high)
-    assert [(int(c.get("cx")), int(c.get("cy"))) for c in circles(chart)] == [(96, 160), (240, 88), (384, 16)]
-    assert chart.find(f".//{SVG}path").get("d") == "M96,160H240V88H384V16H384"
+    # plot: x from 96 to 384 (288 wide), y from 16 to 140 (124 high)
+    assert [(int(c.get("cx")), int(c.get("cy"))) for c in circles(chart)] == [(96, 140), (240, 78), (384, 16)]
+    assert chart.find(f".//{SVG}path").get("d") == "M96,140H240V78H384V16H384"
     assert [t.text for t in chart.findall(f".//{SVG}text") if "tick" in t.get("class")][:3] == ["0", "50", "100"]
 
 
@@ -59,7 +66,7 @@ def test_any_uint256_amounts_stay_inside_the_plot(amounts):
     points = tuple((T0 + i, a) for i, a in enumerate(sorted(amounts)))
     root = parse(earnings_chart([Series("s", points)], show=str, title="t", width=400, height=200))
     ys = [int(c.get("cy")) for c in circles(root)]
-    assert all(16 <= y <= 160 for y in ys) and ys == sorted(ys, reverse=True)
+    assert all(16 <= y <= 140 for y in ys) and ys == sorted(ys, reverse=True)
     assert [int(c.get("data-amount")) for c in circles(root)] == [a for _, a in points]
 
 
@@ -82,6 +89,9 @@ def test_time_labels_follow_the_given_time_zone():
                                 tz=timezone(timedelta(hours=2), "CEST")))
     times = [t.text for t in root.findall(f".//{SVG}text") if "time" in t.get("class")]
     assert times == ["2026-11-18 22:13 CEST", "2026-11-18 22:14 CEST"]
+    instant = parse(earnings_chart([Series("a", ((T0, 1), (T0, 2)))], show=str, title="t"))
+    assert [t.text for t in instant.findall(f".//{SVG}text") if "time" in t.get("class")] == [
+        "2026-11-18 20:13 UTC"]  # one moment: both ends would overlap, so it is written once
 
 
 def test_series_must_be_in_time_order_with_whole_amounts_and_charts_big_enough():
