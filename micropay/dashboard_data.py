@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from micropay.channel import ChannelRef
 from micropay.charts import Series
 from micropay.overview import ChannelView
 from micropay.store import VoucherStore
@@ -26,6 +27,7 @@ class ChannelLine:
     freelancer's inbox, and the highest cumulative amount the freelancer acknowledged holding."""
 
     channel_id: bytes
+    ref: ChannelRef
     role: str
     counterparty: str
     token: str
@@ -69,7 +71,7 @@ def channel_lines(store: VoucherStore, views: Sequence[ChannelView], *, now: int
             rows = store.deliveries(record.ref)
             undelivered = sum(1 for row in rows if row.state == "queued")
             acknowledged = max((row.ack_amount or 0 for row in rows if row.state == "held"), default=0)
-        lines.append(ChannelLine(record.id, record.role, record.key.payer if payee else record.key.payee,
+        lines.append(ChannelLine(record.id, record.ref, record.role, record.key.payer if payee else record.key.payee,
                                  record.key.token, deposit, view.paid, claimed, view.unclaimed, expiry, expiry - now,
                                  view.tasks, tuple(warnings), undelivered, acknowledged))
     return sorted(lines, key=lambda line: (line.expiry, line.channel_id))

@@ -160,4 +160,29 @@ def _route_library_logs(log: ServerLog, level: Level) -> None:
         logger.propagate = False
 
 
-COMMANDS: list[click.Command] = [serve]
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8403, show_default=True, help="port (0: any free one)")
+@click.option("--refresh", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="seconds between the pages' refreshes (0: none)")
+@pass_session
+def dashboard(session: Session, port: int, refresh: float) -> None:
+    """Serve this account's dashboard on 127.0.0.1 only: earnings, unclaimed value and expiries,
+    plans' progress (a freelancer's); spending, deliveries and acknowledgments (a client's). Reads
+    the store and the chain; needs no password."""
+    try:
+        import uvicorn
+
+        from micropay.dashboard import Dashboard
+    except ImportError:
+        raise MicropayValueError('`micropay dashboard` needs the server extra: pip install "micropay[server]"'
+                                 ) from None
+    store = session.read_store
+    escrows = list({r.escrow: session.escrow_for(r) for r in store.channels() if r.chain_id == session.chain}.values())
+    pages = Dashboard(store, session.address, escrows, refresh=refresh)
+    sock = _listen("127.0.0.1", port)
+    click.echo(f"dashboard of {session.address}: {_url('127.0.0.1', sock.getsockname()[1], '/')} (Ctrl-C stops it)")
+    uvicorn.Server(uvicorn.Config(pages.app, log_level="warning", lifespan="off", server_header=False)).run(
+        sockets=[sock])
+
+
+COMMANDS: list[click.Command] = [serve, dashboard]

@@ -1,0 +1,130 @@
+"""The dashboard: HTML pages over the local store and the chain, drawn on the server.
+
+:class:`Dashboard` is an ASGI app (FastAPI, the ``server`` extra) with one overview page for the
+account (as a freelancer: earnings over time per client and settled, unclaimed value per channel
+with its expiry counted down and warnings, each plan's progress; as a client: spent against each
+deposit, what the freelancer holds, what is not delivered yet, each plan's progress). Every figure
+is in the HTML (amounts in token units, each with its exact value in base units in ``data-wei``;
+charts as SVG), so the page is whole without JavaScript; a small script fetches the page again
+every few seconds and swaps in what changed, and writes dates in the viewer's time zone. Every
+asset ships in the package (no CDN). ``micropay dashboard`` serves it on loopback.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import resources
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FunctionLoader, select_autoescape
+
+from micropay.charts import earnings_chart, progress_bar
+from micropay.dashboard_data import ChannelLine, channel_lines, earnings
+from micropay.errors import MicropayError, PlanError
+from micropay.escrow import Escrow
+from micropay.overview import overview
+from micropay.progress import progress
+from micropay.store import VoucherStore
+from micropay.units import format_amount
+
+_ASSETS = "dashboard_assets"
+_STATIC = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"}
+
+
+def _asset(name: str) -> str:
+    return resources.files("micropay").joinpath(_ASSETS).joinpath(name).read_text(encoding="utf-8")
+
+
+def _countdown(seconds: int) -> str:
+    if seconds <= 0:
+        return "expired"
+    days, rest = divmod(seconds, 86400)
+    return f"in {days}d {rest // 3600}h" if days else f"in {rest // 3600}h {rest % 3600 // 60:02d}m"
+
+
+class Dashboard:
+    """The pages of ``address``'s channels in ``store``, read through ``escrows`` (one batched
+    read per escrow and page). ``safety_margin``: seconds before expiry from which unclaimed value
+    is flagged; ``refresh``: seconds between the page script's refreshes (0: none)."""
+
+    def __init__(self, store: VoucherStore, address: str, escrows: Sequence[Escrow], *, safety_margin: int = 3600,
+                 refresh: float = 3.0) -> None:
+        self.store, self.address, self.escrows = store, address, list(escrows)
+        self.safety_margin, self.refresh = safety_margin, refresh
+        self._units: dict[str, tuple[int, str]] = {}
+        self._templates = Environment(loader=FunctionLoader(_asset), autoescape=select_autoescape(default=True))
+        self.app = self._build()
+
+    def _build(self) -> FastAPI:
+        app = FastAPI(title="micropay dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+        app.add_api_route("/", self.overview_page, methods=["GET"], response_class=HTMLResponse)
+        app.add_api_route("/static/{name}", self.static, methods=["GET"])
+        return app
+
+    # -- helpers the templates use ---------------------------------------------------------------
+
+    def units(self, token: str) -> tuple[int, str]:
+        """Decimals and symbol of ``token``: the chain is asked once per token (base units if it will not say)."""
+        if token not in self._units:
+            try:
+                self._units[token] = self.escrows[0].token_units(token) if self.escrows else (0, "base units")
+            except MicropayError:
+                self._units[token] = (0, "base units")
+        return self._units[token]
+
+    def show(self, value: int, token: str) -> str:
+        """``value`` base units of ``token`` in its units ("0.005 ETH")."""
+        return format_amount(value, *self.units(token))
+
+    def show_in(self, token: str, value: int) -> str:
+        """:meth:`show` with the token first (to bind it)."""
+        return self.show(value, token)
+
+    # -- pages ------------------------------------------------------------------------------------
+
+    def static(self, name: str) -> Response:
+        """A stylesheet or script shipped in the package."""
+        if name not in _STATIC:
+            return Response("not found", status_code=404, media_type="text/plain")
+        return Response(_asset(name), media_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
+
+    def overview_page(self, request: Request) -> HTMLResponse:
+        """The account's overview: its freelancer and client sides."""
+        now = int(time.time())
+        lines = channel_lines(self.store, overview(self.store, self.escrows), now=now,
+                              safety_margin=self.safety_margin)
+        payee = [line for line in lines if line.role == "payee"]
+        payer = [line for line in lines if line.role == "payer"]
+        charts = []
+        for token in sorted({line.token for line in payee}):
+            mine = earnings(self.store, token)
+            charts.append(earnings_chart(mine.series, show=functools.partial(self.show_in, token),
+                                         title=f"Earnings in {self.units(token)[1]}: received per client and settled",
+                                         chart_id=f"earnings-{token[2:10].lower()}"))
+        html = self._templates.get_template("overview.html").render(
+            title="Dashboard", address=self.address, prefix=request.scope.get("root_path", ""),
+            refresh_ms=int(self.refresh * 1000), payee_lines=payee, payer_lines=payer, charts=charts,
+            payee_bars=self._bars(payee), payer_bars=self._bars(payer), show=self.show, countdown=_countdown,
+            iso=lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(),
+            utc=lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def _bars(self, lines: Sequence[ChannelLine]) -> list[str]:
+        """A progress bar per channel opened under a plan: what is paid against what is planned."""
+        bars = []
+        for line in lines:
+            record = self.store.find_channel(line.ref)
+            if record is None or record.terms is None:
+                continue
+            try:
+                found = progress(self.store, record, self.address)
+            except (PlanError, MicropayError):
+                continue  # terms that are no plan this store holds: nothing to draw
+            bars.append(progress_bar(found.paid_planned, found.planned_total, label=found.title,
+                                     show=functools.partial(self.show_in, line.token),
+                                     bar_id=f"plan-{line.channel_id.hex()[:12]}"))
+        return bars

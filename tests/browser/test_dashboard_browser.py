@@ -1,0 +1,113 @@
+"""The dashboard in a real browser, for a freelancer and for a client: every figure on the page
+equals the store's and the chain's to the wei (parsed from the DOM), and a payment that arrives
+while the page is open appears without a reload. Screenshots go to the folder the run prints."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from eth_account import Account
+from selenium.webdriver.support.ui import WebDriverWait
+
+from micropay import Escrow, Payee, Payer
+from micropay.dashboard import Dashboard
+from micropay.overview import overview
+
+MILLI = 10**15
+
+
+@pytest.fixture(scope="module")
+def chain(w3, accounts):
+    def fund(account):
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+            {"from": accounts[0], "to": account.address, "value": 10**20}))
+        return account
+
+    deployer = fund(Account.from_key(b"\x51" * 32))
+    return Escrow.deploy(w3, deployer), fund
+
+
+class Served:
+    """A Dashboard served by uvicorn on a free loopback port, in a thread of this process."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        self.server = uvicorn.Server(uvicorn.Config(dashboard.app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def wei(browser, selector):
+    return [int(e.get_attribute("data-wei")) for e in browser.find_elements("css selector", selector)]
+
+
+def test_the_freelancers_page_shows_the_stores_figures_and_a_new_payment_without_reload(
+        browser, chain, tmp_path, screenshots):
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x52" * 32))
+    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
+    payers = [Payer(escrow, fund(Account.from_key(bytes([0x53 + i]) * 32)), tmp_path / f"client{i}.db")
+              for i in range(2)]
+    channels = [p.open_channel(freelancer.address, 10**17) for p in payers]
+    for payer, channel, prices in zip(payers, channels, ((5, 3), (7,)), strict=True):
+        for n, price in enumerate(prices):
+            payee.receive(payer.pay(channel.id, price * MILLI, task=f"task {n}"))
+    served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0.5))
+    try:
+        browser.get(served.url)
+        rows = browser.find_elements("css selector", "#payee-channels tbody tr")
+        views = {v.record.id: v for v in overview(payee.store, [escrow])}
+        for row in rows:
+            view = views[bytes.fromhex(row.get_attribute("data-channel")[2:])]
+            shown = {name: int(row.find_element("css selector", f".{name} .amount").get_attribute("data-wei"))
+                     for name in ("paid", "unclaimed")}
+            assert shown == {"paid": view.paid, "unclaimed": view.unclaimed}
+        assert sorted(wei(browser, "#payee-channels .paid .amount")) == [7 * MILLI, 8 * MILLI]
+        dots = browser.find_elements("css selector", "svg.chart circle")
+        assert sorted(int(d.get_attribute("data-amount")) for d in dots) == [5 * MILLI, 7 * MILLI, 8 * MILLI]
+        browser.save_screenshot(str(screenshots / "freelancer-overview.png"))
+
+        browser.execute_script("window.stillTheSamePage = true")
+        payee.receive(payers[1].pay(channels[1].id, 2 * MILLI, task="late"))  # arrives while the page is open
+        WebDriverWait(browser, 15).until(
+            lambda b: sorted(wei(b, "#payee-channels .paid .amount")) == [8 * MILLI, 9 * MILLI])
+        assert browser.execute_script("return window.stillTheSamePage === true")  # no reload
+        browser.save_screenshot(str(screenshots / "freelancer-overview-after-payment.png"))
+    finally:
+        served.stop()
+
+
+def test_the_clients_page_shows_spending_against_the_deposit_and_what_is_not_delivered(
+        browser, chain, tmp_path, screenshots):
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x5a" * 32))
+    payer = Payer(escrow, fund(Account.from_key(b"\x5b" * 32)), tmp_path / "client.db")
+    channel = payer.open_channel(freelancer.address, 10**17)
+    payer.set_inbox(channel.id, "http://127.0.0.1:9")  # nothing listens: the payments stay queued
+    for n in range(3):
+        payer.pay(channel.id, 4 * MILLI, task=f"t{n}")
+    served = Served(Dashboard(payer.store, payer.address, [escrow], refresh=0))
+    try:
+        browser.get(served.url)
+        (row,) = browser.find_elements("css selector", "#payer-channels tbody tr")
+        assert int(row.find_element("css selector", ".paid .amount").get_attribute("data-wei")) == 12 * MILLI
+        assert int(row.find_element("css selector", ".deposit .amount").get_attribute("data-wei")) == 10**17
+        assert int(row.find_element("css selector", ".acknowledged .amount").get_attribute("data-wei")) == 0
+        assert row.find_element("css selector", ".undelivered").get_attribute("data-count") == "3"
+        assert not browser.find_elements("css selector", "#payee-channels")  # no freelancer side here
+        browser.save_screenshot(str(screenshots / "client-overview.png"))
+    finally:
+        served.stop()
