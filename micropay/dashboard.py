@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import resources
 
@@ -23,11 +23,12 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FunctionLoader, select_autoescape
 
 from micropay.charts import earnings_chart, progress_bar
-from micropay.dashboard_data import ChannelLine, channel_lines, earnings
-from micropay.errors import MicropayError, PlanError
+from micropay.dashboard_data import ChannelLine, channel_lines, earnings, feed
+from micropay.errors import MicropayError
 from micropay.escrow import Escrow
 from micropay.overview import overview
-from micropay.progress import progress
+from micropay.progress import Progress, TaskProgress, progress
+from micropay.records import SettlementRecord
 from micropay.store import VoucherStore
 from micropay.units import format_amount
 
@@ -52,9 +53,10 @@ class Dashboard:
     is flagged; ``refresh``: seconds between the page script's refreshes (0: none)."""
 
     def __init__(self, store: VoucherStore, address: str, escrows: Sequence[Escrow], *, safety_margin: int = 3600,
-                 refresh: float = 3.0) -> None:
+                 refresh: float = 3.0, explorers: Mapping[int, str] | None = None) -> None:
         self.store, self.address, self.escrows = store, address, list(escrows)
         self.safety_margin, self.refresh = safety_margin, refresh
+        self.explorers = dict(explorers or {})
         self._units: dict[str, tuple[int, str]] = {}
         self._templates = Environment(loader=FunctionLoader(_asset), autoescape=select_autoescape(default=True))
         self.app = self._build()
@@ -79,6 +81,11 @@ class Dashboard:
     def show(self, value: int, token: str) -> str:
         """``value`` base units of ``token`` in its units ("0.005 ETH")."""
         return format_amount(value, *self.units(token))
+
+    def explorer(self, settlement: SettlementRecord) -> str | None:
+        """The block explorer's page of a settlement's transaction (its chain's ``{tx}`` template), if one is set."""
+        template = self.explorers.get(settlement.chain_id)
+        return None if template is None else template.replace("{tx}", "0x" + settlement.tx_hash.hex())
 
     def show_in(self, token: str, value: int) -> str:
         """:meth:`show` with the token first (to bind it)."""
@@ -109,22 +116,32 @@ class Dashboard:
             title="Dashboard", address=self.address, prefix=request.scope.get("root_path", ""),
             refresh_ms=int(self.refresh * 1000), payee_lines=payee, payer_lines=payer, charts=charts,
             payee_bars=self._bars(payee), payer_bars=self._bars(payer), show=self.show, countdown=_countdown,
+            feed=feed(self.store, self.address), explorer=self.explorer, review=self._review(payer),
+            settlements=sorted(self.store.settlements(), key=lambda s: s.created_at, reverse=True)[:20],
             iso=lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(),
             utc=lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
-    def _bars(self, lines: Sequence[ChannelLine]) -> list[str]:
-        """A progress bar per channel opened under a plan: what is paid against what is planned."""
-        bars = []
+    def _plans(self, lines: Sequence[ChannelLine]) -> list[tuple[ChannelLine, Progress]]:
+        """The progress of each channel opened under a plan this store holds."""
+        found = []
         for line in lines:
             record = self.store.find_channel(line.ref)
             if record is None or record.terms is None:
                 continue
             try:
-                found = progress(self.store, record, self.address)
-            except (PlanError, MicropayError):
-                continue  # terms that are no plan this store holds: nothing to draw
-            bars.append(progress_bar(found.paid_planned, found.planned_total, label=found.title,
-                                     show=functools.partial(self.show_in, line.token),
-                                     bar_id=f"plan-{line.channel_id.hex()[:12]}"))
-        return bars
+                found.append((line, progress(self.store, record, self.address)))
+            except MicropayError:
+                continue  # terms that are no plan this store holds: nothing to show
+        return found
+
+    def _review(self, lines: Sequence[ChannelLine]) -> list[tuple[bytes, TaskProgress]]:
+        """The client's tasks delivered and waiting for its review."""
+        return [(line.channel_id, task) for line, found in self._plans(lines) for task in found.tasks
+                if task.state == "delivered" and task.waiting_for == "payer"]
+
+    def _bars(self, lines: Sequence[ChannelLine]) -> list[str]:
+        """A progress bar per channel opened under a plan: what is paid against what is planned."""
+        return [progress_bar(found.paid_planned, found.planned_total, label=found.title,
+                             show=functools.partial(self.show_in, line.token),
+                             bar_id=f"plan-{line.channel_id.hex()[:12]}") for line, found in self._plans(lines)]

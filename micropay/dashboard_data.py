@@ -118,3 +118,45 @@ def earnings(store: VoucherStore, token: str, *, label: str = "settled") -> Earn
         total += settlement.gross
         settled.append((int(settlement.created_at), total))
     return Earnings(token, tuple(received), Series(label, tuple(settled)))
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One thing that arrived: a payment (``amount`` added, its tasks) or feedback (a task's new
+    status), newest first in :func:`feed`. ``who`` is the other side; ``at`` unix seconds."""
+
+    at: int
+    kind: str
+    who: str
+    token: str
+    amount: int
+    text: str
+    channel_id: bytes | None = None
+
+
+def feed(store: VoucherStore, address: str, *, limit: int = 20) -> list[FeedItem]:
+    """The latest payments received on the store's freelancer channels and the latest feedback on
+    its plans, newest first."""
+    items: list[FeedItem] = []
+    for record in store.channels("payee"):
+        ledger = store.ledger(record.ref)
+        previous = 0
+        for count, stored_at in store.voucher_times(record.ref):
+            if not 0 < count <= len(ledger) or count <= previous:
+                continue
+            tasks = [entry.receipt.task_id for entry in ledger[previous:count]]
+            added = ledger[count - 1].total - (ledger[previous - 1].total if previous else 0)
+            items.append(FeedItem(int(stored_at), "payment", record.key.payer, record.key.token, added,
+                                  ", ".join(repr(task) for task in tasks), record.id))
+            previous = count
+    for root in store.plan_roots():
+        versions = store.plans(root)
+        plan = versions[0].signed.plan if versions else None
+        for stored in store.feedback(root):
+            given = stored.signed.feedback
+            who = "" if plan is None else (plan.payee if given.status == "delivered" else plan.payer)
+            items.append(FeedItem(int(stored.received_at), "feedback", who, "" if plan is None else plan.token, 0,
+                                  f"{given.status}: {given.task_id!r}" + (f" ({given.note})" if given.note else "")))
+    # Newest first; within one second, the later stored first (each channel's payments are in order).
+    ordered = [item for _, item in sorted(enumerate(items), key=lambda pair: (pair[1].at, pair[0]), reverse=True)]
+    return [item for item in ordered if item.who != address or item.kind == "payment"][:limit]

@@ -55,3 +55,17 @@ def test_a_clients_line_counts_what_the_freelancer_does_not_hold_yet(clients, fr
                             safety_margin=3600)
     assert (line.role, line.counterparty, line.paid, line.deposit) == ("payer", freelancer.address, 2 * MILLI, 10**17)
     assert (line.undelivered, line.acknowledged, line.warnings) == (2, 0, ())
+
+
+def test_the_feed_lists_payments_newest_first_with_what_each_added(clients, freelancer, make_payer, payee):
+    from micropay.dashboard_data import feed
+
+    payer = make_payer(clients[0])
+    channel = payer.open_channel(freelancer.address, 10**17)
+    for n, price in enumerate((5, 3, 7)):
+        payee.receive(payer.pay(channel.id, price * MILLI, task=f"t{n}"))
+    items = feed(payee.store, freelancer.address)
+    assert [(i.kind, i.who, i.amount, i.text) for i in items] == [
+        ("payment", clients[0].address, 7 * MILLI, "'t2'"), ("payment", clients[0].address, 3 * MILLI, "'t1'"),
+        ("payment", clients[0].address, 5 * MILLI, "'t0'")]
+    assert len(feed(payee.store, freelancer.address, limit=2)) == 2

@@ -65,7 +65,8 @@ def test_the_freelancers_page_shows_the_stores_figures_and_a_new_payment_without
     for payer, channel, prices in zip(payers, channels, ((5, 3), (7,)), strict=True):
         for n, price in enumerate(prices):
             payee.receive(payer.pay(channel.id, price * MILLI, task=f"task {n}"))
-    served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0.5))
+    served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0.5,
+                              explorers={escrow.chain_id: "https://explorer.example/tx/{tx}"}))
     try:
         browser.get(served.url)
         rows = browser.find_elements("css selector", "#payee-channels tbody tr")
@@ -85,7 +86,16 @@ def test_the_freelancers_page_shows_the_stores_figures_and_a_new_payment_without
         WebDriverWait(browser, 15).until(
             lambda b: sorted(wei(b, "#payee-channels .paid .amount")) == [8 * MILLI, 9 * MILLI])
         assert browser.execute_script("return window.stillTheSamePage === true")  # no reload
+        assert sorted(wei(browser, ".feed .payment .amount")) == [2 * MILLI, 3 * MILLI, 5 * MILLI, 7 * MILLI]
         browser.save_screenshot(str(screenshots / "freelancer-overview-after-payment.png"))
+
+        settlement = payee.settle()  # the settlement history and the unclaimed figures follow
+        WebDriverWait(browser, 15).until(lambda b: wei(b, "#settlements .gross .amount") == [settlement.gross])
+        link = browser.find_element("css selector", "#settlements a")
+        assert link.get_attribute("href") == f"https://explorer.example/tx/0x{settlement.tx_hash.hex()}"
+        # The settlement is recorded before it is sent: the page shows it, then the claimed chain state.
+        WebDriverWait(browser, 15).until(lambda b: wei(b, "#payee-channels .unclaimed .amount") == [0, 0])
+        browser.save_screenshot(str(screenshots / "freelancer-overview-settled.png"))
     finally:
         served.stop()
 
