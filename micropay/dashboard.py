@@ -28,7 +28,8 @@ from micropay.errors import MicropayError
 from micropay.escrow import Escrow
 from micropay.overview import overview
 from micropay.progress import Progress, TaskProgress, progress
-from micropay.records import SettlementRecord
+from micropay.records import ChannelRecord, SettlementRecord
+from micropay.statement import build_statement, to_html
 from micropay.store import VoucherStore
 from micropay.units import format_amount
 
@@ -38,6 +39,14 @@ _STATIC = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/jav
 
 def _asset(name: str) -> str:
     return resources.files("micropay").joinpath(_ASSETS).joinpath(name).read_text(encoding="utf-8")
+
+
+def _iso(t: int) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat()
+
+
+def _utc(t: int) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _countdown(seconds: int) -> str:
@@ -64,6 +73,9 @@ class Dashboard:
     def _build(self) -> FastAPI:
         app = FastAPI(title="micropay dashboard", docs_url=None, redoc_url=None, openapi_url=None)
         app.add_api_route("/", self.overview_page, methods=["GET"], response_class=HTMLResponse)
+        app.add_api_route("/channels/{channel_id}", self.channel_page, methods=["GET"], response_class=HTMLResponse)
+        app.add_api_route("/channels/{channel_id}/statement", self.statement_page, methods=["GET"],
+                          response_class=HTMLResponse)
         app.add_api_route("/static/{name}", self.static, methods=["GET"])
         return app
 
@@ -118,9 +130,45 @@ class Dashboard:
             payee_bars=self._bars(payee), payer_bars=self._bars(payer), show=self.show, countdown=_countdown,
             feed=feed(self.store, self.address), explorer=self.explorer, review=self._review(payer),
             settlements=sorted(self.store.settlements(), key=lambda s: s.created_at, reverse=True)[:20],
-            iso=lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(),
-            utc=lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+            iso=_iso, utc=_utc)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def _channel(self, text: str) -> ChannelRecord | None:
+        """This account's channel named by ``0x`` and 64 hex digits (None: no such channel here)."""
+        if len(text) != 66 or not text.startswith("0x"):
+            return None
+        try:
+            channel_id = bytes.fromhex(text[2:])
+        except ValueError:
+            return None
+        mine = [r for r in self.store.channels_with_id(channel_id) if self.address in (r.key.payer, r.key.payee)]
+        return mine[0] if mine else None
+
+    def channel_page(self, request: Request, channel_id: str) -> HTMLResponse:
+        """One channel: its facts, its plan's tasks, its ledger, a link to its statement."""
+        record = self._channel(channel_id)
+        if record is None:
+            return HTMLResponse("<!doctype html><title>not found</title><p>No such channel here.</p>", status_code=404)
+        plan = None
+        if record.terms is not None:
+            try:
+                plan = progress(self.store, record, self.address)
+            except MicropayError:
+                plan = None
+        ledger = self.store.ledger(record.ref)
+        html = self._templates.get_template("channel.html").render(
+            title=f"Channel 0x{record.id.hex()[:12]}", address=self.address, prefix=request.scope.get("root_path", ""),
+            refresh_ms=int(self.refresh * 1000), record=record, plan=plan, ledger=ledger,
+            paid=ledger[-1].total if ledger else 0, show=self.show, iso=_iso, utc=_utc)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def statement_page(self, channel_id: str) -> HTMLResponse:
+        """The channel's statement, as ``micropay statement --format html`` writes it."""
+        record = self._channel(channel_id)
+        if record is None:
+            return HTMLResponse("<!doctype html><title>not found</title><p>No such channel here.</p>", status_code=404)
+        statement = build_statement(self.store, [record], self.address, escrow=self.escrows)
+        return HTMLResponse(to_html(statement, self.units), headers={"Cache-Control": "no-store"})
 
     def _plans(self, lines: Sequence[ChannelLine]) -> list[tuple[ChannelLine, Progress]]:
         """The progress of each channel opened under a plan this store holds."""

@@ -121,3 +121,39 @@ def test_the_clients_page_shows_spending_against_the_deposit_and_what_is_not_del
         browser.save_screenshot(str(screenshots / "client-overview.png"))
     finally:
         served.stop()
+
+
+def test_a_channel_page_lists_its_plans_tasks_and_its_ledger_and_links_its_statement(
+        browser, chain, tmp_path, screenshots):
+    from micropay.plan import Plan, PlanTask
+
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x5c" * 32))
+    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
+    payer = Payer(escrow, fund(Account.from_key(b"\x5d" * 32)), tmp_path / "client.db")
+    plan = Plan("Brand refresh", payer.address, freelancer.address, escrow.chain_id, escrow.address,
+                "0x" + "00" * 20, (PlanTask("logo", "Logo draft", 5 * MILLI), PlanTask("cards", "Cards", 3 * MILLI)),
+                freelancer.address, int(time.time()))
+    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
+    payee.plans.take(accepted.encode())
+    channel = payer.open_for_plan(accepted.hash)
+    payee.receive(payer.pay_task(channel.id, "logo", note="first draft"))
+    served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0))
+    try:
+        browser.get(served.url)
+        browser.find_element("css selector", f"#payee-channels a[href='/channels/0x{channel.id.hex()}']").click()
+        rows = browser.find_elements("css selector", "#tasks tbody tr")
+        tasks = {row.get_attribute("data-task"): row for row in rows}
+        assert set(tasks) == {"logo", "cards"}
+        assert int(tasks["logo"].find_element("css selector", ".paid .amount").get_attribute("data-wei")) == 5 * MILLI
+        assert tasks["logo"].find_element("css selector", ".state").text.startswith("paid")
+        assert int(tasks["cards"].find_element("css selector", ".price .amount").get_attribute("data-wei")) == 3 * MILLI
+        assert wei(browser, "#ledger .total .amount") == [e.total for e in payee.ledger(channel.id)] == [5 * MILLI]
+        browser.save_screenshot(str(screenshots / "freelancer-channel.png"))
+        browser.find_element("link text", "statement").click()
+        assert "Logo draft" in browser.page_source or "logo" in browser.page_source
+        browser.save_screenshot(str(screenshots / "freelancer-statement.png"))
+        browser.get(served.url + "channels/0x" + "00" * 32)
+        assert "No such channel here" in browser.page_source
+    finally:
+        served.stop()
