@@ -12,6 +12,7 @@ asset ships in the package (no CDN). ``micropay dashboard`` serves it on loopbac
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -21,12 +22,15 @@ from importlib import resources
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FunctionLoader, select_autoescape
+from markupsafe import escape
 
 from micropay.charts import earnings_chart, progress_bar
+from micropay.dashboard_actions import ActionGuard
 from micropay.dashboard_data import ChannelLine, channel_lines, earnings, feed
-from micropay.errors import MicropayError
+from micropay.errors import MicropayError, RequestRejected
 from micropay.escrow import Escrow
 from micropay.overview import overview
+from micropay.payee import Payee
 from micropay.progress import Progress, TaskProgress, progress
 from micropay.records import ChannelRecord, SettlementRecord
 from micropay.statement import build_statement, to_html
@@ -62,8 +66,10 @@ class Dashboard:
     is flagged; ``refresh``: seconds between the page script's refreshes (0: none)."""
 
     def __init__(self, store: VoucherStore, address: str, escrows: Sequence[Escrow], *, safety_margin: int = 3600,
-                 refresh: float = 3.0, explorers: Mapping[int, str] | None = None) -> None:
+                 refresh: float = 3.0, explorers: Mapping[int, str] | None = None, payee: Payee | None = None) -> None:
         self.store, self.address, self.escrows = store, address, list(escrows)
+        self.payee = payee  # given: "settle now" is offered (on loopback, with the session's CSRF token)
+        self.guard = ActionGuard()
         self.safety_margin, self.refresh = safety_margin, refresh
         self.explorers = dict(explorers or {})
         self._units: dict[str, tuple[int, str]] = {}
@@ -77,6 +83,9 @@ class Dashboard:
         app.add_api_route("/channels/{channel_id}/statement", self.statement_page, methods=["GET"],
                           response_class=HTMLResponse)
         app.add_api_route("/static/{name}", self.static, methods=["GET"])
+        if self.payee is not None:
+            app.add_api_route("/settle", self.settle_page, methods=["GET"], response_class=HTMLResponse)
+            app.add_api_route("/settle", self.settle, methods=["POST"], response_class=HTMLResponse)
         return app
 
     # -- helpers the templates use ---------------------------------------------------------------
@@ -129,9 +138,42 @@ class Dashboard:
             refresh_ms=int(self.refresh * 1000), payee_lines=payee, payer_lines=payer, charts=charts,
             payee_bars=self._bars(payee), payer_bars=self._bars(payer), show=self.show, countdown=_countdown,
             feed=feed(self.store, self.address), explorer=self.explorer, review=self._review(payer),
+            can_settle=self.payee is not None,
             settlements=sorted(self.store.settlements(), key=lambda s: s.created_at, reverse=True)[:20],
             iso=_iso, utc=_utc)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def _page(self, request: Request, name: str, title: str, **values: object) -> HTMLResponse:
+        html = self._templates.get_template(name).render(
+            title=title, address=self.address, prefix=request.scope.get("root_path", ""), refresh_ms=0,
+            show=self.show, iso=_iso, utc=_utc, csrf=self.guard.csrf, **values)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def settle_page(self, request: Request) -> HTMLResponse:
+        """What "settle now" would send (a dry run), with the form that sends it."""
+        if self.payee is None:
+            return HTMLResponse("not found", status_code=404)
+        try:
+            plan = self.payee.plan_settlement()
+        except MicropayError as exc:
+            return self._page(request, "settle.html", "Settle now", plan=None, done=None, reason=str(exc))
+        return self._page(request, "settle.html", "Settle now", plan=plan, done=None, reason="")
+
+    async def settle(self, request: Request) -> HTMLResponse:
+        """Send the settlement: only from loopback, with this session's CSRF token."""
+        if self.payee is None:
+            return HTMLResponse("not found", status_code=404)
+        payee = self.payee
+        try:
+            await self.guard.form(request)
+        except RequestRejected as exc:
+            return HTMLResponse(f"<!doctype html><title>refused</title><p>{escape(str(exc))}</p>",
+                                status_code=exc.status)
+        try:
+            done = await asyncio.to_thread(payee.settle)
+        except MicropayError as exc:
+            return self._page(request, "settle.html", "Settle now", plan=None, done=None, reason=str(exc))
+        return self._page(request, "settle.html", "Settled", plan=None, done=done, reason="")
 
     def _channel(self, text: str) -> ChannelRecord | None:
         """This account's channel named by ``0x`` and 64 hex digits (None: no such channel here)."""

@@ -164,11 +164,15 @@ def _route_library_logs(log: ServerLog, level: Level) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8403, show_default=True, help="port (0: any free one)")
 @click.option("--refresh", type=click.FloatRange(min=0), default=3.0, show_default=True,
               help="seconds between the pages' refreshes (0: none)")
+@click.option("--explorer", metavar="URL", help="a block explorer's transaction page, with {tx} for the hash "
+              "(e.g. https://etherscan.io/tx/{tx}), to link settlements")
+@click.option("--actions", is_flag=True, help="offer \"settle now\" (asks for the key file's password; the page "
+              "shows the dry run first and acts only on loopback, with the session's CSRF token)")
 @pass_session
-def dashboard(session: Session, port: int, refresh: float) -> None:
+def dashboard(session: Session, port: int, refresh: float, explorer: str | None, actions: bool) -> None:
     """Serve this account's dashboard on 127.0.0.1 only: earnings, unclaimed value and expiries,
     plans' progress (a freelancer's); spending, deliveries and acknowledgments (a client's). Reads
-    the store and the chain; needs no password."""
+    the store and the chain; needs no password unless --actions."""
     try:
         import uvicorn
 
@@ -178,7 +182,15 @@ def dashboard(session: Session, port: int, refresh: float) -> None:
                                  ) from None
     store = session.read_store
     escrows = list({r.escrow: session.escrow_for(r) for r in store.channels() if r.chain_id == session.chain}.values())
-    pages = Dashboard(store, session.address, escrows, refresh=refresh)
+    payee = None
+    if actions:
+        from micropay.payee import Payee
+
+        if not escrows:
+            raise MicropayValueError("no channel on this chain yet: nothing to settle")
+        payee = Payee(escrows[0], session.account, store)
+    pages = Dashboard(store, session.address, escrows, refresh=refresh, payee=payee,
+                      explorers={session.chain: explorer} if explorer else None)
     sock = _listen("127.0.0.1", port)
     click.echo(f"dashboard of {session.address}: {_url('127.0.0.1', sock.getsockname()[1], '/')} (Ctrl-C stops it)")
     uvicorn.Server(uvicorn.Config(pages.app, log_level="warning", lifespan="off", server_header=False)).run(

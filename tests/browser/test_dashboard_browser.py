@@ -157,3 +157,42 @@ def test_a_channel_page_lists_its_plans_tasks_and_its_ledger_and_links_its_state
         assert "No such channel here" in browser.page_source
     finally:
         served.stop()
+
+
+def test_settle_now_shows_its_dry_run_and_without_the_csrf_token_is_refused(browser, chain, tmp_path, screenshots):
+    import httpx
+
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x5e" * 32))
+    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
+    payer = Payer(escrow, fund(Account.from_key(b"\x5f" * 32)), tmp_path / "client.db")
+    channel = payer.open_channel(freelancer.address, 10**17)
+    payee.receive(payer.pay(channel.id, 6 * MILLI, task="t"))
+    served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0, payee=payee))
+    try:
+        # A forged form (another page posting here, with no token or a wrong one) is refused, and nothing is sent.
+        for form in ({}, {"csrf": "guess"}):
+            refused = httpx.post(served.url + "settle", data=form)
+            assert refused.status_code == 403 and "CSRF" in refused.text
+        assert lib_claimed(escrow, channel) == 0
+        # A host name other than loopback's (DNS rebinding) is refused even with the token.
+        browser.get(served.url + "settle")
+        token = browser.find_element("css selector", "input[name=csrf]").get_attribute("value")
+        rebound = httpx.post(served.url + "settle", data={"csrf": token}, headers={"Host": "evil.example"})
+        assert rebound.status_code == 403 and lib_claimed(escrow, channel) == 0
+
+        plan = payee.plan_settlement()
+        assert wei(browser, "#dry-run .gross .amount") == [plan.gross] == [6 * MILLI]
+        assert browser.find_element("css selector", "#dry-run .channels").get_attribute("data-count") == "1"
+        browser.save_screenshot(str(screenshots / "freelancer-settle-dry-run.png"))
+        browser.find_element("id", "confirm-settle").click()
+        WebDriverWait(browser, 30).until(lambda b: b.find_elements("id", "settled"))
+        assert wei(browser, "#settled .amount")[0] == 6 * MILLI
+        assert lib_claimed(escrow, channel) == 6 * MILLI
+        browser.save_screenshot(str(screenshots / "freelancer-settled.png"))
+    finally:
+        served.stop()
+
+
+def lib_claimed(escrow, channel):
+    return escrow.channel(channel.key).claimed
