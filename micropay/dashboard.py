@@ -25,12 +25,13 @@ from jinja2 import Environment, FunctionLoader, select_autoescape
 from markupsafe import escape
 
 from micropay.charts import earnings_chart, progress_bar
-from micropay.dashboard_actions import ActionGuard
+from micropay.dashboard_actions import ActionGuard, Review
 from micropay.dashboard_data import ChannelLine, channel_lines, earnings, feed
 from micropay.errors import MicropayError, RequestRejected
 from micropay.escrow import Escrow
 from micropay.overview import overview
 from micropay.payee import Payee
+from micropay.payer import Payer
 from micropay.progress import Progress, TaskProgress, progress
 from micropay.records import ChannelRecord, SettlementRecord
 from micropay.statement import build_statement, to_html
@@ -66,9 +67,12 @@ class Dashboard:
     is flagged; ``refresh``: seconds between the page script's refreshes (0: none)."""
 
     def __init__(self, store: VoucherStore, address: str, escrows: Sequence[Escrow], *, safety_margin: int = 3600,
-                 refresh: float = 3.0, explorers: Mapping[int, str] | None = None, payee: Payee | None = None) -> None:
+                 refresh: float = 3.0, explorers: Mapping[int, str] | None = None, payee: Payee | None = None,
+                 payer: Payer | None = None) -> None:
         self.store, self.address, self.escrows = store, address, list(escrows)
-        self.payee = payee  # given: "settle now" is offered (on loopback, with the session's CSRF token)
+        # Given, their actions are offered (on loopback, with the session's CSRF token): "settle
+        # now" for the payee, reviews of delivered tasks for the payer.
+        self.payee, self.payer = payee, payer
         self.guard = ActionGuard()
         self.safety_margin, self.refresh = safety_margin, refresh
         self.explorers = dict(explorers or {})
@@ -83,6 +87,11 @@ class Dashboard:
         app.add_api_route("/channels/{channel_id}/statement", self.statement_page, methods=["GET"],
                           response_class=HTMLResponse)
         app.add_api_route("/static/{name}", self.static, methods=["GET"])
+        if self.payer is not None:
+            app.add_api_route("/channels/{channel_id}/review", self.review_page, methods=["GET"],
+                              response_class=HTMLResponse)
+            app.add_api_route("/channels/{channel_id}/review", self.review, methods=["POST"],
+                              response_class=HTMLResponse)
         if self.payee is not None:
             app.add_api_route("/settle", self.settle_page, methods=["GET"], response_class=HTMLResponse)
             app.add_api_route("/settle", self.settle, methods=["POST"], response_class=HTMLResponse)
@@ -175,6 +184,36 @@ class Dashboard:
             return self._page(request, "settle.html", "Settle now", plan=None, done=None, reason=str(exc))
         return self._page(request, "settle.html", "Settled", plan=None, done=done, reason="")
 
+    def review_page(self, request: Request, channel_id: str, task: str = "", status: str = "") -> HTMLResponse:
+        """Exactly what a review of ``task`` would sign, with the form that signs and sends it."""
+        record = self._channel(channel_id)
+        if record is None or self.payer is None:
+            return HTMLResponse("<!doctype html><title>not found</title><p>No such channel here.</p>", status_code=404)
+        try:
+            review = Review.of(self.payer, record, task, status)
+        except MicropayError as exc:
+            return HTMLResponse(f"<!doctype html><title>refused</title><p>{escape(str(exc))}</p>", status_code=400)
+        return self._page(request, "review.html", "Review", feedback=review.feedback, task_id=task,
+                          status=review.feedback.status, channel_hex=record.id.hex(), done=False)
+
+    async def review(self, request: Request, channel_id: str) -> HTMLResponse:
+        """Sign, store and send a review: only from loopback, with this session's CSRF token."""
+        record = self._channel(channel_id)
+        if record is None or self.payer is None:
+            return HTMLResponse("<!doctype html><title>not found</title><p>No such channel here.</p>", status_code=404)
+        payer = self.payer
+        try:
+            form = await self.guard.form(request)
+            review = Review.of(payer, record, form.get("task", ""), form.get("status", ""))
+            _, delivered = await asyncio.to_thread(review.sign, payer, form.get("note", "")[:500])
+        except RequestRejected as exc:
+            return HTMLResponse(f"<!doctype html><title>refused</title><p>{escape(str(exc))}</p>",
+                                status_code=exc.status)
+        except MicropayError as exc:
+            return HTMLResponse(f"<!doctype html><title>refused</title><p>{escape(str(exc))}</p>", status_code=400)
+        return self._page(request, "review.html", "Reviewed", feedback=review.feedback, task_id=review.feedback.task_id,
+                          status=review.feedback.status, channel_hex=record.id.hex(), done=True, delivered=delivered)
+
     def _channel(self, text: str) -> ChannelRecord | None:
         """This account's channel named by ``0x`` and 64 hex digits (None: no such channel here)."""
         if len(text) != 66 or not text.startswith("0x"):
@@ -201,7 +240,8 @@ class Dashboard:
         html = self._templates.get_template("channel.html").render(
             title=f"Channel 0x{record.id.hex()[:12]}", address=self.address, prefix=request.scope.get("root_path", ""),
             refresh_ms=int(self.refresh * 1000), record=record, plan=plan, ledger=ledger,
-            paid=ledger[-1].total if ledger else 0, show=self.show, iso=_iso, utc=_utc)
+            paid=ledger[-1].total if ledger else 0, show=self.show, iso=_iso, utc=_utc,
+            can_review=self.payer is not None and record.role == "payer")
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def statement_page(self, channel_id: str) -> HTMLResponse:

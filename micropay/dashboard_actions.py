@@ -1,4 +1,5 @@
-"""The dashboard's one action so far, "settle now", and the rules every action obeys.
+"""The dashboard's actions ("settle now", a client's review of a delivered task) and the rules
+every action obeys.
 
 An action is offered only when the dashboard was given the key to act with, and it is taken only
 when all of these hold: the request comes from loopback (the connection's address) and names a
@@ -12,11 +13,18 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from eth_account.signers.local import LocalAccount
 from fastapi import Request
 
-from micropay.errors import RequestRejected
+from micropay.errors import MicropayError, MicropayValueError, RequestRejected, StoreError
+from micropay.feedback import Feedback, SignedFeedback, Status
+from micropay.inbox_client import InboxClient, short_reason
+from micropay.payer import Payer
+from micropay.planbook import latest_delivery
+from micropay.records import ChannelRecord
 
 #: Hosts a request may name to act: loopback only.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
@@ -46,3 +54,46 @@ class ActionGuard:
             raise RequestRejected("this form is not one of this dashboard's pages (its CSRF token is missing or "
                                   "wrong): open the page again", status=403)
         return fields
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a client's review would sign: the feedback as it will be (``at`` set when sent), and
+    the project it is on. Raises :class:`MicropayValueError` for a status that is not a review."""
+
+    root: bytes
+    feedback: Feedback
+
+    @classmethod
+    def of(cls, payer: Payer, record: ChannelRecord, task_id: str, status: str) -> Review:
+        """The review of ``task_id`` on the plan ``record`` was opened under. Raises
+        :class:`MicropayValueError` for another status, what the plan book raises for the rest."""
+        if status not in ("approved", "changes requested"):
+            raise MicropayValueError("a review approves a task or requests changes to it")
+        history = payer.plans.for_channel(record)
+        plan = payer.plans.in_force(history.root)
+        if not any(task.id == task_id for task in plan.tasks):
+            raise MicropayValueError(f"the plan has no task {task_id!r}")
+        review_status: Status = "approved" if status == "approved" else "changes requested"
+        return cls(history.root, Feedback(plan.chain_id, plan.escrow, history.root, task_id, review_status, 0,
+                                          latest_delivery(payer.store, history.root, task_id)))
+
+    def sign(self, payer: Payer, note: str) -> tuple[SignedFeedback, str]:
+        """Sign and store it with ``note`` (the same fields shown, ``at`` now), then send it to the
+        plan's inbox if it names one: the signed feedback and one sentence on its delivery. Raises
+        what :meth:`PlanBook.give` raises; never for the network."""
+        if not isinstance(payer.account, LocalAccount):
+            raise MicropayValueError("this client's account is a contract wallet: its owners sign its reviews")
+        f = self.feedback
+        signed = payer.plans.give(payer.account, self.root, f.task_id, f.status, deliverable=f.deliverable, note=note)
+        url = payer.plans.in_force(self.root).inbox
+        if not url:
+            return signed, "The plan names no inbox: send the feedback text to the freelancer."
+        try:
+            with InboxClient(url) as client:
+                client.post_document(signed.encode())
+        except StoreError:
+            raise
+        except MicropayError as exc:
+            return signed, f"Not delivered to the freelancer's inbox ({short_reason(str(exc))}): send it yourself."
+        return signed, "Delivered to the freelancer's inbox."

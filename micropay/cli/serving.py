@@ -166,8 +166,9 @@ def _route_library_logs(log: ServerLog, level: Level) -> None:
               help="seconds between the pages' refreshes (0: none)")
 @click.option("--explorer", metavar="URL", help="a block explorer's transaction page, with {tx} for the hash "
               "(e.g. https://etherscan.io/tx/{tx}), to link settlements")
-@click.option("--actions", is_flag=True, help="offer \"settle now\" (asks for the key file's password; the page "
-              "shows the dry run first and acts only on loopback, with the session's CSRF token)")
+@click.option("--actions", is_flag=True, help="offer \"settle now\" and reviews of delivered tasks (asks for the key "
+              "file's password; each page shows what it will send first, and acts only on loopback, with the session's "
+              "CSRF token)")
 @pass_session
 def dashboard(session: Session, port: int, refresh: float, explorer: str | None, actions: bool) -> None:
     """Serve this account's dashboard on 127.0.0.1 only: earnings, unclaimed value and expiries,
@@ -182,14 +183,17 @@ def dashboard(session: Session, port: int, refresh: float, explorer: str | None,
                                  ) from None
     store = session.read_store
     escrows = list({r.escrow: session.escrow_for(r) for r in store.channels() if r.chain_id == session.chain}.values())
-    payee = None
+    payee = payer = None
     if actions:
         from micropay.payee import Payee
+        from micropay.payer import Payer
 
         if not escrows:
-            raise MicropayValueError("no channel on this chain yet: nothing to settle")
-        payee = Payee(escrows[0], session.account, store)
-    pages = Dashboard(store, session.address, escrows, refresh=refresh, payee=payee,
+            raise MicropayValueError("no channel on this chain yet: nothing to act on")
+        roles = {r.role for r in store.channels()}
+        payee = Payee(escrows[0], session.account, store) if "payee" in roles else None
+        payer = Payer(escrows[0], session.account, store) if "payer" in roles else None
+    pages = Dashboard(store, session.address, escrows, refresh=refresh, payee=payee, payer=payer,
                       explorers={session.chain: explorer} if explorer else None)
     sock = _listen("127.0.0.1", port)
     click.echo(f"dashboard of {session.address}: {_url('127.0.0.1', sock.getsockname()[1], '/')} (Ctrl-C stops it)")

@@ -196,3 +196,44 @@ def test_settle_now_shows_its_dry_run_and_without_the_csrf_token_is_refused(brow
 
 def lib_claimed(escrow, channel):
     return escrow.channel(channel.key).claimed
+
+
+def test_a_client_reviews_a_delivered_task_seeing_exactly_what_it_signs(browser, chain, tmp_path, screenshots):
+    import httpx
+
+    from micropay.plan import Plan, PlanTask
+
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x61" * 32))
+    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
+    payer = Payer(escrow, fund(Account.from_key(b"\x62" * 32)), tmp_path / "client.db")
+    plan = Plan("Site", payer.address, freelancer.address, escrow.chain_id, escrow.address, "0x" + "00" * 20,
+                (PlanTask("home", "Home page", 5 * MILLI),), freelancer.address, int(time.time()))
+    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
+    payee.plans.take(accepted.encode())
+    channel = payer.open_for_plan(accepted.hash)
+    delivery = payee.plans.give(freelancer, accepted.hash, "home", "delivered", deliverable=b"\x77" * 32)
+    payer.plans.take_feedback(delivery.encode())
+    served = Served(Dashboard(payer.store, payer.address, [escrow], refresh=0, payer=payer))
+    try:
+        browser.get(served.url)
+        assert [li.get_attribute("data-task") for li in browser.find_elements("css selector", ".review li")] == ["home"]
+        browser.get(f"{served.url}channels/0x{channel.id.hex()}")
+        browser.find_element("link text", "Approve…").click()
+        shown = {row.find_element("css selector", "th").text: row.find_element("css selector", "td").text
+                 for row in browser.find_elements("css selector", "#will-sign tr")}
+        assert shown["taskId"] == "home" and shown["status"] == "approved"
+        assert shown["plan"] == "0x" + accepted.hash.hex() and shown["deliverable"].startswith("0x" + "77" * 32)
+        browser.save_screenshot(str(screenshots / "client-review.png"))
+        forged = httpx.post(f"{served.url}channels/0x{channel.id.hex()}/review",
+                            data={"task": "home", "status": "approved"})
+        assert forged.status_code == 403 and [f.signed.feedback.status for f in payer.store.feedback(accepted.hash)
+                                              ] == ["delivered"]
+        browser.find_element("id", "note").send_keys("lovely")
+        browser.find_element("id", "confirm-review").click()
+        WebDriverWait(browser, 15).until(lambda b: b.find_elements("id", "reviewed"))
+        stored = [f.signed.feedback for f in payer.store.feedback(accepted.hash)]
+        assert [(f.status, f.note, f.deliverable) for f in stored][-1] == ("approved", "lovely", b"\x77" * 32)
+        browser.save_screenshot(str(screenshots / "client-reviewed.png"))
+    finally:
+        served.stop()
