@@ -1,5 +1,6 @@
-"""The dashboard's actions ("settle now", a client's review of a delivered task) and the rules
-every action obeys.
+"""Who may see and do what on the dashboard: its actions ("settle now", a client's review of a
+delivered task), the rules every action obeys, and the login token of a dashboard served beyond
+loopback (:class:`TokenGate`).
 
 An action is offered only when the dashboard was given the key to act with, and it is taken only
 when all of these hold: the request comes from loopback (the connection's address) and names a
@@ -11,9 +12,12 @@ settlement (channels, gross, transactions, the most gas can cost, net).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
 
 from eth_account.signers.local import LocalAccount
@@ -22,6 +26,7 @@ from fastapi import Request
 from micropay.errors import MicropayError, MicropayValueError, RequestRejected, StoreError
 from micropay.feedback import Feedback, SignedFeedback, Status
 from micropay.inbox_client import InboxClient, short_reason
+from micropay.inbox_limits import Receive, Scope, Send
 from micropay.payer import Payer
 from micropay.planbook import latest_delivery
 from micropay.records import ChannelRecord
@@ -97,3 +102,47 @@ class Review:
         except MicropayError as exc:
             return signed, f"Not delivered to the freelancer's inbox ({short_reason(str(exc))}): send it yourself."
         return signed, "Delivered to the freelancer's inbox."
+
+
+COOKIE = "micropay_dashboard"
+
+
+class TokenGate:
+    """ASGI middleware: the dashboard served by ``micropay serve`` (reachable beyond loopback) is
+    for the holder of its login token only. ``?token=…`` on any page sets it as an HttpOnly,
+    SameSite=Strict cookie and redirects to the page without it (so it leaves the address bar and
+    the history); every other request must carry the cookie. Compared in constant time."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"), max_num_fields=8)
+        cookies = SimpleCookie()
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                with contextlib.suppress(CookieError):
+                    cookies.load(value.decode("latin-1"))
+        given = query.get("token", [""])[0]
+        if given and hmac.compare_digest(given, self.token):
+            root, path = str(scope.get("root_path", "")), str(scope.get("path", "/"))
+            path = path if path.startswith(root) else root + path  # Starlette keeps the mount's prefix in path
+            await _answer(send, 303, b"", [(b"location", path.encode("latin-1")), (b"set-cookie", (
+                f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path={scope.get('root_path') or '/'}").encode())])
+            return
+        held = cookies[COOKIE].value if COOKIE in cookies else ""
+        if not held or not hmac.compare_digest(held, self.token):
+            await _answer(send, 401, b"<!doctype html><title>login</title><p>Open the dashboard with the address "
+                                     b"`micropay serve` printed (it carries the login token).</p>",
+                          [(b"content-type", b"text/html; charset=utf-8")])
+            return
+        await self.app(scope, receive, send)
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"cache-control", b"no-store"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

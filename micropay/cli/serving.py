@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import secrets
 import signal
 import socket
 from types import FrameType
@@ -27,6 +28,8 @@ from micropay.inbox_limits import InboxLimits
 from micropay.server_log import Level, ServerLog
 
 _DEFAULTS = InboxLimits()
+#: Where `micropay serve` serves the freelancer's dashboard.
+DASHBOARD_PATH = "/dashboard"
 _LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error")
 
 
@@ -87,6 +90,8 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     try:
         import uvicorn
 
+        from micropay.dashboard import Dashboard
+        from micropay.dashboard_actions import TokenGate
         from micropay.inbox import API_PREFIX, OPENAPI_PATH, Inbox
     except ImportError:
         raise MicropayValueError('`micropay serve` needs the server extra: pip install "micropay[server]"') from None
@@ -108,6 +113,11 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     log = ServerLog(level=log_level)
     _route_library_logs(log, log_level)
     inbox = Inbox(payee, limits=limits, notifier=notifier, log=log)
+    # The freelancer's dashboard beside the inbox: behind a login token (printed once, below); its
+    # "settle now" acts only for a request from loopback, with the page's CSRF token.
+    login = secrets.token_urlsafe(24)
+    pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee)
+    inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, login))
     sock = _listen(host, port)
     actual = sock.getsockname()[1]
     config = uvicorn.Config(inbox.app, log_config=None, access_log=False, lifespan="off", server_header=False,
@@ -136,6 +146,8 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
         click.echo(f"inbox of {payee.address} on escrow {payee.escrow.address} (chain {payee.escrow.chain_id}) "
                    f"listening on {_url(host, actual, API_PREFIX)}/; OpenAPI schema: "
                    f"{_url(host, actual, OPENAPI_PATH)}")
+        click.echo(f"dashboard (keep this address to yourself: it logs in): "
+                   f"{_url(host, actual, DASHBOARD_PATH)}/?token={login}")
         log.event("listening", host=host, port=actual, payee=payee.address, escrow=payee.escrow.address,
                   chain=payee.escrow.chain_id)
         server.run(sockets=[sock])

@@ -237,3 +237,35 @@ def test_a_client_reviews_a_delivered_task_seeing_exactly_what_it_signs(browser,
         browser.save_screenshot(str(screenshots / "client-reviewed.png"))
     finally:
         served.stop()
+
+
+def test_the_pages_work_from_the_keyboard_and_at_200_percent_zoom(browser, chain, tmp_path, screenshots):
+    from selenium.webdriver.common.keys import Keys
+
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x63" * 32))
+    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
+    payer = Payer(escrow, fund(Account.from_key(b"\x64" * 32)), tmp_path / "client.db")
+    channel = payer.open_channel(freelancer.address, 10**17)
+    payee.receive(payer.pay(channel.id, 2 * MILLI, task="t"))
+    served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0, payee=payee))
+    try:
+        browser.get(served.url)
+        body = browser.find_element("tag name", "body")
+        for _ in range(10):  # Tab through the links until "Settle now…" has the focus, then Enter
+            body.send_keys(Keys.TAB) if _ == 0 else browser.switch_to.active_element.send_keys(Keys.TAB)
+            if browser.switch_to.active_element.text == "Settle now…":
+                break
+        assert browser.switch_to.active_element.text == "Settle now…"
+        outline = browser.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none"  # the focus is visible
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        WebDriverWait(browser, 10).until(lambda b: b.find_elements("id", "confirm-settle"))
+        browser.get(served.url)
+        browser.execute_script("document.body.style.zoom = '200%'")
+        browser.save_screenshot(str(screenshots / "freelancer-overview-200.png"))
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0  # readable at 200% without scrolling sideways
+    finally:
+        served.stop()

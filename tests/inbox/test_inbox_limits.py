@@ -291,3 +291,39 @@ def test_a_document_posted_twice_is_notified_once(payee, tmp_path):
     assert [r.status_code for r in asyncio.run(run())] == [200, 200]
     notifier.close()
     assert seen.read_text().split() == ["plan"]
+
+
+def test_the_dashboard_beside_the_inbox_needs_its_login_and_acts_only_for_loopback(payee):
+    from micropay.dashboard import Dashboard
+    from micropay.dashboard_actions import TokenGate
+
+    inbox, _ = make_inbox(payee)
+    pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee, refresh=0)
+    inbox.app.mount("/dashboard", TokenGate(pages.app, "s3cret-login"))
+
+    async def run():
+        async def get(client_ip, path, cookies=None):
+            transport = httpx.ASGITransport(app=inbox.app, client=(client_ip, 4000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://inbox.example",
+                                         cookies=cookies) as http:
+                return await http.get(path)
+
+        anonymous = await get("203.0.113.9", "/dashboard/")
+        wrong = await get("203.0.113.9", "/dashboard/?token=guess")
+        login = await get("203.0.113.9", "/dashboard/?token=s3cret-login")
+        cookie = {"micropay_dashboard": "s3cret-login"}
+        page = await get("203.0.113.9", "/dashboard/", cookie)
+        settle_form = await get("203.0.113.9", "/dashboard/settle", cookie)
+        transport = httpx.ASGITransport(app=inbox.app, client=("203.0.113.9", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://inbox.example", cookies=cookie) as http:
+            remote_post = await http.post("/dashboard/settle", data={"csrf": pages.guard.csrf})
+        return anonymous, wrong, login, page, settle_form, remote_post
+
+    anonymous, wrong, login, page, settle_form, remote_post = asyncio.run(run())
+    assert anonymous.status_code == wrong.status_code == 401 and "s3cret" not in anonymous.text
+    assert login.status_code == 303 and login.headers["location"] == "/dashboard/"
+    assert "micropay_dashboard=s3cret-login" in login.headers["set-cookie"]
+    assert "HttpOnly" in login.headers["set-cookie"] and "SameSite=Strict" in login.headers["set-cookie"]
+    assert page.status_code == 200 and payee.address in page.text
+    assert settle_form.status_code == 200  # looking is allowed with the login
+    assert remote_post.status_code == 403 and "loopback" in remote_post.text  # acting is not, from afar
