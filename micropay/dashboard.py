@@ -26,7 +26,7 @@ from markupsafe import escape
 
 from micropay.charts import earnings_chart, progress_bar
 from micropay.dashboard_actions import ActionGuard, Review
-from micropay.dashboard_data import ChannelLine, channel_lines, earnings, feed
+from micropay.dashboard_data import ChannelLine, CloseRequests, channel_lines, earnings, feed
 from micropay.errors import MicropayError, RequestRejected
 from micropay.escrow import Escrow
 from micropay.overview import overview
@@ -74,6 +74,7 @@ class Dashboard:
         # now" for the payee, reviews of delivered tasks for the payer.
         self.payee, self.payer = payee, payer
         self.guard = ActionGuard()
+        self.closing = CloseRequests(self.escrows, address)
         self.safety_margin, self.refresh = safety_margin, refresh
         self.explorers = dict(explorers or {})
         self._units: dict[str, tuple[int, str]] = {}
@@ -132,8 +133,9 @@ class Dashboard:
     def overview_page(self, request: Request) -> HTMLResponse:
         """The account's overview: its freelancer and client sides."""
         now = int(time.time())
-        lines = channel_lines(self.store, overview(self.store, self.escrows), now=now,
-                              safety_margin=self.safety_margin)
+        views = overview(self.store, self.escrows)
+        closing = self.closing.update() if any(v.record.role == "payee" for v in views) else set()
+        lines = channel_lines(self.store, views, now=now, safety_margin=self.safety_margin, closing=closing)
         payee = [line for line in lines if line.role == "payee"]
         payer = [line for line in lines if line.role == "payer"]
         charts = []

@@ -13,8 +13,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from web3.exceptions import Web3Exception
+
 from micropay.channel import ChannelRef
 from micropay.charts import Series
+from micropay.errors import MicropayError
+from micropay.escrow import Escrow
+from micropay.escrow_events import LOG_RANGE
 from micropay.overview import ChannelView
 from micropay.store import VoucherStore
 
@@ -160,3 +165,34 @@ def feed(store: VoucherStore, address: str, *, limit: int = 20) -> list[FeedItem
     # Newest first; within one second, the later stored first (each channel's payments are in order).
     ordered = [item for _, item in sorted(enumerate(items), key=lambda pair: (pair[1].at, pair[0]), reverse=True)]
     return [item for item in ordered if item.who != address or item.kind == "payment"][:limit]
+
+
+class CloseRequests:
+    """The channels to ``payee`` whose client has started closing, followed on ``escrows``'
+    ``CloseRequested`` events from each escrow's first block, a few ranges per :meth:`update` (a
+    page view), remembered in memory."""
+
+    RANGES_PER_UPDATE = 20
+
+    def __init__(self, escrows: Sequence[Escrow], payee: str) -> None:
+        self.payee = payee
+        self._next = {escrow.address: (escrow, escrow.from_block) for escrow in escrows}
+        self.closing: set[bytes] = set()
+
+    def update(self) -> set[bytes]:
+        """Read what is new (at most :attr:`RANGES_PER_UPDATE` ranges per escrow) and return every
+        channel seen closing. A node that fails leaves the set as it was, to be read again next time."""
+        for address, (escrow, first) in list(self._next.items()):
+            block = first
+            try:
+                head = escrow.block_number()
+                for _ in range(self.RANGES_PER_UPDATE):
+                    if block > head:
+                        break
+                    end = min(head, block + LOG_RANGE - 1)
+                    self.closing |= escrow.closes_requested(self.payee, block, end)
+                    block = end + 1
+            except (MicropayError, OSError, Web3Exception):
+                pass  # the node failed: what was read is kept, the rest is read next time
+            self._next[address] = (escrow, block)
+        return set(self.closing)

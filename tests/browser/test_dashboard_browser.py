@@ -269,3 +269,22 @@ def test_the_pages_work_from_the_keyboard_and_at_200_percent_zoom(browser, chain
         assert overflow <= 0  # readable at 200% without scrolling sideways
     finally:
         served.stop()
+
+
+def test_a_clients_close_request_is_flagged_on_the_freelancers_page(browser, chain, tmp_path):
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x65" * 32))
+    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
+    payer = Payer(escrow, fund(Account.from_key(b"\x66" * 32)), tmp_path / "client.db")
+    channel = payer.open_channel(freelancer.address, 10**17)
+    payee.receive(payer.pay(channel.id, 2 * MILLI, task="t"))
+    served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0.5))
+    try:
+        browser.get(served.url)
+        assert not browser.find_elements("css selector", "#payee-channels .warning")
+        payer.request_close(channel.id)
+        WebDriverWait(browser, 15).until(lambda b: [w.text for w in b.find_elements(
+            "css selector", "#payee-channels .warning")] == [
+            "the client has started closing: settle before the window ends"])
+    finally:
+        served.stop()
