@@ -23,9 +23,9 @@ from urllib.parse import parse_qs
 from eth_account.signers.local import LocalAccount
 from fastapi import Request
 
-from micropay.errors import MicropayError, MicropayValueError, RequestRejected, StoreError
+from micropay.errors import MicropayValueError, RequestRejected
 from micropay.feedback import Feedback, SignedFeedback, Status
-from micropay.inbox_client import InboxClient, short_reason
+from micropay.inbox_client import send_document
 from micropay.inbox_limits import Receive, Scope, Send
 from micropay.payer import Payer
 from micropay.planbook import latest_delivery
@@ -94,13 +94,9 @@ class Review:
         url = payer.plans.in_force(self.root).inbox
         if not url:
             return signed, "The plan names no inbox: send the feedback text to the freelancer."
-        try:
-            with InboxClient(url) as client:
-                client.post_document(signed.encode())
-        except StoreError:
-            raise
-        except MicropayError as exc:
-            return signed, f"Not delivered to the freelancer's inbox ({short_reason(str(exc))}): send it yourself."
+        reason = send_document(url, signed.encode())
+        if reason is not None:
+            return signed, f"Not delivered to the freelancer's inbox ({reason}): send it yourself."
         return signed, "Delivered to the freelancer's inbox."
 
 

@@ -32,6 +32,7 @@ from micropay.acknowledgment import Acknowledgment
 from micropay.documents import read_document
 from micropay.errors import (
     DeliveryFailed,
+    MicropayError,
     MicropayValueError,
     RequestRejected,
     Unauthorized,
@@ -261,3 +262,14 @@ def _cause(exc: requests.RequestException) -> str:
 
 
 __all__ = ["MAX_ANSWER_BYTES", "InboxClient", "InboxProgress", "PaymentAnswer", "inbox_url", "short_reason"]
+
+
+def send_document(url: str, text: str) -> str | None:
+    """Post a signed plan or feedback ``text`` to the inbox at ``url``: None once it holds it,
+    else the one-line reason it does not (never raises for the network or the inbox's answer)."""
+    try:
+        with InboxClient(url) as client:
+            client.post_document(text)
+    except MicropayError as exc:
+        return short_reason(str(exc))
+    return None

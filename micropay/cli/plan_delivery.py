@@ -13,9 +13,9 @@ import click
 
 from micropay.cli.context import Session
 from micropay.cli.output import safe
-from micropay.errors import MicropayError, StoreError
+from micropay.errors import MicropayError
 from micropay.feedback import SignedFeedback
-from micropay.inbox_client import InboxClient, short_reason
+from micropay.inbox_client import send_document
 from micropay.plan import Plan, SignedPlan
 from micropay.planbook import PlanBook
 
@@ -55,14 +55,10 @@ def deliver(session: Session, document: SignedPlan | SignedFeedback, plan: Plan,
     if this account is ``plan``'s client, there is an inbox and ``skip`` is not set. Returns the
     line to print: ``by_hand`` (what to send to whom, as without an inbox) if nothing was tried,
     else whether it was delivered. Never raises for the network or the inbox (the reason is on
-    the line); raises :class:`StoreError` only."""
+    the line)."""
     if skip or url is None or plan.role_of(session.address) != "payer":
         return by_hand
-    try:
-        with InboxClient(url) as client:
-            client.post_document(document.encode())
-    except StoreError:
-        raise
-    except MicropayError as exc:
-        return f"not delivered ({short_reason(str(exc))}): send it yourself: {by_hand}"
+    reason = send_document(url, document.encode())
+    if reason is not None:
+        return f"not delivered ({reason}): send it yourself: {by_hand}"
     return f"delivered to the freelancer's inbox at {safe(url)}"
