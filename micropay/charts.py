@@ -98,7 +98,8 @@ def earnings_chart(series: Sequence[Series], *, show: Callable[[int], str], titl
         parts.append(f'<text class="tick" x="{_PAD_LEFT - 6}" y="{y(amount) + 4}" text-anchor="end">'
                      f'{escape(show(amount))}</text>')
     # Both ends of the time axis, unless they would overlap (then the end alone).
-    for t, anchor in ((start, "start"), (end, "end")) if x(end) - x(start) >= 200 else ((end, "end"),):
+    one = ((end, "start" if x(end) < _PAD_LEFT + plot_w // 2 else "end"),)
+    for t, anchor in ((start, "start"), (end, "end")) if x(end) - x(start) >= 200 else one:
         parts.append(f'<text class="tick time" x="{x(t)}" y="{base + 18}" text-anchor="{anchor}" '
                      f'data-time="{t}">{escape(_when(t, tz))}</text>')
     legend_x = _PAD_LEFT

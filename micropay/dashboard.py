@@ -239,6 +239,9 @@ class Dashboard:
             except MicropayError:
                 plan = None
         ledger = self.store.ledger(record.ref)
+        for view in overview(self.store, self.escrows):
+            if view.record.ref == record.ref and view.state is not None:  # the chain's word: a close moves the expiry
+                record = record.updated(view.state, checked_at=time.time())
         html = self._templates.get_template("channel.html").render(
             title=f"Channel 0x{record.id.hex()[:12]}", address=self.address, prefix=request.scope.get("root_path", ""),
             refresh_ms=int(self.refresh * 1000), record=record, plan=plan, ledger=ledger,
@@ -272,8 +275,15 @@ class Dashboard:
         return [(line.channel_id, task) for line, found in self._plans(lines) for task in found.tasks
                 if task.state == "delivered" and task.waiting_for == "payer"]
 
-    def _bars(self, lines: Sequence[ChannelLine]) -> list[str]:
-        """A progress bar per channel opened under a plan: what is paid against what is planned."""
-        return [progress_bar(found.paid_planned, found.planned_total, label=found.title,
-                             show=functools.partial(self.show_in, line.token),
-                             bar_id=f"plan-{line.channel_id.hex()[:12]}") for line, found in self._plans(lines)]
+    def _bars(self, lines: Sequence[ChannelLine]) -> list[tuple[str, str]]:
+        """A progress bar per channel opened under a plan (what is paid against what is planned),
+        with the same words as a visible caption."""
+        bars = []
+        for line, found in self._plans(lines):
+            share = f" ({found.paid_planned * 100 // found.planned_total}%)" if found.planned_total else ""
+            caption = (f"{found.title}: {self.show(found.paid_planned, line.token)} paid of "
+                       f"{self.show(found.planned_total, line.token)} planned{share}")
+            bars.append((progress_bar(found.paid_planned, found.planned_total, label=found.title,
+                                      show=functools.partial(self.show_in, line.token),
+                                      bar_id=f"plan-{line.channel_id.hex()[:12]}"), caption))
+        return bars

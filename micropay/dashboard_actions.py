@@ -79,6 +79,10 @@ class Review:
         plan = payer.plans.in_force(history.root)
         if not any(task.id == task_id for task in plan.tasks):
             raise MicropayValueError(f"the plan has no task {task_id!r}")
+        said = [f.signed.feedback for f in payer.store.feedback(history.root) if f.signed.feedback.task_id == task_id]
+        if not said or said[-1].status != "delivered":
+            raise MicropayValueError(f"task {task_id!r} is not waiting for a review (its latest word is "
+                                     f"{said[-1].status if said else 'none'}): nothing to sign")
         review_status: Status = "approved" if status == "approved" else "changes requested"
         return cls(history.root, Feedback(plan.chain_id, plan.escrow, history.root, task_id, review_status, 0,
                                           latest_delivery(payer.store, history.root, task_id)))
@@ -132,7 +136,7 @@ class TokenGate:
         held = cookies[COOKIE].value if COOKIE in cookies else ""
         if not held or not hmac.compare_digest(held, self.token):
             await _answer(send, 401, b"<!doctype html><title>login</title><p>Open the dashboard with the address "
-                                     b"`micropay serve` printed (it carries the login token).</p>",
+                                     b"that micropay serve printed: it carries the login token.</p>",
                           [(b"content-type", b"text/html; charset=utf-8")])
             return
         await self.app(scope, receive, send)

@@ -188,6 +188,7 @@ def dashboard(session: Session, port: int, refresh: float, explorer: str | None,
     the store and the chain; needs no password unless --actions."""
     try:
         import uvicorn
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
 
         from micropay.dashboard import Dashboard
     except ImportError:
@@ -207,6 +208,8 @@ def dashboard(session: Session, port: int, refresh: float, explorer: str | None,
         payer = Payer(escrows[0], session.account, store) if "payer" in roles else None
     pages = Dashboard(store, session.address, escrows, refresh=refresh, payee=payee, payer=payer,
                       explorers={session.chain: explorer} if explorer else None)
+    # Loopback host names only: a page of another site whose name resolves to 127.0.0.1 reads nothing.
+    pages.app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
     sock = _listen("127.0.0.1", port)
     click.echo(f"dashboard of {session.address}: {_url('127.0.0.1', sock.getsockname()[1], '/')} (Ctrl-C stops it)")
     uvicorn.Server(uvicorn.Config(pages.app, log_level="warning", lifespan="off", server_header=False)).run(

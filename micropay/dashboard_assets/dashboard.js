@@ -24,9 +24,15 @@
         if (!html) { return; }
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
         if (fresh && fresh.innerHTML !== last) {
+          // Keep the keyboard's place: the focused link or button is found again after the swap.
+          var had = document.activeElement, key = had && (had.id || had.getAttribute("href"));
           last = fresh.innerHTML;
           main.innerHTML = fresh.innerHTML;
           localTimes(main);
+          if (key) {
+            var again = document.getElementById(key) || main.querySelector('[href="' + CSS.escape(key) + '"]');
+            if (again) { again.focus(); }
+          }
         }
       })
       .catch(function () {});

@@ -235,6 +235,11 @@ def test_a_client_reviews_a_delivered_task_seeing_exactly_what_it_signs(browser,
         stored = [f.signed.feedback for f in payer.store.feedback(accepted.hash)]
         assert [(f.status, f.note, f.deliverable) for f in stored][-1] == ("approved", "lovely", b"\x77" * 32)
         browser.save_screenshot(str(screenshots / "client-reviewed.png"))
+        again = httpx.get(f"{served.url}channels/0x{channel.id.hex()}/review?task=home&status=approved")
+        assert again.status_code == 400 and "not waiting for a review" in again.text  # never signed twice
+        browser.get(f"{served.url}channels/0x{channel.id.hex()}")
+        assert not browser.find_elements("link text", "Approve…")
+        assert browser.find_element("css selector", "#tasks .note").text == "lovely"
     finally:
         served.stop()
 
@@ -286,5 +291,8 @@ def test_a_clients_close_request_is_flagged_on_the_freelancers_page(browser, cha
         WebDriverWait(browser, 15).until(lambda b: [w.text for w in b.find_elements(
             "css selector", "#payee-channels .warning")] == [
             "the client has started closing: settle before the window ends"])
+        closing_at = escrow.channel(channel.key).expiry  # pulled in by the close request
+        browser.get(f"{served.url}channels/0x{channel.id.hex()}")
+        assert browser.find_element("css selector", ".facts time").get_attribute("data-unix") == str(closing_at)
     finally:
         served.stop()
