@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from micropay._utils import bounded
 from micropay.acknowledgment import Acknowledgment, sign_acknowledgment
+from micropay.chain_refresh import ChainRefresh
 from micropay.errors import (
     ChannelError,
     InvalidPlan,
@@ -178,6 +179,7 @@ class Inbox:
         self.limits = limits if limits is not None else InboxLimits()
         self.guard = InboxGuard(self.limits, self.log, redact=(str(payee.store.path), str(payee.store.path.parent)))
         self.group = GroupCommit(payee.receiver)
+        self.refresh = ChainRefresh(payee.receiver)
         self.verifier = RequestVerifier()
         self._lock = threading.Lock()
         self._started = self._closed = False
@@ -195,6 +197,7 @@ class Inbox:
                 raise StoreError("the inbox is stopping: try again in a moment")
             if not self._started:
                 self.payee.store.checkpoint_in_background()  # no commit waits for a checkpoint
+                self.refresh.start()  # nor a payment for the chain
                 self.group.start()
                 self._started = True
 
@@ -206,6 +209,7 @@ class Inbox:
                 return
             self._closed = True
         self.group.close(timeout)
+        self.refresh.close()
         self.log.event("inbox_closed", payments=self.group.stored, commits=self.group.commits)
 
     # -- the app ----------------------------------------------------------------------------------

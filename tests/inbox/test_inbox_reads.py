@@ -113,8 +113,8 @@ def test_reads_without_a_valid_signature_by_a_party_are_refused(server, project,
     _, signed_elsewhere = read(server, client.account, other.id)
     moved = server.client.get(f"/v1/channels/0x{channel.id.hex()}/progress", headers=signed_elsewhere)
     assert moved.status_code == 401
-    forged = {**sign_request(client.account, "GET", f"/v1/channels/0x{channel.id.hex()}/progress"),
-              TIMESTAMP_HEADER: str(int(time.time() * 1000) - 1)}
+    signed = sign_request(client.account, "GET", f"/v1/channels/0x{channel.id.hex()}/progress")
+    forged = {**signed, TIMESTAMP_HEADER: str(int(signed[TIMESTAMP_HEADER]) - 1)}  # a millisecond earlier than signed
     assert server.client.get(f"/v1/channels/0x{channel.id.hex()}/progress", headers=forged).status_code == 401
     unknown, _ = read(server, client.account, b"\x42" * 32)
     assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_channel")
