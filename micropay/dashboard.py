@@ -144,20 +144,20 @@ class Dashboard:
             charts.append(earnings_chart(mine.series, show=functools.partial(self.show_in, token),
                                          title=f"Earnings in {self.units(token)[1]}: received per client and settled",
                                          chart_id=f"earnings-{token[2:10].lower()}"))
-        html = self._templates.get_template("overview.html").render(
-            title="Dashboard", address=self.address, prefix=request.scope.get("root_path", ""),
-            refresh_ms=int(self.refresh * 1000), payee_lines=payee, payer_lines=payer, charts=charts,
-            payee_bars=self._bars(payee), payer_bars=self._bars(payer), show=self.show, countdown=_countdown,
-            feed=feed(self.store, self.address), explorer=self.explorer, review=self._review(payer),
-            can_settle=self.payee is not None,
-            settlements=sorted(self.store.settlements(), key=lambda s: s.created_at, reverse=True)[:20],
-            iso=_iso, utc=_utc)
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return self._page(request, "overview.html", "Dashboard", refreshed=True, payee_lines=payee, payer_lines=payer,
+                          charts=charts, payee_bars=self._bars(payee), payer_bars=self._bars(payer),
+                          countdown=_countdown, feed=feed(self.store, self.address), explorer=self.explorer,
+                          review=self._review(payer), can_settle=self.payee is not None,
+                          settlements=sorted(self.store.settlements(), key=lambda s: s.created_at,
+                                             reverse=True)[:20])
 
-    def _page(self, request: Request, name: str, title: str, **values: object) -> HTMLResponse:
+    def _page(self, request: Request, name: str, title: str, *, refreshed: bool = False,
+              **values: object) -> HTMLResponse:
+        """Template ``name`` rendered with what every page uses; ``refreshed``: its script refreshes it."""
         html = self._templates.get_template(name).render(
-            title=title, address=self.address, prefix=request.scope.get("root_path", ""), refresh_ms=0,
-            show=self.show, iso=_iso, utc=_utc, csrf=self.guard.csrf, **values)
+            title=title, address=self.address, prefix=request.scope.get("root_path", ""),
+            refresh_ms=int(self.refresh * 1000) if refreshed else 0, show=self.show, iso=_iso, utc=_utc,
+            csrf=self.guard.csrf, **values)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def settle_page(self, request: Request) -> HTMLResponse:
@@ -239,15 +239,13 @@ class Dashboard:
             except MicropayError:
                 plan = None
         ledger = self.store.ledger(record.ref)
-        for view in overview(self.store, self.escrows):
-            if view.record.ref == record.ref and view.state is not None:  # the chain's word: a close moves the expiry
-                record = record.updated(view.state, checked_at=time.time())
-        html = self._templates.get_template("channel.html").render(
-            title=f"Channel 0x{record.id.hex()[:12]}", address=self.address, prefix=request.scope.get("root_path", ""),
-            refresh_ms=int(self.refresh * 1000), record=record, plan=plan, ledger=ledger,
-            paid=ledger[-1].total if ledger else 0, show=self.show, iso=_iso, utc=_utc,
-            can_review=self.payer is not None and record.role == "payer")
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        for escrow in self.escrows:  # the chain's word on this channel alone: a close request moves the expiry
+            if (escrow.chain_id, escrow.address) == (record.chain_id, record.escrow):
+                (state,) = escrow.channels([record.key])
+                record = record if state is None else record.updated(state, checked_at=time.time())
+        return self._page(request, "channel.html", f"Channel 0x{record.id.hex()[:12]}", refreshed=True, record=record,
+                          plan=plan, ledger=ledger, paid=ledger[-1].total if ledger else 0,
+                          can_review=self.payer is not None and record.role == "payer")
 
     def statement_page(self, channel_id: str) -> HTMLResponse:
         """The channel's statement, as ``micropay statement --format html`` writes it."""
