@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from typing import Protocol
 
 from micropay._utils.addresses import normalize, word
 from micropay._utils.crypto import keccak
@@ -162,3 +163,22 @@ Duration = timedelta | int
 def to_seconds(value: Duration) -> int:
     """Whole seconds of a duration given as a ``timedelta`` or an int."""
     return int(value.total_seconds()) if isinstance(value, timedelta) else int(value)
+
+
+class Ending(Protocol):
+    """What tells when a channel ends: a :class:`ChannelState` or a stored channel record."""
+
+    @property
+    def expiry(self) -> int: ...
+
+    @property
+    def window(self) -> int: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+def closing(channel: Ending, now: int) -> bool:
+    """A channel that ends within one challenge window from ``now``: its payer requested the close
+    (or its expiry is that near anyway), so the payee's claims must land before :attr:`expiry`."""
+    return not channel.closed and now <= channel.expiry <= now + channel.window

@@ -19,16 +19,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import resources
 
+from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FunctionLoader, select_autoescape
 from markupsafe import escape
 
+from micropay.channel import closing
 from micropay.charts import earnings_chart, progress_bar
 from micropay.dashboard_actions import ActionGuard, Review
 from micropay.dashboard_data import ChannelLine, CloseRequests, channel_lines, earnings, feed
 from micropay.errors import MicropayError, RequestRejected
 from micropay.escrow import Escrow
+from micropay.inbox_sync import InboxReads, channel_inbox
 from micropay.overview import overview
 from micropay.payee import Payee
 from micropay.payer import Payer
@@ -54,6 +57,18 @@ def _utc(t: int) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def channel_status(record: ChannelRecord, now: int) -> str:
+    """Where a channel stands, in words for its party: open, closing (until when), expired or closed."""
+    if record.closed:
+        return "closed"
+    if now > record.expiry:
+        return "expired: nothing more can be claimed" if record.role == "payee" else "expired: reclaim what is left"
+    if closing(record, now):
+        return ("closing: claims land until it expires, settle before that" if record.role == "payee"
+                else "closing: the freelancer may claim until it expires; reclaim the rest after that")
+    return "open"
+
+
 def _countdown(seconds: int) -> str:
     if seconds <= 0:
         return "expired"
@@ -74,12 +89,21 @@ class Dashboard:
         # now" for the payee, reviews of delivered tasks for the payer.
         self.payee, self.payer = payee, payer
         self.guard = ActionGuard()
+        # A client with its key reads deliveries and amendments from each freelancer's inbox itself.
+        signer = payer.signer if payer is not None and isinstance(payer.signer, LocalAccount) else None
+        self.inbox_reads = None if payer is None or signer is None else \
+            InboxReads(store, signer, lambda _plan: payer.plans)
         self.closing = CloseRequests(self.escrows, address)
         self.safety_margin, self.refresh = safety_margin, refresh
         self.explorers = dict(explorers or {})
         self._units: dict[str, tuple[int, str]] = {}
         self._templates = Environment(loader=FunctionLoader(_asset), autoescape=select_autoescape(default=True))
         self.app = self._build()
+
+    def close(self) -> None:
+        """Stop the background reads of the freelancers' inboxes (a client's, with its key)."""
+        if self.inbox_reads is not None:
+            self.inbox_reads.close()
 
     def _build(self) -> FastAPI:
         app = FastAPI(title="micropay dashboard", docs_url=None, redoc_url=None, openapi_url=None)
@@ -134,6 +158,8 @@ class Dashboard:
         """The account's overview: its freelancer and client sides."""
         now = int(time.time())
         views = overview(self.store, self.escrows)
+        if self.inbox_reads is not None:
+            self.inbox_reads.poke([v.record for v in views])
         closing = self.closing.update() if any(v.record.role == "payee" for v in views) else set()
         lines = channel_lines(self.store, views, now=now, safety_margin=self.safety_margin, closing=closing)
         payee = [line for line in lines if line.role == "payee"]
@@ -239,13 +265,20 @@ class Dashboard:
             except MicropayError:
                 plan = None
         ledger = self.store.ledger(record.ref)
+        now = int(time.time())
         for escrow in self.escrows:  # the chain's word on this channel alone: a close request moves the expiry
             if (escrow.chain_id, escrow.address) == (record.chain_id, record.escrow):
                 (state,) = escrow.channels([record.key])
-                record = record if state is None else record.updated(state, checked_at=time.time())
+                if state is not None:
+                    record, now = record.updated(state, checked_at=time.time()), state.observed_at
+        inbox = channel_inbox(self.store, record) if record.role == "payer" else None
+        if self.inbox_reads is not None:
+            self.inbox_reads.poke([record])
         return self._page(request, "channel.html", f"Channel 0x{record.id.hex()[:12]}", refreshed=True, record=record,
                           plan=plan, ledger=ledger, paid=ledger[-1].total if ledger else 0,
-                          can_review=self.payer is not None and record.role == "payer")
+                          can_review=self.payer is not None and record.role == "payer",
+                          status=channel_status(record, now), inbox=inbox,
+                          inbox_read=None if self.inbox_reads is None else self.inbox_reads.outcome.get(record.id))
 
     def statement_page(self, channel_id: str) -> HTMLResponse:
         """The channel's statement, as ``micropay statement --format html`` writes it."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from web3.exceptions import Web3Exception
 
 from micropay.channel import ChannelRef
+from micropay.channel import closing as ends_within_window
 from micropay.charts import Series
 from micropay.errors import MicropayError
 from micropay.escrow import Escrow
@@ -64,9 +65,10 @@ def channel_lines(store: VoucherStore, views: Sequence[ChannelView], *, now: int
         warnings: list[str] = []
         if not closed:
             left = expiry - now
-            if record.id in closing:
-                warnings.append("the client has started closing: settle before the window ends" if payee
-                                else "you have started closing this channel")
+            if payee and record.id in closing:
+                warnings.append("the client has started closing: settle before the window ends")
+            elif not payee and left > 0 and ends_within_window(state or record, state.observed_at if state else now):
+                warnings.append("closing: the freelancer may claim until it expires, then reclaim the rest")
             if left <= 0:
                 warnings.append("expired: " + ("nothing more can be claimed" if payee else "reclaim what is left"))
             elif payee and left < safety_margin and view.unclaimed:

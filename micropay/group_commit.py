@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -34,6 +34,8 @@ CHAIN_THREADS = 8
 #: Payments that may wait for them at once; more are refused with 503 and Retry-After.
 MAX_CHAIN_WAITING = 64
 _F = TypeVar("_F", "Future[Received]", "asyncio.Future[Received]")
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 class GroupCommit:
@@ -118,15 +120,19 @@ class GroupCommit:
         return await future
 
     async def _check_on_chain(self, payment: Payment | Voucher | str) -> CheckedPayment:
-        """Check a payment that needs the chain, in a small pool of its own: strangers naming
-        channels the inbox must look up wait there, and when too many wait they are turned away
-        (503), never queued without bound in front of the inbox's other work."""
+        """Check a payment that needs the chain (see :meth:`on_chain`)."""
+        return await self.on_chain(self.receiver.check, payment)
+
+    async def on_chain(self, read: Callable[[_A], _R], argument: _A) -> _R:
+        """``read(argument)``, a call that asks the chain, in a small pool of its own: strangers
+        naming channels the inbox must look up wait there, and when too many wait they are turned
+        away (503), never queued without bound in front of the inbox's other work."""
         if self._chain_waiting >= MAX_CHAIN_WAITING:
             raise RequestRejected("the inbox is busy reading the chain: try again in a moment", status=503,
                                   retry_after=1.0)
         self._chain_waiting += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._chain_pool, self.receiver.check, payment)
+            return await asyncio.get_running_loop().run_in_executor(self._chain_pool, read, argument)
         finally:
             self._chain_waiting -= 1
 

@@ -29,7 +29,6 @@ from typing import Literal
 
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI, Request, Response
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from micropay._utils import bounded
@@ -54,6 +53,15 @@ from micropay.feedback import SignedFeedback, parse_feedback
 from micropay.group_commit import GroupCommit
 from micropay.inbox_events import InboxEvents
 from micropay.inbox_limits import GuardMiddleware, InboxGuard, InboxLimits, note_of
+from micropay.inbox_schema import (
+    DocumentPost,
+    DocumentStored,
+    PaymentHeld,
+    PaymentPost,
+    ProgressAnswer,
+    body_schema,
+    errors,
+)
 from micropay.notifications import Notifier
 from micropay.payee import Payee
 from micropay.payment import parse_payment
@@ -68,67 +76,6 @@ OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 #: Plan versions not yet in force (a client's proposals, amendments awaiting a side) an inbox stores
 #: at most: every one is kept, so strangers must not be able to fill the disk with them.
 MAX_PENDING_PLANS = 100
-
-
-# -- the schema (documentation only: bodies are parsed bounded, answers written directly) ---------
-
-class ErrorAnswer(BaseModel):
-    """Every error: a code and one sentence, plus ``resendFrom`` (ledger_gap), ``acknowledgment``
-    (stale_voucher), ``retryAfter`` seconds (rate_limited, with a Retry-After header)."""
-
-    error: str = Field(examples=["ledger_gap"])
-    message: str
-    resendFrom: int | None = None
-    acknowledgment: dict[str, object] | None = None
-    retryAfter: float | None = None
-
-
-class PaymentPost(BaseModel):
-    payment: str = Field(description="the payment's text: mpp1…, mpp2… (or a bare mpv1… voucher)")
-
-
-class TaskPaid(BaseModel):
-    taskId: str
-    amount: str = Field(description="base units, decimal")
-    note: str
-
-
-class PaymentHeld(BaseModel):
-    """The payment is durably stored; ``acknowledgment`` is the payee's EIP-712 signature saying so."""
-
-    held: Literal[True]
-    duplicate: bool
-    channelId: str
-    cumulativeAmount: str
-    added: str
-    tasks: list[TaskPaid]
-    acknowledgment: dict[str, object]
-
-
-class DocumentPost(BaseModel):
-    document: str | dict[str, object] = Field(description="mpl1…/mpf1… text, or the document's JSON")
-
-
-class DocumentStored(BaseModel):
-    stored: Literal[True]
-    kind: Literal["plan", "feedback"]
-    hash: str | None = Field(None, description="plan: the version's hash")
-    inForce: bool | None = Field(None, description="plan: signed by both sides")
-    taskId: str | None = Field(None, description="feedback: the task")
-    status: str | None = Field(None, description="feedback: delivered, changes requested or approved")
-
-
-class ProgressAnswer(BaseModel):
-    progress: dict[str, object]
-    documents: list[str] = Field(description="every plan version and feedback of the channel's plan, as text")
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
-    return {status: {"model": ErrorAnswer} for status in statuses}
-
-
-def _body_schema(model: type[BaseModel]) -> dict[str, object]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 # -- the inbox ----------------------------------------------------------------------------------
@@ -220,20 +167,20 @@ class Inbox:
         app.add_middleware(GuardMiddleware, guard=self.guard)
         app.add_exception_handler(StarletteHTTPException, self._http_error)  # unknown paths and methods
         app.add_api_route(f"{API_PREFIX}/payments", self.post_payment, methods=["POST"], summary="Post a payment",
-                          responses={200: {"model": PaymentHeld}, **_errors(400, 403, 404, 409, 413, 429, 503)},
-                          openapi_extra=_body_schema(PaymentPost))
+                          responses={200: {"model": PaymentHeld}, **errors(400, 403, 404, 409, 413, 429, 503)},
+                          openapi_extra=body_schema(PaymentPost))
         for kind in ("plans", "feedback"):
             app.add_api_route(f"{API_PREFIX}/{kind}", self.post_plan if kind == "plans" else self.post_feedback,
                               methods=["POST"], summary=f"Post a {kind.rstrip('s')} document",
-                              responses={200: {"model": DocumentStored}, **_errors(400, 403, 404, 409, 413, 429)},
-                              openapi_extra=_body_schema(DocumentPost))
+                              responses={200: {"model": DocumentStored}, **errors(400, 403, 404, 409, 413, 429)},
+                              openapi_extra=body_schema(DocumentPost))
         signed = {"parameters": [{"name": "channel_id", "in": "path", "required": True,
                                   "schema": {"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$"}}]
                   + [{"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
                      for name in (SIGNER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)]}
         app.add_api_route(f"{API_PREFIX}/channels/{{channel_id}}/progress", self.get_progress, methods=["GET"],
                           summary="A channel's progress (a signed request by its payer or payee)",
-                          responses={200: {"model": ProgressAnswer}, **_errors(401, 403, 404, 409, 429)},
+                          responses={200: {"model": ProgressAnswer}, **errors(401, 403, 404, 409, 429)},
                           openapi_extra=signed)
         return app
 
@@ -373,7 +320,17 @@ class Inbox:
         note_of(request.scope).channel = "0x" + channel_id.hex()
         self.guard.check_channel(channel_id)
         record = await asyncio.to_thread(self.payee.store.find_channel, self.payee.ref(channel_id))
-        if record is None or record.role != "payee" or record.key.payee != self.payee.address:
+        if record is None:  # opened under a plan, not paid yet: the chain knows it (asked once a minute at most)
+            refused = self.guard.unknown.get(channel_id)
+            if refused is not None:
+                raise refused
+            self._start()
+            try:
+                record = await self.group.on_chain(self.group.receiver.adopt, channel_id)
+            except (UnknownChannel, NotParticipant) as exc:
+                self.guard.unknown.put(channel_id, exc)
+                raise UnknownChannel(f"this inbox holds no channel 0x{channel_id.hex()}") from None
+        if record.role != "payee" or record.key.payee != self.payee.address:
             raise UnknownChannel(f"this inbox holds no channel 0x{channel_id.hex()}")
         parties = (record.key.payer, record.key.voucher_signer, self.payee.address)
 

@@ -252,6 +252,25 @@ class Receiver:
             raise LedgerMismatch("the payment adds no task receipt")
         return new
 
+    def adopt(self, channel_id: bytes) -> ChannelRecord:
+        """The channel ``channel_id`` to this payee: as stored or, before its first payment (a
+        channel just opened under a plan), as the chain holds it, then stored. Raises
+        :class:`UnknownChannel` (never opened on this escrow) or :class:`NotParticipant` (it pays another)."""
+        ref = ChannelRef(self.escrow.chain_id, self.escrow.address, channel_id)
+        record = self.store.find_channel(ref)
+        if record is None:
+            key = self.escrow.key(channel_id)
+            if key.payee != self.address:
+                raise NotParticipant(f"the channel pays {key.payee}, not this account ({self.address})")
+            fresh = self._read(key)
+            with self.store.transaction() as tx:
+                if tx.tip(ref) is None:  # another request may have stored it meanwhile
+                    tx.add_channel(fresh)
+            record = self.store.channel(ref)
+        if record.role != "payee" or record.key.payee != self.address:
+            raise NotParticipant("this channel does not pay this account")
+        return record
+
     def _channel_for(self, voucher: Voucher, *, offline: bool = False) -> ChannelRecord | None:
         """The channel a voucher pays: as stored or, on first contact, as read from the chain
         (``offline``: None instead)."""

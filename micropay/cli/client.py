@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from micropay.channel import ETH, ChannelState
+from micropay.channel import ETH, closing
 from micropay.cli.context import Session, pass_session
 from micropay.cli.errors import reword
 from micropay.cli.options import (
@@ -174,12 +174,6 @@ def extend(session: Session, channel: ChannelRecord, days: int) -> None:
                                  "give more --days")
     record = session.payer(channel).extend(channel.ref, timedelta(days=days))
     click.echo(f"channel {hex_id(channel.id, 10)} now runs until {when(record.expiry)}")
-
-
-def closing(state: ChannelState | ChannelRecord, now: int) -> bool:
-    """A channel that ends within one challenge window: its close was requested (or its expiry
-    is that near anyway), so a request to close would change nothing."""
-    return not state.closed and now <= state.expiry <= now + state.window
 
 
 @click.command("request-close")

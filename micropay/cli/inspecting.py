@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from micropay.channel import ChannelState, ChannelStatus
-from micropay.cli.client import closing
+from micropay.channel import ChannelState, ChannelStatus, closing
 from micropay.cli.context import Session, pass_session
 from micropay.cli.options import channel_argument, json_option
 from micropay.cli.output import emit, hex_id, safe, table, when

@@ -20,13 +20,11 @@ from micropay.cli.options import CHANNEL, channel_argument, json_option
 from micropay.cli.output import Units, amount, emit, hex_id, quoted, safe, table, when
 from micropay.cli.output import progress as say
 from micropay.cli.plans import book
-from micropay.documents import read_document
-from micropay.errors import MicropayError, MicropayValueError, NodeError, StoreError
+from micropay.errors import MicropayValueError, NodeError
 from micropay.escrow import Escrow
-from micropay.feedback import SignedFeedback
-from micropay.inbox_client import InboxClient, short_reason
-from micropay.plan import Role, SignedPlan
-from micropay.planbook import PlanBook
+from micropay.inbox_sync import channel_inbox
+from micropay.inbox_sync import take_from_inbox as inbox_documents
+from micropay.plan import Role
 from micropay.progress import Amendment, Change, Progress, TaskProgress
 from micropay.progress import progress as plan_progress
 from micropay.records import ChannelRecord
@@ -176,56 +174,18 @@ def render_progress(report: Progress, record: ChannelRecord, show: Callable[[int
     return "\n".join(lines)
 
 
-def channel_inbox(session: Session, record: ChannelRecord) -> str:
-    """The freelancer's inbox of ``record``: the channel's, else its plan's. Raises
-    :class:`MicropayValueError` if it has none."""
-    url = session.read_store.inbox(record.ref)
-    if url is None and record.terms:
-        for stored in reversed(session.read_store.plans(record.terms)):
-            url = url or stored.signed.plan.inbox
-    if not url:
-        raise MicropayValueError(f"channel {hex_id(record.id, 10)} has no inbox (neither the channel nor its plan "
-                                 "names one): run `micropay progress` without --from-inbox")
-    return url
-
-
 def take_from_inbox(session: Session, record: ChannelRecord) -> None:
     """Read ``record``'s progress from the freelancer's inbox with a request this account signs,
     and store every plan and feedback document it returns that verifies (one line on stderr for
     each one skipped). Raises :class:`MicropayValueError` (no inbox), or the inbox's error."""
-    url = channel_inbox(session, record)
-    with InboxClient(url) as client:
-        answer = client.progress(record.id, session.account)
-    plans: list[SignedPlan] = []
-    feedback: list[SignedFeedback] = []
-    skipped = 0
-    for text in answer.documents:
-        try:
-            document = read_document(text)
-            if document.get("micropay") == "feedback":
-                feedback.append(SignedFeedback.from_dict(document))
-            else:
-                plans.append(SignedPlan.from_dict(document))
-        except MicropayError as exc:
-            skipped += 1
-            say(f"skipped a document from the inbox that is not a plan or feedback: {short_reason(str(exc))}")
-    taken = 0
-    ordered: list[SignedPlan | SignedFeedback] = [*plans, *feedback]  # plans first: feedback needs its plan
-    for signed in ordered:
-        try:
-            if isinstance(signed, SignedPlan):
-                book(session, signed.plan).take(signed)
-            else:
-                book(session, PlanBook(session.store, session.address).history(signed.feedback.plan).first) \
-                    .take_feedback(signed)
-            taken += 1
-        except (NodeError, StoreError):
-            raise
-        except MicropayError as exc:
-            skipped += 1
-            say(f"skipped a document from the inbox that does not verify: {short_reason(str(exc))}")
-    say(f"read {taken} document{'s' if taken != 1 else ''} from the freelancer's inbox at {safe(url)}"
-        + (f" ({skipped} skipped)" if skipped else ""))
+    if channel_inbox(session.read_store, record) is None:
+        raise MicropayValueError(f"channel {hex_id(record.id, 10)} has no inbox (neither the channel nor its plan "
+                                 "names one): run `micropay progress` without --from-inbox")
+    taken = inbox_documents(session.store, session.account, record, lambda plan: book(session, plan))
+    for reason in taken.skipped:
+        say(f"skipped a document from the inbox that is {reason}")
+    say(f"read {taken.taken} document{'s' if taken.taken != 1 else ''} from the freelancer's inbox at "
+        f"{safe(taken.url)}" + (f" ({len(taken.skipped)} skipped)" if taken.skipped else ""))
 
 
 @click.command()

@@ -178,9 +178,9 @@ def _route_library_logs(log: ServerLog, level: Level) -> None:
               help="seconds between the pages' refreshes (0: none)")
 @click.option("--explorer", metavar="URL", help="a block explorer's transaction page, with {tx} for the hash "
               "(e.g. https://etherscan.io/tx/{tx}), to link settlements")
-@click.option("--actions", is_flag=True, help="offer \"settle now\" and reviews of delivered tasks (asks for the key "
-              "file's password; each page shows what it will send first, and acts only on loopback, with the session's "
-              "CSRF token)")
+@click.option("--actions", is_flag=True, help="offer \"settle now\" and reviews of delivered tasks, and read "
+              "what each freelancer delivered from its inbox (asks for the key file's password; each page shows "
+              "what it will send first, and acts only on loopback, with the session's CSRF token)")
 @pass_session
 def dashboard(session: Session, port: int, refresh: float, explorer: str | None, actions: bool) -> None:
     """Serve this account's dashboard on 127.0.0.1 only: earnings, unclaimed value and expiries,
@@ -212,8 +212,11 @@ def dashboard(session: Session, port: int, refresh: float, explorer: str | None,
     pages.app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
     sock = _listen("127.0.0.1", port)
     click.echo(f"dashboard of {session.address}: {_url('127.0.0.1', sock.getsockname()[1], '/')} (Ctrl-C stops it)")
-    uvicorn.Server(uvicorn.Config(pages.app, log_level="warning", lifespan="off", server_header=False)).run(
-        sockets=[sock])
+    try:
+        uvicorn.Server(uvicorn.Config(pages.app, log_level="warning", lifespan="off", server_header=False)).run(
+            sockets=[sock])
+    finally:
+        pages.close()
 
 
 COMMANDS: list[click.Command] = [serve, dashboard]

@@ -32,13 +32,14 @@ def chain(w3, accounts):
 
 
 class Served:
-    """A Dashboard served by uvicorn on a free loopback port, in a thread of this process."""
+    """A Dashboard (or another ASGI app) served by uvicorn on a free loopback port, in a thread of this process."""
 
-    def __init__(self, dashboard: Dashboard) -> None:
+    def __init__(self, dashboard: Dashboard | object) -> None:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-        self.server = uvicorn.Server(uvicorn.Config(dashboard.app, log_level="warning", lifespan="off"))
+        app = dashboard.app if isinstance(dashboard, Dashboard) else dashboard
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -296,3 +297,47 @@ def test_a_clients_close_request_is_flagged_on_the_freelancers_page(browser, cha
         assert browser.find_element("css selector", ".facts time").get_attribute("data-unix") == str(closing_at)
     finally:
         served.stop()
+
+
+def test_a_clients_page_reads_a_delivery_from_the_inbox_by_itself_and_shows_its_own_close(
+        browser, chain, tmp_path, screenshots):
+    from micropay.inbox import Inbox
+    from micropay.plan import Plan, PlanTask
+
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x67" * 32))
+    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
+    inbox = Inbox(payee)
+    served_inbox = Served(inbox.app)
+    payer = Payer(escrow, fund(Account.from_key(b"\x68" * 32)), tmp_path / "client.db")
+    plan = Plan("Logo", payer.address, freelancer.address, escrow.chain_id, escrow.address, "0x" + "00" * 20,
+                (PlanTask("draft", "First draft", 3 * MILLI),), freelancer.address, int(time.time()),
+                inbox=served_inbox.url.rstrip("/"))
+    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
+    payee.plans.take(accepted.encode())
+    channel = payer.open_for_plan(accepted.hash)
+    dashboard = Dashboard(payer.store, payer.address, [escrow], refresh=0.5, payer=payer)
+    dashboard.inbox_reads.every = 0.5
+    served = Served(dashboard.app)
+    try:
+        browser.get(f"{served.url}channels/0x{channel.id.hex()}")
+        assert browser.find_element("css selector", ".status").text == "open"
+        assert not browser.find_elements("link text", "Approve…")
+        # The freelancer delivers; only its own store holds it. The client's open page shows it.
+        payee.plans.give(freelancer, accepted.hash, "draft", "delivered", deliverable=b"\x55" * 32)
+        WebDriverWait(browser, 20).until(lambda b: b.find_elements("link text", "Approve…"))
+        assert [f.signed.feedback.status for f in payer.store.feedback(accepted.hash)] == ["delivered"]
+        assert browser.find_element("css selector", ".inbox-read").text.startswith("read ")
+        browser.save_screenshot(str(screenshots / "client-delivery-from-inbox.png"))
+        payer.request_close(channel.id)
+        WebDriverWait(browser, 15).until(lambda b: b.find_element("css selector", ".status").text.startswith(
+            "closing: the freelancer may claim until it expires"))
+        browser.get(served.url)
+        assert "closing: the freelancer may claim until it expires, then reclaim the rest" in [
+            w.text for w in browser.find_elements("css selector", "#payer-channels .warning")]
+        browser.save_screenshot(str(screenshots / "client-closing.png"))
+    finally:
+        served.stop()
+        served_inbox.stop()
+        dashboard.close()
+        inbox.close()

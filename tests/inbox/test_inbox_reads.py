@@ -164,3 +164,30 @@ def test_the_hook_hears_of_each_plan_payment_and_delivery(server, project, event
     extra = next(e for e in heard if e["event"] == "payment" and e["tasks"][0]["taskId"] == "unplanned extra")
     assert extra["text"] == f"+0.001 ETH from {client.address[:6]}…{client.address[-4:]} for 'unplanned extra'"
     assert extra["channelId"] == "0x" + channel.id.hex()
+
+
+def test_a_channel_opened_under_a_plan_is_read_before_its_first_payment(server, make_client, freelancer):
+    """The freelancer delivers before anything is paid: the inbox learns the channel from the chain."""
+    client = make_client("early")
+    escrow = freelancer.world.escrow
+    plan = Plan("Early", client.address, freelancer.address, escrow.chain_id, escrow.address, "0x" + "00" * 20,
+                (PlanTask("one", "One", 2 * MILLI),), client.address, int(time.time()))
+    proposal = client.plans.propose(plan, client.account)
+    assert server.post("/v1/plans", {"document": proposal.encode()}).status_code == 200
+    with freelancer.store() as store:
+        accepted = PlanBook(store, freelancer.address, domain=(escrow.chain_id, escrow.address)).accept(
+            proposal.encode(), freelancer.account)
+    client.plans.take(accepted)
+    channel = client.open_for_plan(accepted.hash)  # nothing paid: the freelancer's store lacks the channel
+    delivered = SignedFeedback.sign(Feedback(escrow.chain_id, escrow.address, accepted.hash, "one", "delivered",
+                                             int(time.time()), b"\x12" * 32, ""), freelancer.account)
+    assert server.post("/v1/feedback", {"document": delivered.encode()}).status_code == 200
+    answer, _ = read(server, client.account, channel.id)
+    assert answer.status_code == 200, answer.text
+    assert delivered.encode() in answer.json()["documents"]
+    assert [t["state"] for t in answer.json()["progress"]["tasks"]] == ["delivered"]
+    stranger, _ = read(server, Account.create(), channel.id)  # known now: a stranger is still refused
+    assert stranger.status_code == 403
+    elsewhere = open_channel(client, make_client().address)  # opened to someone else: no such channel here
+    refused, _ = read(server, client.account, elsewhere.id)
+    assert (refused.status_code, refused.json()["error"]) == (404, "unknown_channel")
