@@ -101,6 +101,10 @@ class StaleVoucher(InvalidVoucher):
     """A voucher for less than the best one already stored."""
 
 
+class Underpaid(InvalidVoucher):
+    """A paid call's voucher does not cover what the payee has charged on the channel plus the call's price."""
+
+
 class LedgerGap(InvalidVoucher):
     """A payment's task receipts do not connect to the ledger already stored. ``have`` is how many
     receipts the payee holds: ask the payer to resend the latest payment from that index."""

@@ -26,15 +26,18 @@ from typing import TypeVar
 from micropay.errors import MicropayError, RequestRejected, StoreError
 from micropay.payment import Payment
 from micropay.receiving import CheckedPayment, Received, Receiver
+from micropay.store_transaction import StoreTransaction
 from micropay.voucher import Voucher
 
-_Item = tuple[CheckedPayment, "Future[Received]"]
+_Item = tuple[CheckedPayment, "Future[Received]", "Then | None"]
 #: Threads that check payments needing the chain (first contact, a stale deposit, a contract signature).
 CHAIN_THREADS = 8
 #: Payments that may wait for them at once; more are refused with 503 and Retry-After.
 MAX_CHAIN_WAITING = 64
 _F = TypeVar("_F", "Future[Received]", "asyncio.Future[Received]")
 _A = TypeVar("_A")
+#: What else a payment's transaction does once the payment is stored (see :meth:`GroupCommit.submit`).
+Then = Callable[[StoreTransaction, Received], object]
 _R = TypeVar("_R")
 
 
@@ -51,7 +54,7 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
         self._lock = threading.Lock()
-        self._ready: list[tuple[CheckedPayment, asyncio.Future[Received]]] = []
+        self._ready: list[tuple[CheckedPayment, asyncio.Future[Received], Then | None]] = []
         self._chain_pool = ThreadPoolExecutor(max_workers=CHAIN_THREADS, thread_name_prefix="micropay-chain")
         self._chain_waiting = 0
         #: Commits made and payments stored by them, for the curious (a benchmark's batch size).
@@ -82,15 +85,16 @@ class GroupCommit:
             thread.join(timeout)
         self._chain_pool.shutdown(wait=False, cancel_futures=True)
 
-    def submit(self, checked: CheckedPayment) -> Future[Received]:
+    def submit(self, checked: CheckedPayment, *, then: Then | None = None) -> Future[Received]:
         """Queue a checked payment (stored once the writer runs: see :meth:`start`); the future
         resolves once the commit that stores it is durable, to what it added, or to the error that
-        refused it. Raises :class:`StoreError` once closing."""
+        refused it. ``then(tx, received)`` runs in the same transaction, right after the payment is
+        stored (an error it raises refuses the payment). Raises :class:`StoreError` once closing."""
         future: Future[Received] = Future()
         with self._lock:
             if self._closing.is_set():
                 raise StoreError("the inbox is not taking payments: it is stopping")
-            self._queue.put((checked, future))
+            self._queue.put((checked, future, then))
         return future
 
     def receive(self, payment: Payment | Voucher | str) -> Received:
@@ -98,7 +102,7 @@ class GroupCommit:
         it is durable. Raises what :meth:`Receiver.receive` raises."""
         return self.submit(self.receiver.check(payment)).result()
 
-    async def receive_async(self, payment: Payment | Voucher | str) -> Received:
+    async def receive_async(self, payment: Payment | Voucher | str, *, then: Then | None = None) -> Received:
         """:meth:`receive` for an event loop: checked in the loop when the stored channel is
         enough, in a worker thread when the chain must be asked, then stored by the loop itself
         with every payment that became ready in the same turn of the loop (one commit for all).
@@ -106,7 +110,8 @@ class GroupCommit:
         The loop, not the writer thread, stores them: a writer thread would have to win Python's
         lock back from the busy loop after each of its SQLite calls (every one releases it), so
         its commits came slowly and held few payments. The commit blocks the loop for one fsync,
-        while the requests that arrive meanwhile wait in the socket buffers for the next batch."""
+        while the requests that arrive meanwhile wait in the socket buffers for the next batch.
+        ``then``: as for :meth:`submit`."""
         checked = self.receiver.check(payment, offline=True)
         if checked is None:
             checked = await self._check_on_chain(payment)
@@ -114,7 +119,7 @@ class GroupCommit:
             raise StoreError("the inbox is not taking payments: it is stopping")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Received] = loop.create_future()
-        self._ready.append((checked, future))
+        self._ready.append((checked, future, then))
         if len(self._ready) == 1:  # the first of this turn: store them all once the turn is over
             loop.call_soon(loop.call_soon, self._store_ready)
         return await future
@@ -170,21 +175,25 @@ class GroupCommit:
                 else:
                     future.set_result(outcome)
 
-    def _store(self, batch: Sequence[tuple[CheckedPayment, _F]]) -> list[tuple[_F, Received | BaseException]]:
+    def _store(self, batch: Sequence[tuple[CheckedPayment, _F, Then | None]]
+               ) -> list[tuple[_F, Received | BaseException]]:
         """Store ``batch`` in one transaction, each payment in a savepoint of its own; the outcome
         of each once the commit is durable (the commit's error for all, if it failed)."""
         outcomes: list[tuple[_F, Received | BaseException]] = []
         try:
             with self.receiver.store.transaction() as tx:
-                for checked, future in batch:
+                for checked, future, then in batch:
                     try:
                         with tx.savepoint():
-                            outcomes.append((future, self.receiver.store_checked(tx, checked)))
+                            received = self.receiver.store_checked(tx, checked)
+                            if then is not None:
+                                then(tx, received)
+                            outcomes.append((future, received))
                     except MicropayError as exc:  # this payment is refused; the others go on
                         outcomes.append((future, exc))
         except BaseException as exc:  # noqa: BLE001 - the commit failed: no payment of the batch is held
             failure = exc if isinstance(exc, MicropayError) else StoreError(f"the store could not commit: {exc}")
-            return [(future, failure) for _, future in batch]
+            return [(future, failure) for _, future, _ in batch]
         self.commits += 1
         self.stored += sum(1 for _, outcome in outcomes if not isinstance(outcome, BaseException))
         return outcomes

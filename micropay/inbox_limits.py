@@ -52,6 +52,7 @@ from micropay.errors import (
     TaskRefused,
     TransactionError,
     Unauthorized,
+    Underpaid,
     UnknownChannel,
     UnknownPlan,
     WindowTooShort,
@@ -184,7 +185,7 @@ class NegativeCache:
 
 #: (error class, code, status), the first match wins: subclasses before their bases.
 ERROR_CODES: tuple[tuple[type[BaseException], str, int], ...] = (
-    (LedgerGap, "ledger_gap", 409), (StaleVoucher, "stale_voucher", 409),
+    (LedgerGap, "ledger_gap", 409), (StaleVoucher, "stale_voucher", 409), (Underpaid, "underpaid", 402),
     (InvalidSignature, "invalid_signature", 400), (DomainMismatch, "domain_mismatch", 400),
     (InvalidVoucher, "invalid_payment", 400), (LedgerMismatch, "ledger_mismatch", 409),
     (NotParticipant, "not_participant", 403), (UnknownChannel, "unknown_channel", 404),

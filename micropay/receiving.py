@@ -192,7 +192,7 @@ class Receiver:
         current = state
         if tip is not None and tip.record.checked_at > state.checked_at:
             current = tip.record  # another process read the chain (a watcher saw a close) since
-        self._judge(current, voucher.amount)
+        self.judge(current, voucher.amount)
         have = best.receipt_count if best else 0  # the best voucher's ledger is the stored ledger
         last = tip.last if tip else None
         new = self._new_receipts(paid, have, self._stored_from(tx, record.ref, paid, have))
@@ -299,8 +299,10 @@ class Receiver:
         read again: a payer may just have topped up, or started closing)."""
         return time.time() - record.checked_at <= self.freshness and amount <= record.deposit and not record.closed
 
-    def _judge(self, state: ChannelRecord, amount: int) -> None:
-        """Deposit, finality and the expiry margin."""
+    def judge(self, state: ChannelRecord, amount: int) -> None:
+        """Whether a voucher for ``amount`` on a channel in ``state`` may be taken: its challenge
+        window, finality, deposit and the expiry margin. Raises :class:`WindowTooShort`,
+        :class:`ChannelFinal`, :class:`InsufficientDeposit` or :class:`ChannelExpired`."""
         if state.window < self.min_window:
             window = f"{state.window // 3600}h{state.window % 3600 // 60:02d}m"
             raise WindowTooShort(f"the channel's challenge window is {window}, shorter than this payee's minimum "

@@ -25,6 +25,11 @@ URL; NULL: none known, payments travel by hand) and a ``deliveries`` row per pay
 channel with an inbox: ``queued`` until the inbox acknowledges it, then ``held`` with the payee's
 acknowledgment (its amount and ledger root: an acknowledgment of a later payment covers the
 earlier ones, vouchers being cumulative). The queue is read oldest first by a partial index.
+
+Version 6 is what a paid API (the x402 scheme, :mod:`micropay.x402`) charged on each channel: the
+total and the number of calls. A voucher can cover more than was charged (a call that failed after
+the client signed for it), so the charged total is kept beside the best voucher, in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from micropay._utils.addresses import word
 from micropay._utils.crypto import keccak
 from micropay.channel import ChannelRef
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 Step = str | Callable[[sqlite3.Connection], None]
 
@@ -190,5 +195,12 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
             PRIMARY KEY (channel, amount)
         ) WITHOUT ROWID""",
         "CREATE INDEX deliveries_queued ON deliveries (created_at) WHERE state = 'queued'",
+    ),
+    6: (
+        """CREATE TABLE charges (
+            channel BLOB PRIMARY KEY REFERENCES channels(uid),
+            charged BLOB NOT NULL,
+            calls INTEGER NOT NULL
+        ) WITHOUT ROWID""",
     ),
 }

@@ -314,6 +314,11 @@ class VoucherStore:
         with self._lock:
             return self._reader().voucher_times(channel)
 
+    def charged(self, channel: ChannelRef) -> tuple[int, int]:
+        """(total, calls) a paid API charged on ``channel`` (:mod:`micropay.x402`): (0, 0) if none."""
+        with self._lock:
+            return self._reader().charged(channel)
+
     def inbox(self, channel: ChannelLike) -> str | None:
         """The inbox URL set for the channel's payments (None: none set)."""
         with self._lock:

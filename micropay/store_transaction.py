@@ -208,6 +208,11 @@ class StoreReader:
             first[row.channel] = min(first.get(row.channel, row.created_at), row.created_at)
         return sorted(rows, key=lambda r: (first[r.channel], r.channel, r.amount))
 
+    def charged(self, channel: ChannelRef) -> tuple[int, int]:
+        """(total, calls) a paid API charged on ``channel``: (0, 0) if it never charged."""
+        rows = self._rows("SELECT charged, calls FROM charges WHERE channel = ?", (channel.uid,))
+        return (from_u256(rows[0][0]), as_int(rows[0][1])) if rows else (0, 0)
+
     def data_version(self) -> int:
         """SQLite's count of commits by other connections to this file."""
         return as_int(self._rows("PRAGMA data_version")[0][0])
@@ -359,6 +364,11 @@ class StoreTransaction(StoreReader):
             "WHERE channel = ? AND amount <= ? AND state = 'queued'",
             (now, u256(ack_amount), ack_root, ack_signature, now, channel.uid, u256(ack_amount)))
         return cursor.rowcount
+
+    def set_charged(self, channel: ChannelRef, total: int, calls: int) -> None:
+        """Record that a paid API has charged ``total`` on ``channel``, over ``calls`` calls."""
+        self._db.execute("INSERT INTO charges VALUES (?, ?, ?) ON CONFLICT(channel) DO UPDATE SET "
+                         "charged = excluded.charged, calls = excluded.calls", (channel.uid, u256(total), calls))
 
     def set_issued(self, channel: ChannelRef, amount: int) -> None:
         """Record ``amount`` as the highest cumulative amount the payer signed on the channel."""

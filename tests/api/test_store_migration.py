@@ -57,7 +57,7 @@ def test_a_version_one_store_is_migrated_with_everything_kept(tmp_path):
     path = tmp_path / "old.db"
     key, entries, vouchers = version_one_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 5
+    assert store.schema_version == SCHEMA_VERSION == 6
     ref = ChannelRef(10, ESCROW, key.id)
     record = store.channel(ref)
     assert (record.key, record.deposit, record.expiry, record.role) == (key, 100, 2**31, "payee")
@@ -186,7 +186,7 @@ def test_a_version_three_store_gains_terms_and_empty_plan_tables(tmp_path):
     path = tmp_path / "v3.db"
     ref, key, entries, vouchers = version_three_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 5
+    assert store.schema_version == SCHEMA_VERSION == 6
     (record,) = store.channels()
     assert record.ref == ref and record.key == key and record.key.voucher_signer == key.signer
     assert (record.deposit, record.expiry, record.role, record.observed_at) == (100, 2**31, "payee", 1)
@@ -245,7 +245,7 @@ def test_a_version_four_store_gains_an_empty_outbox_and_no_channel_has_an_inbox(
     db.commit()
     db.close()
     store = VoucherStore(path)
-    assert store.schema_version == 5
+    assert store.schema_version == 6
     assert store.inbox(ref) is None and store.deliveries() == []
     # The outbox works on the migrated file: queue two payments, fail one attempt, hold both under one ack.
     with store.transaction() as tx:
@@ -260,3 +260,26 @@ def test_a_version_four_store_gains_an_empty_outbox_and_no_channel_has_an_inbox(
     held = store.deliveries(ref)
     assert [(d.state, d.ack_amount) for d in held] == [("held", 12), ("held", 12)]
     assert store.inbox(ref) == "https://inbox.example/" and store.deliveries(queued_only=True) == []
+
+
+def test_a_version_five_store_gains_an_empty_charges_table_that_keeps_uint256_totals(tmp_path):
+    path = tmp_path / "v5.db"
+    ref, _key, entries, _vouchers = version_three_store(path)
+    db = sqlite3.connect(path)
+    for version in (4, 5):
+        for step in MIGRATIONS[version]:
+            db.execute(step)
+    db.execute("PRAGMA user_version=5")
+    db.commit()
+    db.close()
+    store = VoucherStore(path)
+    assert store.schema_version == 6
+    with store.transaction() as tx:
+        assert tx.charged(ref) == (0, 0)
+        tx.set_charged(ref, 2**256 - 1, 3)
+    with store.transaction() as tx:
+        assert tx.charged(ref) == (2**256 - 1, 3)
+        tx.set_charged(ref, 7, 4)
+    with VoucherStore(path).transaction() as tx:
+        assert tx.charged(ref) == (7, 4)
+    assert store.ledger(ref) == entries
