@@ -13,19 +13,28 @@ acknowledged only after the commit that covers it).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import secrets
 import signal
 import socket
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
+from micropay.channel import ETH, checked_address
 from micropay.cli.context import Session, pass_session
+from micropay.cli.output import safe
 from micropay.errors import MicropayValueError
 from micropay.inbox_limits import InboxLimits
 from micropay.server_log import Level, ServerLog
+
+if TYPE_CHECKING:
+    from micropay.inbox import Inbox
+    from micropay.x402.paywall import ASGIApp
+    from micropay.x402.proxy import UpstreamProxy
 
 _DEFAULTS = InboxLimits()
 #: Where `micropay serve` serves the freelancer's dashboard.
@@ -80,13 +89,20 @@ def _url(host: str, port: int, path: str) -> str:
               "connections from ADDRESS (your TLS proxy, e.g. 127.0.0.1; comma-separated for several). Not behind a "
               "tunnel whose connections all come from 127.0.0.1: anyone could then name any address")
 @click.option("--log-level", type=click.Choice(_LEVELS), default="info", show_default=True)
+@click.option("--paywall", "upstream", metavar="UPSTREAM", help="also charge per call for the API at UPSTREAM "
+              "(e.g. http://127.0.0.1:9000): every request the inbox does not own is forwarded there, the priced "
+              "ones once paid with x402 (needs the x402 extra)")
+@click.option("--price", "prices", multiple=True, metavar="ROUTE=AMOUNT", help='a priced route of the --paywall API, '
+              'e.g. "GET /v1/*=0.001 ETH" (repeat for more; unpriced routes are free)')
+@click.option("--price-token", metavar="ADDRESS", default=ETH, help="the token --price amounts are in (default: ETH)")
 @pass_session
 def serve(session: Session, host: str, port: int, escrow_address: str | None, command: str | None,
           webhook: str | None, client_rate: float, client_burst: int, channel_rate: float, channel_burst: int,
           document_rate: float, max_body: int, read_timeout: float, max_connections: int, trusted_proxy: str | None,
-          log_level: Level) -> None:
+          log_level: Level, upstream: str | None, prices: tuple[str, ...], price_token: str) -> None:
     """Run the freelancer's inbox: clients' payments, plans and feedback arrive over HTTP and are
-    acknowledged with your signature once stored. Needs the key file's password."""
+    acknowledged with your signature once stored; with --paywall, also a paying reverse proxy in
+    front of your API (x402, the micropay-channel scheme). Needs the key file's password."""
     try:
         import uvicorn
 
@@ -118,9 +134,10 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     login = secrets.token_urlsafe(24)
     pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee)
     inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, login))
+    app, proxy = _paywalled(inbox, upstream, prices, price_token)
     sock = _listen(host, port)
     actual = sock.getsockname()[1]
-    config = uvicorn.Config(inbox.app, log_config=None, access_log=False, lifespan="off", server_header=False,
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False,
                             timeout_graceful_shutdown=30, limit_concurrency=max_connections or None,
                             proxy_headers=trusted_proxy is not None, forwarded_allow_ips=trusted_proxy or "")
     server = uvicorn.Server(config)
@@ -146,6 +163,8 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
         click.echo(f"inbox of {payee.address} on escrow {payee.escrow.address} (chain {payee.escrow.chain_id}) "
                    f"listening on {_url(host, actual, API_PREFIX)}/; OpenAPI schema: "
                    f"{_url(host, actual, OPENAPI_PATH)}")
+        if upstream:
+            click.echo(f"paywall in front of {safe(upstream)}: " + "; ".join(prices))
         click.echo(f"dashboard (keep this address to yourself: it logs in): "
                    f"{_url(host, actual, DASHBOARD_PATH)}/?token={login}")
         log.event("listening", host=host, port=actual, payee=payee.address, escrow=payee.escrow.address,
@@ -153,6 +172,8 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
         server.run(sockets=[sock])
     finally:
         inbox.close()  # after the requests under way: every payment submitted is stored
+        if proxy is not None:
+            asyncio.run(proxy.aclose())
         if watch is not None:
             watch.close()
         if notifier is not None:
@@ -161,6 +182,26 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.event("stopped", signal=stopped[0] if stopped else None)
+
+
+def _paywalled(inbox: Inbox, upstream: str | None, prices: tuple[str, ...], token: str
+               ) -> tuple[ASGIApp, UpstreamProxy | None]:
+    """The app ``serve`` runs: the inbox, and with ``upstream`` a paying proxy to it beside."""
+    if not upstream:
+        if prices:
+            raise MicropayValueError("--price prices the routes of a --paywall API: give --paywall UPSTREAM too")
+        return inbox.app, None
+    if not prices:
+        raise MicropayValueError('--paywall needs at least one --price, e.g. --price "GET /v1/*=0.001 ETH"')
+    try:
+        from micropay.x402.paywall import Paywall
+        from micropay.x402.proxy import BesideInbox, UpstreamProxy, parse_prices
+    except ImportError:
+        raise MicropayValueError('--paywall needs the x402 extra: pip install "micropay[server,x402]"') from None
+    proxy = UpstreamProxy(upstream)
+    wall = Paywall(inbox.payee, parse_prices(prices), token=checked_address(token, "--price-token"),
+                   group=inbox.group)
+    return BesideInbox(inbox.app, wall.wrap(proxy)), proxy
 
 
 def _route_library_logs(log: ServerLog, level: Level) -> None:

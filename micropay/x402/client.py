@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from x402 import PaymentRequirements
-from x402.schemas.hooks import PaymentResponseContext
+from x402.schemas.hooks import PaymentResponseContext, RecoveredResponseResult
 
 from micropay.channel import Duration, to_seconds
 from micropay.errors import MicropayValueError
@@ -112,7 +112,14 @@ class MicropayChannelScheme:
             self._payee_word[ref.uid] = correction  # a corrective 402: the payee's word replaces ours
         best = self.payer.store.best_voucher(ref)
         signed, count = (best[0].amount, best[1]) if best else (0, 0)
-        word = self._payee_word.get(ref.uid) or ChargeState(record.id, signed, signed, count)  # after a restart
+        word = self._payee_word.get(ref.uid)
+        if word is None and best is not None:
+            # Not a word from the payee since this process started: send what was signed last, with
+            # its last receipt, and let the payee say what it holds (a 402 with its state) before
+            # anything more is signed: no voucher is ever signed on a guess.
+            return Payment.of(best[0], tuple(e.receipt for e in self.payer.store.ledger(ref, start=count - 1)),
+                              count - 1)
+        word = word or ChargeState(record.id, 0, 0, 0)
         if signed >= word.charged + price:
             voucher = best[0] if best else None
         else:
@@ -139,10 +146,19 @@ class MicropayChannelScheme:
                 if record.role == "payer":
                     self._payee_word[record.ref.uid] = state
 
-    def _on_payment_response(self, context: PaymentResponseContext) -> None:
+    def _on_payment_response(self, context: PaymentResponseContext) -> RecoveredResponseResult | None:
+        """A paid answer: take the payee's state. A corrective 402 (its state in our requirement's
+        extra): take it, and have x402's transport pay once more from it."""
         settled = context.settle_response
         if settled is not None and settled.success:
             self.payee_said(settled.extra)
+            return None
+        required = context.payment_required
+        for requirements in getattr(required, "accepts", None) or ():
+            if requirements.scheme == SCHEME and ChargeState.from_extra(requirements.extra) is not None:
+                self.payee_said(requirements.extra)
+                return RecoveredResponseResult()
+        return None
 
     # -- channels --------------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from x402.interfaces import PaymentFlowConfig, SchemePaymentRequiredContext
 from micropay.channel import ETH, ChannelRef
 from micropay.errors import (
     DomainMismatch,
+    LedgerGap,
     MicropayError,
     MicropayValueError,
     NotParticipant,
@@ -210,6 +211,10 @@ class MicropayChannelServer:
         state = self.state(record.ref)
         if state is not None and voucher.amount < state.held:
             raise StaleVoucher(f"the voucher is for {voucher.amount}, below the {state.held} already held")
+        have = state.receipts if state is not None else 0
+        first = checked.payment.first_index
+        if voucher.amount > (state.held if state is not None else 0) and (first is None or first > have):
+            raise LedgerGap(f"this payee holds {have} receipts; resend the payment from index {have}", have=have)
         charged = state.charged if state is not None else 0
         if voucher.amount < charged + price:
             raise Underpaid(f"the voucher covers {voucher.amount}, short of {charged} charged plus the price {price}")

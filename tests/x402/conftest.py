@@ -1,0 +1,104 @@
+"""The x402 tests' world: one anvil and one escrow, an upstream API in this process (it counts
+the calls that reach it), a freelancer's real `micropay serve --paywall` process in front of it,
+and clients in this process (library payers with their own stores) or in worker processes."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from eth_account import Account
+from fastapi import FastAPI, HTTPException, Request
+from web3 import Web3
+
+from chains import Anvil
+from inbox.inboxhelpers import Freelancer, World
+from micropay import Escrow, Payer
+
+PRICE = 10**15  # 0.001 ETH per call of GET /v1/joke
+
+
+class Upstream:
+    """The freelancer's own API (not Python-specific: the paywall proxies to it): counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        app = FastAPI()
+
+        @app.get("/v1/joke")
+        def joke() -> dict[str, str]:
+            self.calls["joke"] = self.calls.get("joke", 0) + 1
+            return {"joke": "a voucher walks into a bar"}
+
+        @app.get("/v1/fail")
+        def fail() -> None:
+            self.calls["fail"] = self.calls.get("fail", 0) + 1
+            raise HTTPException(500, "the handler failed")
+
+        @app.post("/v1/echo")
+        async def echo(request: Request) -> dict[str, str]:
+            return {"echo": (await request.body()).decode()}
+
+        @app.get("/free")
+        def free() -> dict[str, bool]:
+            return {"free": True}
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def x402_world():
+    node = Anvil()
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    deployer = Account.create()
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+        {"from": w3.eth.accounts[0], "to": deployer.address, "value": 10**20}))
+    yield World(node, w3, Escrow.deploy(w3, deployer))
+    node.stop()
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    api = Upstream()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def seller(x402_world, tmp_path_factory):
+    return Freelancer(x402_world, tmp_path_factory.mktemp("seller"))
+
+
+@pytest.fixture(scope="module")
+def paywall(seller, upstream):
+    served = seller.serve("--paywall", upstream.url, "--price", "GET /v1/joke=0.001 ETH",
+                          "--price", "GET /v1/fail=0.001 ETH", "--price", "POST /v1/echo=0.002 ETH")
+    yield served
+    assert served.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def buyer(x402_world, tmp_path_factory):
+    """A funded client with its own store, as a library Payer."""
+    folder = tmp_path_factory.mktemp("buyers")
+
+    def make(name: str = "buyer") -> Payer:
+        account = x402_world.fund()
+        return Payer(x402_world.escrow, account, folder / f"{name}-{account.address}.db")
+
+    return make
