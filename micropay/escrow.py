@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from web3 import Web3
 from web3.contract.contract import ContractFunction
+from web3.exceptions import Web3Exception
 from web3.logs import DISCARD
 
 from micropay._utils.reverts import ErrorDecoder
@@ -27,6 +28,7 @@ from micropay.errors import (
     InsufficientFunds,
     InvalidSignature,
     MicropayValueError,
+    NodeError,
     NothingToClaim,
     NotParticipant,
     UnknownChannel,
@@ -121,6 +123,15 @@ class Escrow(EscrowEvents):
             states.append(None if expiry == 0 else
                           ChannelState(key, deposit, claimed, expiry, window, closed, timestamp))
         return states
+
+    def claimed_at(self, channel_ids: Sequence[bytes], block: int) -> list[int]:
+        """Each channel's claimed total as of ``block`` (one JSON-RPC batch): what a settlement
+        mined in the next block started from."""
+        try:
+            rows = self.call_many([self.contract.functions.channel(cid) for cid in channel_ids], block)
+        except (Web3Exception, ValueError) as exc:  # a node that keeps no state that old, say
+            raise NodeError(f"the node could not read block {block}'s state: {exc}") from exc
+        return [int(cast("tuple[int, int, int, int, bool]", row)[1]) for row in rows]
 
     def owed(self, account: str, token: str = ETH) -> int:
         """What the escrow holds for ``account`` after a push to it failed."""

@@ -5,8 +5,8 @@ whose unclaimed value beats their share of the fee, and estimates the transactio
 :class:`SettlementPlan` that a dry run shows. :meth:`Settler.execute` sends it through the
 escrow's transaction pipeline, recording the signed transaction *before* it is broadcast, so a
 crash between sending and the receipt never counts a claim twice; :meth:`Settler.resolve_pending`
-finishes what a crash interrupted. Payouts come from the receipt's events and what the store
-knew, without reading history. :meth:`Settler.close` ends the payee's side of one channel.
+finishes what a crash interrupted. Payouts come from the receipt's events and each channel's
+claimed total in the block before. :meth:`Settler.close` ends the payee's side of one channel.
 """
 
 from __future__ import annotations
@@ -289,11 +289,8 @@ class Settler:
     def execute(self, plan: SettlementPlan) -> Settlement:
         """Send each batch of ``plan`` as one claimMany, in turn, and wait for each. A signed
         transaction is recorded as pending before the node sees it; one that can never be mined
-        is marked failed.
-
-        Raises :class:`TransactionError` (a row whose outcome is unknown stays pending, and
-        :meth:`resolve_pending` settles it later; batches confirmed before it stay confirmed) or
-        what the pipeline raises."""
+        is marked failed. Raises :class:`TransactionError` (a row whose outcome is unknown stays
+        pending, for :meth:`resolve_pending`; batches confirmed before stay) or what the pipeline raises."""
         return Settlement(plan.token, tuple(self._execute(batch, plan.token) for batch in plan.batches))
 
     def _execute(self, batch: Batch, token: str) -> SettledTx:
@@ -323,13 +320,18 @@ class Settler:
         return self._confirm(receipt)
 
     def _confirm(self, receipt: Receipt) -> SettledTx:
-        """Record a mined settlement: each channel's new claimed total, and the settlement itself."""
+        """Record a mined settlement: each channel's new claimed total, and the settlement."""
         claimed = self.escrow.claimed_in(receipt)
         gross, now = 0, time.time()
+        try:  # where each claim started, by the chain (another process may have stored the new totals)
+            before: list[int | None] = list(self.escrow.claimed_at([e.channel_id for e in claimed],
+                                                                    receipt.block_number - 1))
+        except (MicropayError, OSError):  # no past state on this node: what the store knew
+            before = [None] * len(claimed)
         with self.store.transaction() as tx:
-            for event in claimed:
+            for event, start in zip(claimed, before, strict=True):
                 record = tx.channel(ChannelRef(self.escrow.chain_id, self.escrow.address, event.channel_id))
-                gross += max(0, event.claimed - record.claimed)  # the rise over what the store knew
+                gross += max(0, event.claimed - (record.claimed if start is None else start))
                 tx.update_chain_state(dataclasses.replace(record, claimed=event.claimed, checked_at=now))
             tx.update_settlement(receipt.tx_hash, status="confirmed", gas_used=receipt.gas_used, fee=receipt.fee,
                                  block=receipt.block_number)

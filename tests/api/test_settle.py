@@ -84,3 +84,25 @@ def test_closing_an_eth_channel_ends_it_at_once(lib_escrow, clients, freelancer,
     assert payee.store.channel(channel.ref).closed
     with pytest.raises(ChannelFinal):
         payee.close(channel.id)
+
+
+def test_a_settlement_counts_what_it_claimed_even_when_another_process_stored_the_new_totals_first(
+        lib_escrow, freelancer, tmp_path, ten_paid_channels):
+    # `micropay serve` refreshes its channels' chain state in the background (ChainRefresh): it can
+    # store a settlement's new claimed totals before the settlement itself reads its receipt. The
+    # gross is what the chain moved in that transaction, not the rise over what the store knew.
+    import dataclasses
+
+    from micropay.channel import ETH
+    _, payments = ten_paid_channels
+    payee = Payee(lib_escrow, freelancer, tmp_path / "f.db")
+    for payment in payments[:3]:
+        payee.receive(payment)
+    (batch,) = payee.plan_settlement().batches
+    receipt = lib_escrow.claim_many(freelancer, freelancer.address, ETH, batch.items, gas=batch.gas)
+    for key, _ in batch.items:  # what the background refresh writes meanwhile
+        record = payee.store.channel(payee.ref(key.id))
+        with payee.store.transaction() as tx:
+            tx.update_chain_state(dataclasses.replace(record, claimed=lib_escrow.channel(key).claimed))
+    settled = payee.settler._confirm(receipt)
+    assert settled.gross == sum(p.amount for p in payments[:3]) == batch.gross
