@@ -29,7 +29,7 @@ from micropay.channel import closing
 from micropay.charts import earnings_chart, progress_bar
 from micropay.dashboard_actions import ActionGuard, Review
 from micropay.dashboard_data import ChannelLine, CloseRequests, channel_lines, earnings, feed
-from micropay.errors import MicropayError, RequestRejected
+from micropay.errors import InsufficientFunds, MicropayError, RequestRejected
 from micropay.escrow import Escrow
 from micropay.inbox_sync import InboxReads, channel_inbox
 from micropay.overview import overview
@@ -93,6 +93,8 @@ class Dashboard:
         signer = payer.signer if payer is not None and isinstance(payer.signer, LocalAccount) else None
         self.inbox_reads = None if payer is None or signer is None else \
             InboxReads(store, signer, lambda _plan: payer.plans)
+        if self.inbox_reads is not None:
+            self.inbox_reads.start(lambda: store.channels("payer"))
         self.closing = CloseRequests(self.escrows, address)
         self.safety_margin, self.refresh = safety_margin, refresh
         self.explorers = dict(explorers or {})
@@ -173,7 +175,7 @@ class Dashboard:
         return self._page(request, "overview.html", "Dashboard", refreshed=True, payee_lines=payee, payer_lines=payer,
                           charts=charts, payee_bars=self._bars(payee), payer_bars=self._bars(payer),
                           countdown=_countdown, feed=feed(self.store, self.address), explorer=self.explorer,
-                          review=self._review(payer), can_settle=self.payee is not None,
+                          review=self._review(payer), can_settle=self.payee is not None and self.guard.local(request),
                           settlements=sorted(self.store.settlements(), key=lambda s: s.created_at,
                                              reverse=True)[:20])
 
@@ -192,9 +194,14 @@ class Dashboard:
             return HTMLResponse("not found", status_code=404)
         try:
             plan = self.payee.plan_settlement()
+            funds = self.payee.escrow.balance(self.payee.address)
+        except InsufficientFunds:  # the node would not even estimate it
+            return self._page(request, "settle.html", "Settle now", plan=None, done=None, no_gas=True,
+                              reason=f"{self.payee.address} cannot pay the gas of a settlement")
         except MicropayError as exc:
             return self._page(request, "settle.html", "Settle now", plan=None, done=None, reason=str(exc))
-        return self._page(request, "settle.html", "Settle now", plan=plan, done=None, reason="")
+        return self._page(request, "settle.html", "Settle now", plan=plan, done=None, reason="", funds=funds,
+                          local=self.guard.local(request))
 
     async def settle(self, request: Request) -> HTMLResponse:
         """Send the settlement: only from loopback, with this session's CSRF token."""

@@ -44,12 +44,21 @@ class ActionGuard:
     def __init__(self) -> None:
         self.csrf = secrets.token_urlsafe(32)
 
+    @staticmethod
+    def local(request: Request) -> bool:
+        """Whether ``request`` came from loopback, to a loopback host name, not through a proxy
+        (a reverse proxy on this host connects from loopback too, but says whom for)."""
+        client = request.scope.get("client")
+        host = request.headers.get("host") or ""
+        host = host[: host.index("]") + 1] if host.startswith("[") and "]" in host else \
+            host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        proxied = "x-forwarded-for" in request.headers or "forwarded" in request.headers
+        return client is not None and str(client[0]) in LOOPBACK_CLIENTS and host in LOOPBACK_HOSTS and not proxied
+
     async def form(self, request: Request) -> dict[str, str]:
         """The action's form, once every rule holds. Raises :class:`RequestRejected` (403) if the
-        request is not from loopback, names another host, is too large, or lacks the token."""
-        client = request.scope.get("client")
-        host = (request.headers.get("host") or "").rsplit(":", 1)[0] if request.headers.get("host") else ""
-        if not client or str(client[0]) not in LOOPBACK_CLIENTS or host not in LOOPBACK_HOSTS:
+        request is not :meth:`local`, is too large, or lacks the token."""
+        if not self.local(request):
             raise RequestRejected("actions are taken only on loopback", status=403)
         body = await request.body()
         if len(body) > MAX_FORM:

@@ -100,9 +100,21 @@ class InboxReads:
         self.store, self.account, self.book_for, self.every = store, account, book_for, every
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="micropay-inbox-reads")
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._running: Future[None] | None = None
         self._last: dict[bytes, float] = {}
         self.outcome: dict[bytes, ReadOutcome] = {}
+
+    def start(self, records: Callable[[], Sequence[ChannelRecord]]) -> None:
+        """Also read without being asked: every :attr:`every` seconds, the channels ``records()``
+        lists (so a delivery is there when a page opens), until :meth:`close`."""
+        def run() -> None:
+            while not self._stopping.wait(self.every):
+                try:
+                    self.poke(records())
+                except MicropayError:
+                    continue  # the store could not list them this time: next time
+        threading.Thread(target=run, name="micropay-inbox-reads-timer", daemon=True).start()
 
     def poke(self, records: Sequence[ChannelRecord]) -> None:
         """Start reading those of ``records`` (the account's, with an inbox) that are due; returns at once."""
@@ -132,6 +144,7 @@ class InboxReads:
 
     def close(self) -> None:
         """Stop: a read under way ends by its own deadline; nothing more starts."""
+        self._stopping.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -132,7 +132,8 @@ def _change(change: Change, show: Callable[[int], str]) -> str:
 
 def _amendment(a: Amendment, current: int, me: Role, show: Callable[[int], str]) -> list[str]:
     state = ("in force" if a.version == current and a.in_force else "agreed, since amended" if a.in_force
-             else "proposed, not signed by both sides yet")
+             else "proposed, not signed by both sides yet" + ("" if a.proposed_by == me
+                                                              else f": `micropay plan accept {a.hash}`"))
     line = f"  version {a.version}, proposed by {_who(a.proposed_by, me)} on {when(a.proposed_at)} ({state}): "
     if a.version == 1:
         line += f"total {show(a.total_after)}"

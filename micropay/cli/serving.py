@@ -95,11 +95,14 @@ def _url(host: str, port: int, path: str) -> str:
 @click.option("--price", "prices", multiple=True, metavar="ROUTE=AMOUNT", help='a priced route of the --paywall API, '
               'e.g. "GET /v1/*=0.001 ETH" (repeat for more; unpriced routes are free)')
 @click.option("--price-token", metavar="ADDRESS", default=ETH, help="the token --price amounts are in (default: ETH)")
+@click.option("--explorer", metavar="URL", help="a block explorer's transaction page, with {tx} for the hash "
+              "(e.g. https://etherscan.io/tx/{tx}), to link settlements on the dashboard")
 @pass_session
 def serve(session: Session, host: str, port: int, escrow_address: str | None, command: str | None,
           webhook: str | None, client_rate: float, client_burst: int, channel_rate: float, channel_burst: int,
           document_rate: float, max_body: int, read_timeout: float, max_connections: int, trusted_proxy: str | None,
-          log_level: Level, upstream: str | None, prices: tuple[str, ...], price_token: str) -> None:
+          log_level: Level, upstream: str | None, prices: tuple[str, ...], price_token: str,
+          explorer: str | None) -> None:
     """Run the freelancer's inbox: clients' payments, plans and feedback arrive over HTTP and are
     acknowledged with your signature once stored; with --paywall, also a paying reverse proxy in
     front of your API (x402, the micropay-channel scheme). Needs the key file's password."""
@@ -132,7 +135,8 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     # The freelancer's dashboard beside the inbox: behind a login token (printed once, below); its
     # "settle now" acts only for a request from loopback, with the page's CSRF token.
     login = secrets.token_urlsafe(24)
-    pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee)
+    pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee,
+                      explorers={payee.escrow.chain_id: explorer} if explorer else None)
     inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, login))
     app, proxy = _paywalled(inbox, upstream, prices, price_token)
     sock = _listen(host, port)

@@ -17,11 +17,24 @@
   localTimes(main);
   var every = Number(main.dataset.refresh || 0);
   if (!every) { return; }
+  // A page that stops refreshing says so: its figures (and its countdowns) are as of that moment.
+  var stale = document.getElementById("stale"), since = null;
+  function failed(why) {
+    since = since || new Date();
+    stale.textContent = "Not updated since " + since.toLocaleTimeString() + ": " + why;
+    stale.hidden = false;
+  }
   setInterval(function () {
     fetch(location.href, {headers: {"X-Micropay-Refresh": "1"}, cache: "no-store"})
-      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (r) {
+        if (r.status === 401) { failed("log in again (open the address the server printed)."); return null; }
+        if (!r.ok) { failed("the dashboard answered " + r.status + "."); return null; }
+        return r.text();
+      }, function () { failed("the dashboard is not answering."); return null; })
       .then(function (html) {
         if (!html) { return; }
+        since = null;
+        stale.hidden = true;
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
         if (fresh && fresh.innerHTML !== last) {
           // Keep the keyboard's place: the focused link or button is found again after the swap.

@@ -341,3 +341,15 @@ def test_a_clients_page_reads_a_delivery_from_the_inbox_by_itself_and_shows_its_
         served_inbox.stop()
         dashboard.close()
         inbox.close()
+
+
+def test_a_page_that_can_no_longer_refresh_says_so(browser, chain, tmp_path):
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(b"\x69" * 32))
+    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
+    served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0.3))
+    browser.get(served.url)
+    assert not browser.find_element("id", "stale").is_displayed()
+    served.stop()  # the dashboard stops answering: the figures on the page are as of now
+    WebDriverWait(browser, 15).until(lambda b: b.find_element("id", "stale").is_displayed())
+    assert browser.find_element("id", "stale").text.startswith("Not updated since ")
