@@ -13,6 +13,7 @@ asset ships in the package (no CDN). ``micropay dashboard`` serves it on loopbac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -164,6 +165,9 @@ class Dashboard:
             self.inbox_reads.poke([v.record for v in views])
         closing = self.closing.update() if any(v.record.role == "payee" for v in views) else set()
         lines = channel_lines(self.store, views, now=now, safety_margin=self.safety_margin, closing=closing)
+        overdue = {line.channel_id: found.overdue for line, found in self._plans(lines) if found.overdue}
+        lines = [dataclasses.replace(line, warnings=(*line.warnings, "overdue: " + ", ".join(overdue[line.channel_id])))
+                 if line.channel_id in overdue else line for line in lines]
         payee = [line for line in lines if line.role == "payee"]
         payer = [line for line in lines if line.role == "payer"]
         charts = []

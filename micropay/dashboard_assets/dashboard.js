@@ -4,8 +4,9 @@
   "use strict";
   function localTimes(root) {
     root.querySelectorAll("time[data-unix]").forEach(function (el) {
-      var d = new Date(Number(el.dataset.unix) * 1000);
-      el.textContent = d.toLocaleString(undefined, {dateStyle: "medium", timeStyle: "short"});
+      var d = new Date(Number(el.dataset.unix) * 1000);  // with the zone's name: "…, 12:24 AM CET"
+      el.textContent = d.toLocaleString(undefined, {year: "numeric", month: "short", day: "numeric",
+                                                    hour: "numeric", minute: "2-digit", timeZoneName: "short"});
     });
     root.querySelectorAll("svg text[data-time]").forEach(function (el) {
       var d = new Date(Number(el.dataset.time) * 1000);

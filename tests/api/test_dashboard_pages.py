@@ -69,3 +69,22 @@ def test_a_pending_amendment_is_shown_with_the_command_that_accepts_it(clients, 
                f"/channels/0x{channel.id.hex()}")
     assert f"micropay plan accept 0x{amended.plan.hash.hex()}" in page.text
     assert "Version 2 of the plan, proposed by the freelancer" in page.text
+
+
+def test_an_overdue_task_is_a_warning_on_the_overview_and_its_due_date_is_on_the_channel_page(
+        clients, freelancer, make_payer, payee, lib_escrow):
+    import time
+
+    from micropay.plan import Plan, PlanTask
+    payer = make_payer(clients[0], "overdue")
+    due = int(time.time()) - 86_400
+    plan = Plan("Late", payer.address, freelancer.address, lib_escrow.chain_id, lib_escrow.address,
+                "0x" + "00" * 20, (PlanTask("logo", "Logo", 5 * MILLI, due=due),), freelancer.address,
+                int(time.time()) - 2 * 86_400)
+    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
+    payee.plans.take(accepted.encode())
+    channel = payer.open_for_plan(accepted.hash)
+    payee.receive(payer.pay(channel.id, MILLI, task="advance", deliver=False))  # the freelancer holds the channel
+    app = Dashboard(payee.store, payee.address, [lib_escrow], payee=payee).app
+    assert "overdue: logo" in get(app, "/").text
+    assert f'data-unix="{due}"' in get(app, f"/channels/0x{channel.id.hex()}").text
