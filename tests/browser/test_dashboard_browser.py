@@ -155,7 +155,7 @@ def test_a_channel_page_lists_its_plans_tasks_and_its_ledger_and_links_its_state
         assert "Logo draft" in browser.page_source or "logo" in browser.page_source
         browser.save_screenshot(str(screenshots / "freelancer-statement.png"))
         browser.get(served.url + "channels/0x" + "00" * 32)
-        assert "No such channel here" in browser.page_source
+        WebDriverWait(browser, 10).until(lambda b: "No such channel here" in b.page_source)
     finally:
         served.stop()
 
