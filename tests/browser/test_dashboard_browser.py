@@ -92,7 +92,8 @@ def test_the_freelancers_page_shows_the_stores_figures_and_a_new_payment_without
 
         settlement = payee.settle()  # the settlement history and the unclaimed figures follow
         WebDriverWait(browser, 15).until(lambda b: wei(b, "#settlements .gross .amount") == [settlement.gross])
-        link = browser.find_element("css selector", "#settlements a")
+        # Linked to the explorer once mined (a settlement is recorded before it is sent).
+        (link,) = WebDriverWait(browser, 15).until(lambda b: b.find_elements("css selector", "#settlements a"))
         assert link.get_attribute("href") == f"https://explorer.example/tx/0x{settlement.tx_hash.hex()}"
         # The settlement is recorded before it is sent: the page shows it, then the claimed chain state.
         WebDriverWait(browser, 15).until(lambda b: wei(b, "#payee-channels .unclaimed .amount") == [0, 0])
