@@ -45,6 +45,7 @@ class Call:
 
     task: str
     deliverable: bytes = EMPTY_ROOT
+    method: str = ""
 
 
 #: The call under way in this task (set by :class:`~micropay.x402.transport.PayingTransport`).

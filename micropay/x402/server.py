@@ -54,7 +54,8 @@ from micropay.store_transaction import StoreTransaction
 from micropay.units import parse_amount
 from micropay.x402.scheme import REASON_PREFIX, SCHEME, ChannelTerms, ChargeState, network_of, payment_of
 
-#: Refusals remembered until their 402 is written (the SDK drops an abort's message): bounded.
+#: Refusals remembered until their 402 is written (the SDK drops an abort's message), and payments
+#: decoded at verify until their settle: bounded.
 _MAX_PENDING_REASONS = 1024
 
 
@@ -84,6 +85,7 @@ class MicropayChannelServer:
         self.terms = ChannelTerms(payee.escrow.address, self.receiver.safety_margin, self.receiver.min_window)
         self._units: tuple[int, str] | None = None
         self._reasons: OrderedDict[int, tuple[str, ChannelRef | None]] = OrderedDict()
+        self._decoded: OrderedDict[int, tuple[object, Payment]] = OrderedDict()  # verified, not settled yet
 
     # -- SchemeNetworkServer -------------------------------------------------------------------------
 
@@ -123,6 +125,9 @@ class MicropayChannelServer:
             if not isinstance(requirements, PaymentRequirements):
                 raise DomainMismatch("micropay-channel is an x402 version 2 scheme")
             payment = self._payment(payload.payload, requirements)
+            self._decoded[id(payload)] = (payload.payload.get("payment"), payment)  # for its settle
+            while len(self._decoded) > _MAX_PENDING_REASONS:
+                self._decoded.popitem(last=False)
             checked = self.receiver.check(payment, offline=True)
             if checked is None:
                 checked = await self.group.on_chain(self.receiver.check, payment)
@@ -152,7 +157,9 @@ class MicropayChannelServer:
                                      tip.best.receipt_count if tip is not None and tip.best is not None else 0))
 
         try:
-            payment = self._payment(payload.payload, requirements)
+            text, payment = self._decoded.pop(id(payload), (None, None))
+            if payment is None or text != payload.payload.get("payment"):  # not this request's (ids are reused)
+                payment = self._payment(payload.payload, requirements)
             received = await self.group.receive_async(payment, then=charge)
         except MicropayError as exc:
             return self._refuse(id(payload), exc, self._ref(payload.payload))

@@ -5,6 +5,7 @@ trips per call. :class:`PayingTransport` remembers each paid route's requirement
 402 and from then on sends the payment with the request (``PAYMENT-SIGNATURE``): one round trip.
 If the payee answers 402 all the same (a price changed, or the payee's count of what was charged
 differs from the client's after a crash), x402's transport under it pays from that 402, once.
+Routes are known by method and URL (a free GET beside a priced POST on one path stays free).
 
 Paid calls to one origin are serialized (one at a time per API), so each voucher extends the one
 before: the payee accepts any voucher that covers what it charged plus the price, and a call that
@@ -18,7 +19,7 @@ import asyncio
 from urllib.parse import urlsplit
 
 import httpx
-from x402 import PaymentRequired, PaymentRequirements, x402Client
+from x402 import PaymentPayload, PaymentRequired, PaymentRequirements, x402Client
 from x402.client_base import SpendControlAsset, SpendControls
 from x402.http import PAYMENT_RESPONSE_HEADER, PAYMENT_SIGNATURE_HEADER, x402HTTPClient
 from x402.http.clients.httpx import x402AsyncTransport
@@ -28,7 +29,7 @@ from x402.schemas import PaymentCreatedContext, SettleResponse
 from micropay.channel import ETH
 from micropay.payer import Payer
 from micropay.x402.client import CURRENT_CALL, Call, MicropayChannelScheme, SpendingCaps
-from micropay.x402.scheme import network_of, request_hash, task_of
+from micropay.x402.scheme import SCHEME, network_of, request_hash, task_of
 
 #: Keys a corrective 402 adds to a requirement's extra: not kept with the route's requirements.
 _CORRECTIVE = frozenset({"channel", "charged", "held", "receipts", "reason"})
@@ -47,9 +48,10 @@ class PayingTransport(httpx.AsyncBaseTransport):
     def __init__(self, client: x402Client, scheme: MicropayChannelScheme,
                  inner: httpx.AsyncBaseTransport | None = None) -> None:
         self.client, self.scheme = client, scheme
+        self.network = network_of(scheme.payer.escrow.chain_id)
         self.http = x402HTTPClient(client)
         self.inner = x402AsyncTransport(client, inner or httpx.AsyncHTTPTransport())
-        self._required: dict[str, PaymentRequired] = {}
+        self._required: dict[tuple[str, str], PaymentRequired] = {}  # (method, route): its last 402
         self._locks: dict[str, asyncio.Lock] = {}
         client.on_after_payment_creation(self._learn)
 
@@ -58,25 +60,34 @@ class PayingTransport(httpx.AsyncBaseTransport):
         required = context.payment_required
         if not isinstance(required, PaymentRequired) or required.resource is None:
             return
+        call = CURRENT_CALL.get()
+        if call is None:
+            return  # not a request of this transport
         accepts = [PaymentRequirements.model_validate(
             {**r.model_dump(), "extra": {k: v for k, v in r.extra.items() if k not in _CORRECTIVE}})
             for r in required.accepts]
-        self._required[_route(required.resource.url)] = required.model_copy(update={"accepts": accepts, "error": None})
+        self._required[(call.method, _route(required.resource.url))] = required.model_copy(
+            update={"accepts": accepts, "error": None})
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
-        route = _route(str(request.url))
+        key = (request.method.upper(), _route(str(request.url)))
         target = request.url.raw_path.decode("ascii", errors="replace")
         token = CURRENT_CALL.set(Call(task_of(request.method, request.url.path),
-                                      request_hash(request.method, target, body)))
+                                      request_hash(request.method, target, body), key[0]))
         try:
-            if route not in self._required:
+            required = self._required.get(key)
+            ours = None if required is None else next(
+                (r for r in required.accepts if r.scheme == SCHEME and r.network == self.network), None)
+            if required is None or ours is None or PAYMENT_SIGNATURE_HEADER in request.headers:
                 return await self._send(request)
             origin = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
             async with self._locks.setdefault(origin, asyncio.Lock()):
-                if PAYMENT_SIGNATURE_HEADER not in request.headers:
-                    payload = await self.client.create_payment_payload(self._required[route])
-                    request.headers.update(self.http.encode_payment_signature_header(payload))
+                # Signed and stored durably off the event loop (x402 calls a scheme synchronously):
+                # other calls go on while this one's voucher reaches the disk.
+                inner = await asyncio.to_thread(self.scheme.create_payment_payload, ours)
+                payload = PaymentPayload(payload=inner, accepted=ours, resource=required.resource)
+                request.headers.update(self.http.encode_payment_signature_header(payload))
                 return await self._send(request)
         finally:
             CURRENT_CALL.reset(token)

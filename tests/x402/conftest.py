@@ -42,6 +42,10 @@ class Upstream:
         async def echo(request: Request) -> dict[str, str]:
             return {"echo": (await request.body()).decode()}
 
+        @app.get("/v1/echo")
+        def echo_free() -> dict[str, str]:  # free, beside the priced POST on the same path
+            return {"echo": "free"}
+
         @app.get("/free")
         def free() -> dict[str, bool]:
             return {"free": True}

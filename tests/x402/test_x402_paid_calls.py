@@ -269,3 +269,17 @@ def send_bare(paywall, voucher) -> httpx.Response:
                              resource=found.resource)
     header = base64.b64encode(payload.model_dump_json(by_alias=True, exclude_none=True).encode()).decode()
     return httpx.get(paywall.url + "/v1/joke", headers={"PAYMENT-SIGNATURE": header})
+
+
+def test_a_free_method_beside_a_priced_one_on_the_same_path_stays_free(paywall, seller, buyer, x402_world):
+    payer = buyer("methods")
+
+    async def run():
+        async with paying_client(payer, CAPS, base_url=paywall.url, timeout=60) as http:
+            return [(await http.post("/v1/echo", content=b"one")).status_code,
+                    (await http.get("/v1/echo")).json(), (await http.get("/v1/echo")).json(),
+                    (await http.post("/v1/echo", content=b"two")).json()]
+    assert asyncio.run(run()) == [200, {"echo": "free"}, {"echo": "free"}, {"echo": "two"}]
+    (channel,) = payer.store.channels("payer")
+    assert [e.receipt.task_id for e in payer.store.ledger(channel.ref)] == ["POST /v1/echo"] * 2
+    assert freelancer_side(seller, x402_world).store.charged(channel.ref) == (4 * PRICE, 2)
