@@ -291,13 +291,16 @@ class Dashboard:
                           status=channel_status(record, now), inbox=inbox,
                           inbox_read=None if self.inbox_reads is None else self.inbox_reads.outcome.get(record.id))
 
-    def statement_page(self, channel_id: str) -> HTMLResponse:
-        """The channel's statement, as ``micropay statement --format html`` writes it."""
+    def statement_page(self, request: Request, channel_id: str) -> HTMLResponse:
+        """The channel's statement, as ``micropay statement --format html`` writes it, with a way back."""
         record = self._channel(channel_id)
         if record is None:
             return HTMLResponse("<!doctype html><title>not found</title><p>No such channel here.</p>", status_code=404)
         statement = build_statement(self.store, [record], self.address, escrow=self.escrows)
-        return HTMLResponse(to_html(statement, self.units), headers={"Cache-Control": "no-store"})
+        back = f'<body>\n<p><a href="{escape(request.scope.get("root_path", ""))}/channels/0x{record.id.hex()}">' \
+               "Back to the channel</a></p>"
+        return HTMLResponse(to_html(statement, self.units).replace("<body>", back, 1),
+                            headers={"Cache-Control": "no-store"})
 
     def _plans(self, lines: Sequence[ChannelLine]) -> list[tuple[ChannelLine, Progress]]:
         """The progress of each channel opened under a plan this store holds."""

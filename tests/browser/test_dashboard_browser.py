@@ -155,6 +155,8 @@ def test_a_channel_page_lists_its_plans_tasks_and_its_ledger_and_links_its_state
         browser.find_element("link text", "statement").click()
         assert "Logo draft" in browser.page_source or "logo" in browser.page_source
         browser.save_screenshot(str(screenshots / "freelancer-statement.png"))
+        browser.find_element("link text", "Back to the channel").click()
+        WebDriverWait(browser, 10).until(lambda b: b.find_elements("id", "ledger"))
         browser.get(served.url + "channels/0x" + "00" * 32)
         WebDriverWait(browser, 10).until(lambda b: "No such channel here" in b.page_source)
     finally:
