@@ -297,8 +297,8 @@ class Dashboard:
         if record is None:
             return HTMLResponse("<!doctype html><title>not found</title><p>No such channel here.</p>", status_code=404)
         statement = build_statement(self.store, [record], self.address, escrow=self.escrows)
-        back = f'<body>\n<p><a href="{escape(request.scope.get("root_path", ""))}/channels/0x{record.id.hex()}">' \
-               "Back to the channel</a></p>"
+        where = f'{escape(request.scope.get("root_path", ""))}/channels/0x{record.id.hex()}'
+        back = f'<body>\n<p><a href="{where}">Back to the channel</a></p>'
         return HTMLResponse(to_html(statement, self.units).replace("<body>", back, 1),
                             headers={"Cache-Control": "no-store"})
 
