@@ -225,6 +225,17 @@ def test_a_channel_near_its_expiry_is_refused_with_the_reason(paywall, buyer):
     assert len(payer.store.channels("payer")) == 2
 
 
+def test_a_channel_with_a_short_challenge_window_is_refused_with_the_reason(paywall, buyer):
+    from datetime import timedelta
+    payer = buyer("short-window")
+    channel = payer.open_channel(paywall_payee(paywall), 10**17, window=timedelta(hours=2))  # the payee asks 24 h
+    voucher = sign_voucher(payer.account, chain_id=channel.chain_id, escrow=channel.escrow, channel_id=channel.id,
+                           amount=PRICE, ledger_root=b"\x00" * 32)
+    code, extra = refusal(send_bare(paywall, voucher))
+    assert code == "micropay_window_too_short" and "challenge window" in extra["reason"]
+    assert extra["minWindow"] == 24 * 3600 and extra["minExpiryMargin"] == 3600  # the terms it asks, in the 402
+
+
 def test_the_client_never_pays_above_its_caps_or_the_price(paywall, buyer):
     payer = buyer("capped")
     below = SpendingCaps(deposit=10**17, max_spend=10**18, max_price=PRICE - 1)
