@@ -195,9 +195,9 @@ class Settler:
         for record in self.channels():
             if record.closed:
                 continue
-            found = self.store.best_voucher(record.ref)
+            found = self.store.claimable_voucher(record.ref)
             if found is not None:
-                candidates.append((record, found[0]))
+                candidates.append((record, found))
         states = self.escrow.channels([record.key for record, _ in candidates])
         held, changed, now = [], [], time.time()
         for (record, voucher), state in zip(candidates, states, strict=True):

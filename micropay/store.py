@@ -260,6 +260,20 @@ class VoucherStore:
         with self._lock:
             return self._reader().voucher_at(channel, amount)
 
+    def claimable_voucher(self, channel: ChannelRef) -> Voucher | None:
+        """The voucher to claim a channel with: its best, except on a paid API's channel (see
+        :mod:`micropay.x402`), where a voucher may cover calls that failed and were not charged:
+        there, the highest voucher covering no more than the calls charged (None: none yet)."""
+        with self._lock:
+            reader = self._reader()
+            best = reader.best_voucher(channel)
+            charged, calls = reader.charged(channel)
+            if best is None or not calls or best[0].amount <= charged:
+                return None if best is None else best[0]
+            below, _ = reader.voucher_before(channel, charged + 1)
+            found = reader.voucher_at(channel, below) if below else None
+            return None if found is None else found[0]
+
     def voucher_before(self, channel: ChannelLike, amount: int) -> tuple[int, int]:
         """The highest stored voucher amount below ``amount`` and its receipt count; (0, 0) if none."""
         with self._lock:

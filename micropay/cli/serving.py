@@ -138,7 +138,7 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee,
                       explorers={payee.escrow.chain_id: explorer} if explorer else None)
     inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, login))
-    app, proxy = _paywalled(inbox, upstream, prices, price_token)
+    app, proxy = _paywalled(inbox, upstream, prices, price_token, log)
     sock = _listen(host, port)
     actual = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False,
@@ -188,7 +188,7 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
         log.event("stopped", signal=stopped[0] if stopped else None)
 
 
-def _paywalled(inbox: Inbox, upstream: str | None, prices: tuple[str, ...], token: str
+def _paywalled(inbox: Inbox, upstream: str | None, prices: tuple[str, ...], token: str, log: ServerLog
                ) -> tuple[ASGIApp, UpstreamProxy | None]:
     """The app ``serve`` runs: the inbox, and with ``upstream`` a paying proxy to it beside."""
     if not upstream:
@@ -199,13 +199,13 @@ def _paywalled(inbox: Inbox, upstream: str | None, prices: tuple[str, ...], toke
         raise MicropayValueError('--paywall needs at least one --price, e.g. --price "GET /v1/*=0.001 ETH"')
     try:
         from micropay.x402.paywall import Paywall
-        from micropay.x402.proxy import BesideInbox, UpstreamProxy, parse_prices
+        from micropay.x402.proxy import AccessLogged, BesideInbox, UpstreamProxy, parse_prices
     except ImportError:
         raise MicropayValueError('--paywall needs the x402 extra: pip install "micropay[server,x402]"') from None
     proxy = UpstreamProxy(upstream)
     wall = Paywall(inbox.payee, parse_prices(prices), token=checked_address(token, "--price-token"),
                    group=inbox.group)
-    return BesideInbox(inbox.app, wall.wrap(proxy)), proxy
+    return BesideInbox(inbox.app, AccessLogged(wall.wrap(proxy), log)), proxy
 
 
 def _route_library_logs(log: ServerLog, level: Level) -> None:

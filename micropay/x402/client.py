@@ -33,7 +33,7 @@ from micropay.ledger import EMPTY_ROOT
 from micropay.payer import Payer
 from micropay.payment import Payment
 from micropay.records import ChannelRecord
-from micropay.x402.scheme import SCHEME, ChannelTerms, ChargeState, chain_of, payload_of
+from micropay.x402.scheme import SCHEME, X402_TERMS, ChannelTerms, ChargeState, chain_of, payload_of
 
 #: Seconds of expiry a channel keeps beyond the payee's margin before a new one is opened.
 EXPIRY_SLACK = 3600
@@ -175,6 +175,8 @@ class MicropayChannelScheme:
                 continue
             if record.key.voucher_signer != self.payer.signer_address or record.window < terms.min_window:
                 continue
+            if record.terms != X402_TERMS:  # a channel for planned work: its deposit is not for calls
+                continue
             if record.expiry - now < terms.min_expiry_margin + EXPIRY_SLACK:
                 continue
             best = self.payer.store.best_voucher(record.ref)
@@ -187,7 +189,7 @@ class MicropayChannelScheme:
         self._check_spend(pay_to, token, self.caps.deposit, opening=True)
         window = max(to_seconds(self.caps.window), terms.min_window)
         return self.payer.open_channel(pay_to, self.caps.deposit, token, self.caps.expires_in,
-                                       window=timedelta(seconds=window))
+                                       window=timedelta(seconds=window), terms=X402_TERMS)
 
     def _check_spend(self, pay_to: str, token: str, more: int, *, opening: bool = False) -> None:
         """Raises :class:`SpendingCapReached` if ``more`` would take what is signed (or, when

@@ -31,10 +31,12 @@ from x402.http import (
     x402HTTPResourceServer,
 )
 from x402.http.types import HTTPTransportContext
+from x402.http.utils import decode_payment_signature_header
 from x402.interfaces import SchemeNetworkServer
 from x402.schemas import VerifiedPaymentCancelOptions
 
 from micropay.channel import ETH
+from micropay.errors import MicropayValueError
 from micropay.group_commit import GroupCommit
 from micropay.payee import Payee
 from micropay.x402.facilitator import local_facilitator
@@ -102,6 +104,19 @@ async def _instructions(send: Send, answer: HTTPResponseInstructions) -> None:
     await _answer(send, answer.status, answer.headers, body.encode() if isinstance(body, str) else bytes(body))
 
 
+_JSON = {"content-type": "application/json"}
+
+
+def _decodes(header: str) -> bool:
+    """Whether a ``PAYMENT-SIGNATURE`` header is an x402 payment payload (x402 takes one that is
+    not for no header at all, and answers a plain 402 without saying why)."""
+    try:
+        decode_payment_signature_header(header)
+    except Exception:  # noqa: BLE001 - base64, JSON or the payload's model: each means "not a payload"
+        return False
+    return True
+
+
 class PaywallMiddleware:
     """``app`` behind ``http``'s priced routes (see the module docstring)."""
 
@@ -115,13 +130,19 @@ class PaywallMiddleware:
         request = _Request(scope)
         header = request.get_header(PAYMENT_SIGNATURE_HEADER)
         if header is not None and len(header) > MAX_PAYMENT_HEADER:
-            await _answer(send, 431, {"content-type": "application/json"},
-                          b'{"error":"payment_header_too_large"}')
+            await _answer(send, 431, _JSON, b'{"error":"payment_header_too_large"}')
             return
-        raw_path = scope.get("raw_path")
-        context = HTTPRequestContext(adapter=request, method=str(scope["method"]), payment_header=header,
-                                     path=raw_path.decode("latin-1") if isinstance(raw_path, bytes) else scope["path"],
-                                     decoded_path=scope["path"])
+        path = str(scope["path"])  # decoded: what is priced is what the app (or the upstream) is asked for
+        if any(part in (".", "..") for part in path.split("/")) or "//" in path or "\\" in path:
+            await _answer(send, 400, _JSON, b'{"error":"path_not_canonical"}')  # /./v1/x must not dodge /v1/*
+            return
+        if header is not None and not _decodes(header):
+            await _answer(send, 400, _JSON, b'{"error":"invalid_payment_header","message":"PAYMENT-SIGNATURE is '
+                                            b'not base64 of an x402 payment payload"}')
+            return
+        method = "GET" if scope["method"] == "HEAD" else str(scope["method"])  # HEAD costs what GET costs
+        context = HTTPRequestContext(adapter=request, method=method, payment_header=header, path=path,
+                                     decoded_path=path)
         if not self.http.requires_payment(context):
             await self.app(scope, receive, send)
             return
@@ -176,6 +197,11 @@ class Paywall:
                  facilitators: Sequence[FacilitatorClient] = ()) -> None:
         self.scheme = MicropayChannelServer(payee, token=token, group=group)
         network = self.scheme.network
+        for pattern, price in prices.items():  # a price that cannot be read fails here, not on every call
+            try:
+                self.scheme.parse_price(price, network)
+            except (MicropayValueError, ValueError) as exc:
+                raise MicropayValueError(f"the price of {pattern!r}: {exc}") from None
         server = x402ResourceServer([local_facilitator(network), *facilitators])
         server.register(network, self.scheme)
         for other_network, other in schemes:

@@ -13,14 +13,17 @@ above ``max_answer`` is not passed on (502); ``PAYMENT-SIGNATURE`` never reaches
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from urllib.parse import quote
 
 import httpx
 from starlette.routing import Match
 from starlette.types import ASGIApp as StarletteApp
 
 from micropay.errors import MicropayValueError
-from micropay.x402.paywall import ASGIApp, Receive, Scope, Send
+from micropay.server_log import ServerLog
+from micropay.x402.paywall import ASGIApp, Message, Receive, Scope, Send
 
 #: Headers that describe one connection, not the message: never forwarded either way.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -35,6 +38,8 @@ def parse_prices(specs: Sequence[str]) -> dict[str, str]:
         route, sep, amount = spec.rpartition("=")
         if not sep or not route.strip() or not amount.strip():
             raise MicropayValueError(f'--price {spec!r}: write ROUTE=AMOUNT, e.g. "GET /v1/*=0.001 ETH"')
+        if not any(c.isalpha() for c in amount):
+            raise MicropayValueError(f'--price {spec!r}: give the unit, e.g. "{route.strip()}={amount.strip()} ETH"')
         prices[route.strip()] = amount.strip()
     return prices
 
@@ -73,9 +78,10 @@ class UpstreamProxy:
         client = scope.get("client")
         if client:
             headers.append(("x-forwarded-for", str(client[0])))
-        raw = scope.get("raw_path") or scope["path"].encode()
+        # The decoded path the paywall priced, encoded again: the upstream gets exactly that route.
         query = scope.get("query_string", b"")
-        url = self.upstream + raw.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+        url = self.upstream + quote(scope["path"], safe="/:@!$&'()*+,;=-._~") + \
+            (f"?{query.decode('latin-1')}" if query else "")
         try:
             request = self.http.build_request(scope["method"], url, headers=headers, content=bytes(body))
             upstream = await self.http.send(request, stream=True)
@@ -113,3 +119,29 @@ class BesideInbox:
             await self.inbox(scope, receive, send)
         else:
             await self.other(scope, receive, send)
+
+
+class AccessLogged:
+    """``app`` with one access line per request in ``log`` (method, path without its query, status, time)."""
+
+    def __init__(self, app: ASGIApp, log: ServerLog) -> None:
+        self.app, self.log = app, log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]
+
+        async def noted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            client = scope.get("client")
+            self.log.access(method=str(scope["method"]), path=str(scope["path"]), status=status[0],
+                            ms=round((time.perf_counter() - start) * 1000, 2),
+                            client=str(client[0]) if client else None)

@@ -31,6 +31,9 @@ ETH_ASSET = ETH
 MAX_PAYMENT_CHARS = 96 * 1024
 #: Prefix of every reason this scheme refuses with, in a 402's ``error``.
 REASON_PREFIX = "micropay_"
+#: The ``terms`` of a channel opened for paid calls: only such channels pay calls, and calls are
+#: all they pay (a client's task payments never turn into credit for calls, nor the reverse).
+X402_TERMS = keccak(b"micropay-channel: a channel that pays API calls")
 
 
 def network_of(chain_id: int) -> str:

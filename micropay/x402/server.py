@@ -52,7 +52,15 @@ from micropay.payment import Payment
 from micropay.receiving import CheckedPayment, Received
 from micropay.store_transaction import StoreTransaction
 from micropay.units import parse_amount
-from micropay.x402.scheme import REASON_PREFIX, SCHEME, ChannelTerms, ChargeState, network_of, payment_of
+from micropay.x402.scheme import (
+    REASON_PREFIX,
+    SCHEME,
+    X402_TERMS,
+    ChannelTerms,
+    ChargeState,
+    network_of,
+    payment_of,
+)
 
 #: Refusals remembered until their 402 is written (the SDK drops an abort's message), and payments
 #: decoded at verify until their settle: bounded.
@@ -214,6 +222,9 @@ class MicropayChannelServer:
         record, voucher = checked.record, checked.payment.voucher
         if record.key.token.lower() != self.token.lower():
             raise NotParticipant(f"the channel pays in {record.key.token}, this route in {self.token}")
+        if checked.state.terms != X402_TERMS:
+            raise NotParticipant("the channel was not opened for paid calls: open one with the micropay-channel "
+                                 "scheme's terms (a paying client does)")
         self.receiver.judge(checked.state, voucher.amount)
         state = self.state(record.ref)
         if state is not None and voucher.amount < state.held:

@@ -38,6 +38,10 @@ class Upstream:
             self.calls["fail"] = self.calls.get("fail", 0) + 1
             raise HTTPException(500, "the handler failed")
 
+        @app.post("/v1/boom")
+        def boom() -> None:
+            raise HTTPException(500, "the handler failed")
+
         @app.post("/v1/echo")
         async def echo(request: Request) -> dict[str, str]:
             return {"echo": (await request.body()).decode()}
@@ -91,7 +95,8 @@ def seller(x402_world, tmp_path_factory):
 @pytest.fixture(scope="module")
 def paywall(seller, upstream):
     served = seller.serve("--paywall", upstream.url, "--price", "GET /v1/joke=0.001 ETH",
-                          "--price", "GET /v1/fail=0.001 ETH", "--price", "POST /v1/echo=0.002 ETH")
+                          "--price", "GET /v1/fail=0.001 ETH", "--price", "POST /v1/echo=0.002 ETH",
+                          "--price", "POST /v1/boom=0.002 ETH")
     yield served
     assert served.stop() == 0
 

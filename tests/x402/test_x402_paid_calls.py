@@ -23,7 +23,7 @@ from micropay import Payee
 from micropay.voucher import sign_voucher
 from micropay.x402 import SpendingCapReached, SpendingCaps, paying_client
 from micropay.x402.client import MicropayChannelScheme
-from micropay.x402.scheme import SCHEME, ChargeState, network_of
+from micropay.x402.scheme import SCHEME, X402_TERMS, ChargeState, network_of
 from micropay.x402.transport import PayingTransport
 
 CAPS = SpendingCaps(deposit=10**18, max_spend=10**19, max_price=10**16)
@@ -187,7 +187,7 @@ def test_a_replayed_payment_signature_is_refused(paywall, upstream, buyer):
 
 def test_a_voucher_above_the_deposit_is_refused_with_the_reason(paywall, buyer, x402_world):
     payer = buyer("deposit")
-    channel = payer.open_channel(paywall_payee(paywall), PRICE // 2)
+    channel = payer.open_channel(paywall_payee(paywall), PRICE // 2, terms=X402_TERMS)
     voucher = sign_voucher(payer.account, chain_id=channel.chain_id, escrow=channel.escrow, channel_id=channel.id,
                            amount=PRICE, ledger_root=b"\x00" * 32)
     code, extra = refusal(send_bare(paywall, voucher))
@@ -205,7 +205,7 @@ def test_a_channel_to_another_payee_is_refused_with_the_reason(paywall, buyer, x
 
 def test_a_voucher_for_another_network_is_refused_with_the_reason(paywall, buyer):
     payer = buyer("network")
-    channel = payer.open_channel(paywall_payee(paywall), 10**17)
+    channel = payer.open_channel(paywall_payee(paywall), 10**17, terms=X402_TERMS)
     voucher = sign_voucher(payer.account, chain_id=channel.chain_id + 1, escrow=channel.escrow,
                            channel_id=channel.id, amount=PRICE, ledger_root=b"\x00" * 32)
     code, extra = refusal(send_bare(paywall, voucher))
@@ -215,7 +215,8 @@ def test_a_voucher_for_another_network_is_refused_with_the_reason(paywall, buyer
 def test_a_channel_near_its_expiry_is_refused_with_the_reason(paywall, buyer):
     from datetime import timedelta
     payer = buyer("expiring")
-    channel = payer.open_channel(paywall_payee(paywall), 10**17, expires_in=timedelta(minutes=30))
+    channel = payer.open_channel(paywall_payee(paywall), 10**17, expires_in=timedelta(minutes=30),
+                                terms=X402_TERMS)
     voucher = sign_voucher(payer.account, chain_id=channel.chain_id, escrow=channel.escrow, channel_id=channel.id,
                            amount=PRICE, ledger_root=b"\x00" * 32)
     code, extra = refusal(send_bare(paywall, voucher))
@@ -228,7 +229,8 @@ def test_a_channel_near_its_expiry_is_refused_with_the_reason(paywall, buyer):
 def test_a_channel_with_a_short_challenge_window_is_refused_with_the_reason(paywall, buyer):
     from datetime import timedelta
     payer = buyer("short-window")
-    channel = payer.open_channel(paywall_payee(paywall), 10**17, window=timedelta(hours=2))  # the payee asks 24 h
+    channel = payer.open_channel(paywall_payee(paywall), 10**17, window=timedelta(hours=2),  # the payee asks 24 h
+                                terms=X402_TERMS)
     voucher = sign_voucher(payer.account, chain_id=channel.chain_id, escrow=channel.escrow, channel_id=channel.id,
                            amount=PRICE, ledger_root=b"\x00" * 32)
     code, extra = refusal(send_bare(paywall, voucher))
@@ -261,6 +263,8 @@ def test_unpriced_routes_and_the_inbox_pass_without_payment(paywall):
     assert httpx.post(paywall.url + "/v1/payments", json={"payment": "garbage"}).status_code == 400
     oversized = {"PAYMENT-SIGNATURE": "A" * 200_000}
     assert httpx.get(paywall.url + "/v1/joke", headers=oversized).status_code == 431
+    logged = [(e.get("method"), e.get("path"), e.get("status")) for e in paywall.log() if e.get("event") == "request"]
+    assert ("GET", "/free", 200) in logged and ("GET", "/v1/joke", 431) in logged  # the paywall's calls are logged
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -294,3 +298,74 @@ def test_a_free_method_beside_a_priced_one_on_the_same_path_stays_free(paywall, 
     (channel,) = payer.store.channels("payer")
     assert [e.receipt.task_id for e in payer.store.ledger(channel.ref)] == ["POST /v1/echo"] * 2
     assert freelancer_side(seller, x402_world).store.charged(channel.ref) == (4 * PRICE, 2)
+
+
+def test_a_channel_for_planned_work_never_pays_calls(paywall, buyer):
+    payer = buyer("planned")
+    work = payer.open_channel(paywall_payee(paywall), 10**17)  # opened for tasks, not for calls
+    voucher = sign_voucher(payer.account, chain_id=work.chain_id, escrow=work.escrow, channel_id=work.id,
+                           amount=PRICE, ledger_root=b"\x00" * 32)
+    code, extra = refusal(send_bare(paywall, voucher))
+    assert code == "micropay_not_participant" and "not opened for paid calls" in extra["reason"]
+    assert [a.status_code for a in calls(payer, paywall.url, ["/v1/joke"])] == [200]
+    calls_channel = [r for r in payer.store.channels("payer") if r.id != work.id]
+    assert len(calls_channel) == 1 and calls_channel[0].terms == X402_TERMS  # a channel of its own
+    assert payer.store.best_voucher(work.ref) is None  # the task channel's deposit untouched
+
+
+def test_a_failed_call_is_never_claimed_on_chain_even_when_its_voucher_pays_a_cheaper_call(
+        paywall, seller, buyer, x402_world):
+    payer = buyer("credit")
+
+    async def run(requests):
+        async with paying_client(payer, CAPS, base_url=paywall.url, timeout=60) as http:
+            return [(await http.request(method, path)).status_code for method, path in requests]
+    assert asyncio.run(run([("POST", "/v1/boom")])) == [500]  # priced 2x, fails: its voucher is not stored
+    assert asyncio.run(run([("GET", "/v1/joke")])) == [200]  # paid with the 2x voucher: 1x charged
+    (channel,) = payer.store.channels("payer")
+    payee = freelancer_side(seller, x402_world)
+    assert payee.store.charged(channel.ref) == (PRICE, 1)
+    assert payee.store.best_voucher(channel.ref)[0].amount == 2 * PRICE
+    assert payee.store.claimable_voucher(channel.ref) is None  # no voucher of at most what was charged: not yet
+    assert not _plans(payee, channel)  # so a settlement now would claim nothing of the failed call
+    assert asyncio.run(run([("GET", "/v1/joke")])) == [200]  # the credit pays this one: nothing new signed
+    assert payee.store.charged(channel.ref) == (2 * PRICE, 2)
+    assert payer.store.best_voucher(channel.ref)[0].amount == 2 * PRICE
+    assert payee.settle(payee.plan_settlement(only={channel.id})).gross == 2 * PRICE
+
+
+def _plans(payee, channel) -> bool:
+    """Whether a settlement can be planned at all (none: nothing claimable anywhere)."""
+    from micropay.errors import NothingToClaim
+    try:
+        payee.plan_settlement(only={channel.id})
+    except NothingToClaim:
+        return False
+    return True
+
+
+def raw_status(url: str, method: str, path: str) -> int:
+    """The status of a request sent byte for byte (httpx would clean the path first)."""
+    import socket
+    from urllib.parse import urlsplit
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: {where.netloc}\r\nConnection: close\r\n\r\n".encode())
+        return int(sock.recv(64).split(b" ")[1])
+
+
+def test_no_path_trick_or_method_reaches_a_priced_route_unpaid(paywall, upstream):
+    before = upstream.calls.get("joke", 0)
+    for path in ("/./v1/joke", "/x/../v1/joke", "/%2e/v1/joke", "//v1/joke", "/v1/./joke"):
+        assert raw_status(paywall.url, "GET", path) == 400, path
+    assert raw_status(paywall.url, "HEAD", "/v1/joke") == 402  # HEAD costs what GET costs
+    assert upstream.calls.get("joke", 0) == before  # none of them reached the API
+    garbage = httpx.get(paywall.url + "/v1/joke", headers={"PAYMENT-SIGNATURE": "not-a-payload"})
+    assert garbage.status_code == 400 and garbage.json()["error"] == "invalid_payment_header"
+
+
+def test_a_price_serve_cannot_read_stops_it_at_once_with_the_reason(seller, upstream):
+    with pytest.raises(RuntimeError, match="give the unit"):
+        seller.serve("--paywall", upstream.url, "--price", "GET /v1/*=1")  # 1 what? never 1 ETH by surprise
+    with pytest.raises(RuntimeError, match="the price of 'GET /v1/\\*'"):
+        seller.serve("--paywall", upstream.url, "--price", "GET /v1/*=0.001 USDC")  # this paywall is in ETH
