@@ -18,7 +18,6 @@ from x402 import PaymentRequired, x402Client
 from x402.http import PAYMENT_REQUIRED_HEADER, PAYMENT_RESPONSE_HEADER, decode_payment_required_header, x402HTTPClient
 from x402.http.clients.httpx import PaymentError
 
-from conftest import PRICE
 from micropay import Payee
 from micropay.voucher import sign_voucher
 from micropay.x402 import SpendingCapReached, SpendingCaps, paying_client
@@ -26,6 +25,7 @@ from micropay.x402.client import MicropayChannelScheme
 from micropay.x402.scheme import SCHEME, X402_TERMS, ChargeState, network_of
 from micropay.x402.transport import PayingTransport
 
+PRICE = 10**15  # GET /v1/joke: 0.001 ETH (the paywall fixture's prices, in conftest.py)
 CAPS = SpendingCaps(deposit=10**18, max_spend=10**19, max_price=10**16)
 
 
