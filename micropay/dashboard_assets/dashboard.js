@@ -10,7 +10,8 @@
     });
     root.querySelectorAll("svg text[data-time]").forEach(function (el) {
       var d = new Date(Number(el.dataset.time) * 1000);
-      el.textContent = d.toLocaleString(undefined, {dateStyle: "medium", timeStyle: "short"});
+      el.textContent = d.toLocaleString(undefined, {month: "short", day: "numeric", hour: "numeric",
+                                                    minute: "2-digit", timeZoneName: "short"});
     });
   }
   var main = document.getElementById("main");
