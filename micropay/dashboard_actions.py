@@ -23,10 +23,10 @@ from urllib.parse import parse_qs
 from eth_account.signers.local import LocalAccount
 from fastapi import Request
 
+from micropay._utils.asgi import Receive, Scope, Send
 from micropay.errors import MicropayValueError, RequestRejected
 from micropay.feedback import Feedback, SignedFeedback, Status
 from micropay.inbox_client import send_document
-from micropay.inbox_limits import Receive, Scope, Send
 from micropay.payer import Payer
 from micropay.planbook import latest_delivery
 from micropay.records import ChannelRecord

@@ -24,10 +24,9 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
 
+from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send
 from micropay.documents import MAX_TEXT as MAX_DOCUMENT_TEXT
 from micropay.errors import (
     AmendmentRefused,
@@ -58,12 +57,6 @@ from micropay.errors import (
     WindowTooShort,
 )
 from micropay.server_log import ServerLog
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Where an inbox keeps what it learns about a request, in the ASGI scope.
 NOTE_KEY = "micropay.inbox"

@@ -32,8 +32,8 @@ from micropay.inbox_limits import InboxLimits
 from micropay.server_log import Level, ServerLog
 
 if TYPE_CHECKING:
+    from micropay._utils.asgi import ASGIApp
     from micropay.inbox import Inbox
-    from micropay.x402.paywall import ASGIApp
     from micropay.x402.proxy import UpstreamProxy
 
 _DEFAULTS = InboxLimits()

@@ -18,7 +18,7 @@ anything parses it.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from x402 import AssetAmount, FacilitatorClient, Network, x402ResourceServer
@@ -35,6 +35,7 @@ from x402.http.utils import decode_payment_signature_header
 from x402.interfaces import SchemeNetworkServer
 from x402.schemas import VerifiedPaymentCancelOptions
 
+from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send
 from micropay.channel import ETH
 from micropay.errors import MicropayValueError
 from micropay.group_commit import GroupCommit
@@ -42,12 +43,6 @@ from micropay.payee import Payee
 from micropay.x402.facilitator import local_facilitator
 from micropay.x402.scheme import MAX_PAYMENT_CHARS, SCHEME
 from micropay.x402.server import MicropayChannelServer
-
-Message = MutableMapping[str, Any]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: The longest ``PAYMENT-SIGNATURE`` header taken (base64 of a payload with the longest payment).
 MAX_PAYMENT_HEADER = MAX_PAYMENT_CHARS * 3 // 2 + 4096

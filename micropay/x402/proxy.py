@@ -21,9 +21,9 @@ import httpx
 from starlette.routing import Match
 from starlette.types import ASGIApp as StarletteApp
 
+from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send
 from micropay.errors import MicropayValueError
 from micropay.server_log import ServerLog
-from micropay.x402.paywall import ASGIApp, Message, Receive, Scope, Send
 
 #: Headers that describe one connection, not the message: never forwarded either way.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",

@@ -4,18 +4,16 @@ while the page is open appears without a reload. Screenshots go to the folder th
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
-import uvicorn
 from eth_account import Account
 from selenium.webdriver.support.ui import WebDriverWait
 
 from micropay import Escrow, Payee, Payer
 from micropay.dashboard import Dashboard
 from micropay.overview import overview
+from threadserver import ThreadServer
 
 MILLI = 10**15
 
@@ -31,24 +29,12 @@ def chain(w3, accounts):
     return Escrow.deploy(w3, deployer), fund
 
 
-class Served:
-    """A Dashboard (or another ASGI app) served by uvicorn on a free loopback port, in a thread of this process."""
+class Served(ThreadServer):
+    """A Dashboard (or another ASGI app) served in a thread of this process; ``url`` ends in "/"."""
 
     def __init__(self, dashboard: Dashboard | object) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-        app = dashboard.app if isinstance(dashboard, Dashboard) else dashboard
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        super().__init__(dashboard.app if isinstance(dashboard, Dashboard) else dashboard)
+        self.url += "/"
 
 
 def wei(browser, selector):

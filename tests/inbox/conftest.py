@@ -5,23 +5,16 @@ HTTP (helpers: inboxhelpers.py)."""
 from __future__ import annotations
 
 import pytest
-from eth_account import Account
 from inboxhelpers import Freelancer, World
-from web3 import Web3
 
-from chains import Anvil
-from micropay import Escrow, Payer
+from micropay import Payer
 
 
 @pytest.fixture(scope="session")
 def world():
-    node = Anvil()
-    w3 = Web3(Web3.HTTPProvider(node.url))
-    deployer = Account.create()
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
-        {"from": w3.eth.accounts[0], "to": deployer.address, "value": 10**20}))
-    yield World(node, w3, Escrow.deploy(w3, deployer))
-    node.stop()
+    started = World.start()
+    yield started
+    started.anvil.stop()
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,16 @@ class World:
     w3: Web3
     escrow: Escrow
 
+    @classmethod
+    def start(cls) -> World:
+        """A fresh anvil with micropay's escrow deployed (stop its ``anvil`` when done)."""
+        node = Anvil()
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        deployer = Account.create()
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 10**20}))
+        return cls(node, w3, Escrow.deploy(w3, deployer))
+
     def fund(self, wei: int = 10**20) -> LocalAccount:
         account = Account.create()
         self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(

@@ -4,19 +4,12 @@ and clients in this process (library payers with their own stores) or in worker 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
-import uvicorn
-from eth_account import Account
 from fastapi import FastAPI, HTTPException, Request
-from web3 import Web3
 
-from chains import Anvil
 from inbox.inboxhelpers import Freelancer, World
-from micropay import Escrow, Payer
+from micropay import Payer
+from threadserver import ThreadServer
 
 PRICE = 10**15  # 0.001 ETH per call of GET /v1/joke
 
@@ -54,30 +47,18 @@ class Upstream:
         def free() -> dict[str, bool]:
             return {"free": True}
 
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.served = ThreadServer(app)
+        self.url = self.served.url
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self.served.stop()
 
 
 @pytest.fixture(scope="session")
 def x402_world():
-    node = Anvil()
-    w3 = Web3(Web3.HTTPProvider(node.url))
-    deployer = Account.create()
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
-        {"from": w3.eth.accounts[0], "to": deployer.address, "value": 10**20}))
-    yield World(node, w3, Escrow.deploy(w3, deployer))
-    node.stop()
+    started = World.start()
+    yield started
+    started.anvil.stop()
 
 
 @pytest.fixture(scope="module")
