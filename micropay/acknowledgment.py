@@ -14,12 +14,14 @@ acknowledged payment, so it must be cheap.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
 
 from micropay._utils.crypto import keccak, recover_address, unsafe_sign_digest
+from micropay.delegation import InboxDelegation
 from micropay.documents import checked_int, decimal, escrow_digest, escrow_typed_data, fields, hex_bytes, plan_address
 from micropay.errors import InvalidAcknowledgment, MicropayValueError
 from micropay.types import MAX_AMOUNT
@@ -43,9 +45,13 @@ class Acknowledgment:
     amount: int
     ledger_root: bytes
     signature: bytes
+    #: When an inbox key, not the payee, signed it: the payee's delegation to that key.
+    delegation: InboxDelegation | None = None
 
     def __post_init__(self) -> None:
         try:
+            if self.delegation is not None and not isinstance(self.delegation, InboxDelegation):
+                raise InvalidAcknowledgment("an acknowledgment's delegation is an InboxDelegation")
             checked_int(self.chain_id, "chain id", 1, MAX_CHAIN_ID)
             checked_int(self.amount, "cumulative amount", 0, MAX_AMOUNT)
             object.__setattr__(self, "escrow", plan_address(self.escrow, "escrow"))
@@ -72,12 +78,17 @@ class Acknowledgment:
             raise InvalidAcknowledgment("the acknowledgment's signature recovers to no signer")
         return plan_address("0x" + signer.hex(), "signer")
 
-    def verify(self, payee: str, *, chain_id: int, escrow: str, channel_id: bytes) -> None:
-        """Raise :class:`InvalidAcknowledgment` unless this is signed by ``payee`` for that channel."""
+    def verify(self, payee: str, *, chain_id: int, escrow: str, channel_id: bytes, now: int | None = None) -> None:
+        """Raise :class:`InvalidAcknowledgment` unless this is signed for that channel by ``payee``,
+        or by a key ``payee`` delegated to on that escrow, running at least until ``now`` (default: now)."""
         if (self.chain_id, self.escrow, self.channel_id) != (chain_id, plan_address(escrow, "escrow"), channel_id):
             raise InvalidAcknowledgment("the acknowledgment is for another channel")
-        if self.signer != plan_address(payee, "payee"):
+        if self.signer == plan_address(payee, "payee"):
+            return
+        if self.delegation is None:
             raise InvalidAcknowledgment(f"the acknowledgment is signed by {self.signer}, not by the payee {payee}")
+        self.delegation.verify(payee, self.signer, chain_id=chain_id, escrow=escrow,
+                               now=int(time.time()) if now is None else now)
 
     def typed_data(self) -> dict[str, object]:
         """The EIP-712 message, as ``eth_signTypedData_v4`` and eth-account take it."""
@@ -91,21 +102,24 @@ class Acknowledgment:
         return {"micropay": "acknowledgment", "chainId": self.chain_id, "escrow": self.escrow,
                 "channelId": "0x" + self.channel_id.hex(), "cumulativeAmount": str(self.amount),
                 "ledgerRoot": "0x" + self.ledger_root.hex(), "signer": self.signer,
-                "signature": "0x" + self.signature.hex()}
+                "signature": "0x" + self.signature.hex(),
+                **({"delegation": self.delegation.to_dict()} if self.delegation is not None else {})}
 
     @classmethod
     def from_dict(cls, data: object) -> Acknowledgment:
         """Parse the JSON form. Raises :class:`InvalidAcknowledgment` for anything malformed, or
         whose ``signer`` is not who the signature recovers to."""
         try:
-            values = fields(data, _KEYS, "acknowledgment")
+            delegated = isinstance(data, dict) and "delegation" in data
+            values = fields(data, _KEYS | {"delegation"} if delegated else _KEYS, "acknowledgment")
             if values["micropay"] != "acknowledgment":
                 raise InvalidAcknowledgment("not an acknowledgment")
             ack = cls(checked_int(values["chainId"], "chain id", 1, MAX_CHAIN_ID),
                       plan_address(values["escrow"], "escrow"), hex_bytes(values["channelId"], 32, "channel id"),
                       decimal(values["cumulativeAmount"], "cumulative amount"),
                       hex_bytes(values["ledgerRoot"], 32, "ledger root"),
-                      hex_bytes(values["signature"], ECDSA_SIGNATURE_SIZE, "signature"))
+                      hex_bytes(values["signature"], ECDSA_SIGNATURE_SIZE, "signature"),
+                      InboxDelegation.from_dict(values["delegation"]) if delegated else None)
             if ack.signer != plan_address(values["signer"], "signer"):
                 raise InvalidAcknowledgment("the acknowledgment's signer is not who signed it")
         except InvalidAcknowledgment:
@@ -122,10 +136,11 @@ def acknowledgment_digest(chain_id: int, escrow: str, channel_id: bytes, amount:
 
 
 def sign_acknowledgment(account: LocalAccount, *, chain_id: int, escrow: str, channel_id: bytes, amount: int,
-                        ledger_root: bytes) -> Acknowledgment:
+                        ledger_root: bytes, delegation: InboxDelegation | None = None) -> Acknowledgment:
     """The acknowledgment of a payment held, signed by ``account`` (the payee, or its inbox key).
     Sign only after the payment is durably stored. Raises :class:`InvalidAcknowledgment` for bad fields."""
     escrow = plan_address(escrow, "escrow")
     checked_int(amount, "cumulative amount", 0, MAX_AMOUNT)
     digest = acknowledgment_digest(chain_id, escrow, channel_id, amount, ledger_root)
-    return Acknowledgment(chain_id, escrow, channel_id, amount, ledger_root, unsafe_sign_digest(account, digest))
+    return Acknowledgment(chain_id, escrow, channel_id, amount, ledger_root, unsafe_sign_digest(account, digest),
+                          delegation)

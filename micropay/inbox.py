@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from micropay._utils import bounded
 from micropay.acknowledgment import Acknowledgment, sign_acknowledgment
 from micropay.chain_refresh import ChainRefresh
+from micropay.delegation import InboxDelegation
 from micropay.errors import (
     ChannelError,
     InvalidPlan,
@@ -116,11 +118,15 @@ class Inbox:
     Raises :class:`MicropayValueError` unless the payee's account is a local key."""
 
     def __init__(self, payee: Payee, *, limits: InboxLimits | None = None, notifier: Notifier | None = None,
-                 log: ServerLog | None = None) -> None:
-        key = payee.account
+                 log: ServerLog | None = None, delegated: tuple[LocalAccount, InboxDelegation] | None = None) -> None:
+        key = payee.account if delegated is None else delegated[0]
         if not isinstance(key, LocalAccount):
-            raise MicropayValueError("an inbox signs acknowledgments with the payee's key: give the Payee a "
-                                     "LocalAccount")
+            raise MicropayValueError("an inbox signs acknowledgments with the payee's key, or a key the payee "
+                                     "delegated to: give the Payee a LocalAccount, or delegated=(key, delegation)")
+        self.delegation = None if delegated is None else delegated[1]
+        if self.delegation is not None:  # checked once here, as every client will check it
+            self.delegation.verify(payee.address, key.address, chain_id=payee.escrow.chain_id,
+                                   escrow=payee.escrow.address, now=int(time.time()))
         self.payee, self.ack_key, self.notifier = payee, key, notifier
         self.log = log if log is not None else ServerLog()
         self.limits = limits if limits is not None else InboxLimits()
@@ -264,7 +270,8 @@ class Inbox:
     def _acknowledge(self, channel_id: bytes, amount: int, ledger_root: bytes) -> Acknowledgment:
         escrow = self.payee.escrow
         return sign_acknowledgment(self.ack_key, chain_id=escrow.chain_id, escrow=escrow.address,
-                                   channel_id=channel_id, amount=amount, ledger_root=ledger_root)
+                                   channel_id=channel_id, amount=amount, ledger_root=ledger_root,
+                                   delegation=self.delegation)
 
     async def _held(self, channel_id: bytes) -> Acknowledgment | None:
         """The acknowledgment of the best voucher held on the channel (None if none is)."""
