@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import secrets
 import signal
 import socket
+import time
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -33,6 +36,7 @@ from micropay.server_log import Level, ServerLog
 
 if TYPE_CHECKING:
     from micropay._utils.asgi import ASGIApp
+    from micropay.delegation import InboxDelegation
     from micropay.inbox import Inbox
     from micropay.x402.proxy import UpstreamProxy
 
@@ -97,12 +101,15 @@ def _url(host: str, port: int, path: str) -> str:
 @click.option("--price-token", metavar="ADDRESS", default=ETH, help="the token --price amounts are in (default: ETH)")
 @click.option("--explorer", metavar="URL", help="a block explorer's transaction page, with {tx} for the hash "
               "(e.g. https://etherscan.io/tx/{tx}), to link settlements on the dashboard")
+@click.option("--delegation", "delegation_file", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+              help="run the inbox of the freelancer who delegated to this account's key (`micropay delegate`): "
+                   "acknowledgments are signed with this key; the freelancer's own key stays with them")
 @pass_session
 def serve(session: Session, host: str, port: int, escrow_address: str | None, command: str | None,
           webhook: str | None, client_rate: float, client_burst: int, channel_rate: float, channel_burst: int,
           document_rate: float, max_body: int, read_timeout: float, max_connections: int, trusted_proxy: str | None,
           log_level: Level, upstream: str | None, prices: tuple[str, ...], price_token: str,
-          explorer: str | None) -> None:
+          explorer: str | None, delegation_file: str | None) -> None:
     """Run the freelancer's inbox: clients' payments, plans and feedback arrive over HTTP and are
     acknowledged with your signature once stored; with --paywall, also a paying reverse proxy in
     front of your API (x402, the micropay-channel scheme). Needs the key file's password."""
@@ -121,21 +128,24 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     limits = InboxLimits(max_body=max_body, read_timeout=read_timeout, client_rate=client_rate,
                          client_burst=client_burst, channel_rate=channel_rate, channel_burst=channel_burst,
                          document_rate=document_rate)
-    if escrow_address:
-        session.escrow_address = escrow_address
+    delegation = read_delegation(Path(delegation_file)) if delegation_file else None
+    if escrow_address or delegation is not None:
+        session.escrow_address = delegation.escrow if delegation is not None else escrow_address
     escrows = session.freelancer_escrows()
     if len(escrows) > 1:
         raise MicropayValueError(f"your payments arrived on {len(escrows)} escrows: pass --escrow ADDRESS for the one "
                                  "this inbox takes payments on")
     notifier = Notifier(command=command, webhook=webhook) if command or webhook else None
-    payee = Payee(escrows[0], session.account, session.store)
+    # Delegated: the payee is the freelancer's address; this account's key only acknowledges.
+    payee = Payee(escrows[0], session.account if delegation is None else delegation.payee, session.store)
     log = ServerLog(level=log_level)
     _route_library_logs(log, log_level)
-    inbox = Inbox(payee, limits=limits, notifier=notifier, log=log)
+    inbox = Inbox(payee, limits=limits, notifier=notifier, log=log,
+                  delegated=None if delegation is None else (session.account, delegation))
     # The freelancer's dashboard beside the inbox: behind a login token (printed once, below); its
     # "settle now" acts only for a request from loopback, with the page's CSRF token.
     login = secrets.token_urlsafe(24)
-    pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee,
+    pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee if delegation is None else None,
                       explorers={payee.escrow.chain_id: explorer} if explorer else None)
     inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, login))
     app, proxy = _paywalled(inbox, upstream, prices, price_token, log)
@@ -186,6 +196,48 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.event("stopped", signal=stopped[0] if stopped else None)
+
+
+def read_delegation(path: Path) -> InboxDelegation:
+    """The delegation in ``path`` (bounded before it is parsed). Raises :class:`MicropayValueError`."""
+    from micropay._utils import bounded
+    from micropay.delegation import InboxDelegation
+
+    try:
+        with path.open("rb") as file:
+            data = bounded.loads(file.read(8193), what=f"delegation {path}", max_bytes=8192, error=MicropayValueError)
+        return InboxDelegation.from_dict(data)
+    except OSError as exc:
+        raise MicropayValueError(f"cannot read the delegation {path}: {exc}") from None
+
+
+@click.command()
+@click.argument("key")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="how long the key may acknowledge for you")
+@click.option("--escrow", "escrow_address", help="the escrow it is for (default: the one your payments name)")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="write it to this file (default: print)")
+@pass_session
+def delegate(session: Session, key: str, days: int, escrow_address: str | None, out: str | None) -> None:
+    """Let KEY (an address: a platform's inbox key) acknowledge payments for you on one escrow for
+    --days, so the platform can run your inbox (`micropay serve --delegation FILE`) without your
+    key. It can only say a payment is held: settling stays yours. Needs your key file's password."""
+    from micropay.delegation import delegate_inbox
+
+    if escrow_address:
+        session.escrow_address = escrow_address
+    escrows = session.freelancer_escrows()
+    if len(escrows) > 1:
+        raise MicropayValueError(f"your payments arrived on {len(escrows)} escrows: pass --escrow ADDRESS")
+    escrow = escrows[0]
+    signed = delegate_inbox(session.account, checked_address(key, "KEY"), chain_id=escrow.chain_id,
+                            escrow=escrow.address, until=int(time.time()) + days * 86_400)
+    text = json.dumps(signed.to_dict(), indent=2)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+        click.echo(f"delegation to {signed.key} until {signed.until} written to {safe(out)}")
+    else:
+        click.echo(text)
 
 
 def _paywalled(inbox: Inbox, upstream: str | None, prices: tuple[str, ...], token: str, log: ServerLog
@@ -264,4 +316,4 @@ def dashboard(session: Session, port: int, refresh: float, explorer: str | None,
         pages.close()
 
 
-COMMANDS: list[click.Command] = [serve, dashboard]
+COMMANDS: list[click.Command] = [serve, dashboard, delegate]
