@@ -131,7 +131,7 @@ class ChannelRecord:
                                    closed=chain.closed, checked_at=checked_at, observed_at=chain.observed_at)
 
     #: The columns of :meth:`to_row`, in order.
-    COLUMNS = ("uid, id, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, window, "
+    COLUMNS = ("uid, id, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, \"window\", "
                "closed, checked_at, observed_at, issued, signer, terms")
 
     def to_row(self) -> tuple[SqlValue, ...]:
