@@ -26,8 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,76 +35,29 @@ from pathlib import Path
 
 import aiohttp
 from eth_account import Account
-from web3 import Web3
 
+from bench_anvil import FREELANCER_KEY, AnvilChain, free_port, percentile, wait_for_port
 from bench_receive import BareCommits
-from micropay import Escrow
 from micropay.channel import ChannelKey
 from micropay.ledger import TaskReceipt, extend_entries
 from micropay.payment import Payment
 from micropay.voucher import sign_voucher
 
-ROOT = Path(__file__).resolve().parent.parent
-ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-# anvil's first two development accounts (public, well-known keys): deployer and freelancer.
-DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-FREELANCER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 PASSWORD = "bench-inbox"
 LEVELS = (1, 8, 32)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
-
-
-class Chain:
+class Chain(AnvilChain):
     """anvil on a free port, with the escrow deployed and one funded channel per client."""
 
     def __init__(self, directory: Path, channels: int) -> None:
-        binary = str(ANVIL) if ANVIL.exists() else shutil.which("anvil")
-        if binary is None:
-            raise RuntimeError("anvil is missing: run `npm ci` in the project root")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([binary, "--port", str(self.port), "--silent"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.process, "anvil")
-        self.w3 = Web3(Web3.HTTPProvider(self.url))
-        deployer = Account.from_key(DEPLOYER_KEY)
+        super().__init__(channels)
         self.freelancer = Account.from_key(FREELANCER_KEY)
-        self.escrow = Escrow.deploy(self.w3, deployer)
-        self.clients = [Account.from_key(os.urandom(32)) for _ in range(channels)]
-        nonce = self.w3.eth.get_transaction_count(deployer.address)
-        hashes = []
-        for n, client in enumerate(self.clients):
-            tx = {"to": client.address, "value": 10**19, "gas": 21000, "gasPrice": self.w3.eth.gas_price,
-                  "nonce": nonce + n, "chainId": self.w3.eth.chain_id}
-            hashes.append(self.w3.eth.send_raw_transaction(deployer.sign_transaction(tx).raw_transaction))
-        for tx_hash in hashes:
-            self.w3.eth.wait_for_transaction_receipt(tx_hash)
         expiry = self.escrow.now() + 30 * 86400
         self.keys: list[ChannelKey] = []
         for client in self.clients:
             key, _ = self.escrow.open(client, self.freelancer.address, 10**18, expiry=expiry, window=86400)
             self.keys.append(key)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 def signed_payments(chain: Chain, index: int, count: int) -> list[bytes]:
@@ -173,11 +124,6 @@ async def load(url: str, streams: list[list[bytes]]) -> tuple[float, list[float]
         start = time.perf_counter()
         await asyncio.gather(*(client(s) for s in streams))
         return time.perf_counter() - start, latencies, failures
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def run(per_level: int) -> dict[str, object]:

@@ -40,8 +40,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,41 +51,14 @@ import httpx
 from eth_account import Account
 from web3 import Web3
 
+from bench_anvil import FREELANCER_KEY, AnvilChain, free_port, percentile, wait_for_port
 from micropay import Escrow, Payee, Payer, VoucherStore
 from micropay.x402 import Paywall, SpendingCaps, paying_client
 
-ROOT = Path(__file__).resolve().parent.parent
-ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-# anvil's first two development accounts (public, well-known keys): deployer and freelancer.
-DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-FREELANCER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 LEVELS = (1, 16)
 PRICE = 10**9  # 1 gwei a call
 PAID, FREE = "/v1/paid/work", "/v1/free/work"
 CAPS = SpendingCaps(deposit=10**17, max_spend=10**18, max_price=PRICE)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[Any], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -174,34 +145,6 @@ async def load(clients: list[httpx.AsyncClient], path: str, seconds: float) -> d
 
 # -- the driver ----------------------------------------------------------------------------------------
 
-class Chain:
-    """anvil on a free port, with the escrow deployed and the clients funded."""
-
-    def __init__(self, clients: int) -> None:
-        binary = str(ANVIL) if ANVIL.exists() else shutil.which("anvil")
-        if binary is None:
-            raise RuntimeError("anvil is missing: run `npm ci` in the project root")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([binary, "--port", str(self.port), "--silent"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.process, "anvil")
-        w3 = Web3(Web3.HTTPProvider(self.url))
-        deployer = Account.from_key(DEPLOYER_KEY)
-        self.escrow = Escrow.deploy(w3, deployer)
-        self.keys = ["0x" + os.urandom(32).hex() for _ in range(clients)]
-        nonce = w3.eth.get_transaction_count(deployer.address)
-        hashes = [w3.eth.send_raw_transaction(deployer.sign_transaction(
-            {"to": Account.from_key(key).address, "value": 10**19, "gas": 21000, "gasPrice": w3.eth.gas_price,
-             "nonce": nonce + n, "chainId": w3.eth.chain_id}).raw_transaction) for n, key in enumerate(self.keys)]
-        for tx_hash in hashes:
-            w3.eth.wait_for_transaction_receipt(tx_hash)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 def start(role: str, env: dict[str, str] | None = None, stdin: int | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, __file__, role], env=env, stdin=stdin, stdout=subprocess.PIPE,
                             text=True)
@@ -210,7 +153,8 @@ def start(role: str, env: dict[str, str] | None = None, stdin: int | None = None
 def run(seconds: float, rounds: int, processes: int, handler_ms: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-x402-") as folder:
         directory = Path(folder)
-        chain = Chain(max(LEVELS))
+        chain = AnvilChain(max(LEVELS))
+        keys = ["0x" + client.key.hex() for client in chain.clients]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         store = directory / "freelancer.db"
@@ -220,12 +164,12 @@ def run(seconds: float, rounds: int, processes: int, handler_ms: float) -> dict[
         workers: list[subprocess.Popen[str]] = []
         try:
             wait_for_port(port, server, "the uvicorn server")
-            shares = [chain.keys[n::processes] for n in range(processes)]
-            for keys in shares:
+            shares = [keys[n::processes] for n in range(processes)]
+            for share in shares:
                 workers.append(start("--worker", stdin=subprocess.PIPE))
                 assert workers[-1].stdin is not None
                 workers[-1].stdin.write(json.dumps({"rpc": chain.url, "escrow": chain.escrow.address, "url": url,
-                                                    "stores": folder, "keys": keys}) + "\n")
+                                                    "stores": folder, "keys": share}) + "\n")
                 workers[-1].stdin.flush()
             for worker in workers:
                 assert worker.stdout is not None and json.loads(worker.stdout.readline()) == {"ready": True}
@@ -243,7 +187,7 @@ def run(seconds: float, rounds: int, processes: int, handler_ms: float) -> dict[
             server.terminate()
             server.wait(timeout=30)
             chain.stop()
-        paid_ok = len(chain.keys) + sum(r["calls"] for r in rows if r["mode"] == "paid")
+        paid_ok = len(chain.clients) + sum(r["calls"] for r in rows if r["mode"] == "paid")
         charged = VoucherStore(store)
         total = sum(charged.charged(c.ref)[0] for c in charged.channels("payee"))
         charged.close()
