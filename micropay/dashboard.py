@@ -165,11 +165,14 @@ class Dashboard:
             self.inbox_reads.poke([v.record for v in views])
         closing = self.closing.update() if any(v.record.role == "payee" for v in views) else set()
         lines = channel_lines(self.store, views, now=now, safety_margin=self.safety_margin, closing=closing)
-        overdue = {line.channel_id: found.overdue for line, found in self._plans(lines) if found.overdue}
+        plans = self._plans(lines)  # each plan's progress, read once for the warnings, the bars and the reviews
+        overdue = {line.channel_id: found.overdue for line, found in plans if found.overdue}
         lines = [dataclasses.replace(line, warnings=(*line.warnings, "overdue: " + ", ".join(overdue[line.channel_id])))
                  if line.channel_id in overdue else line for line in lines]
         payee = [line for line in lines if line.role == "payee"]
         payer = [line for line in lines if line.role == "payer"]
+        payee_plans = [(line, found) for line, found in plans if line.role == "payee"]
+        payer_plans = [(line, found) for line, found in plans if line.role == "payer"]
         charts = []
         for token in sorted({line.token for line in payee}):
             mine = earnings(self.store, token)
@@ -177,9 +180,10 @@ class Dashboard:
                                          title=f"Earnings in {self.units(token)[1]}: received per client and settled",
                                          chart_id=f"earnings-{token[2:10].lower()}"))
         return self._page(request, "overview.html", "Dashboard", refreshed=True, payee_lines=payee, payer_lines=payer,
-                          charts=charts, payee_bars=self._bars(payee), payer_bars=self._bars(payer),
+                          charts=charts, payee_bars=self._bars(payee_plans), payer_bars=self._bars(payer_plans),
                           countdown=_countdown, feed=feed(self.store, self.address), explorer=self.explorer,
-                          review=self._review(payer), can_settle=self.payee is not None and self.guard.local(request),
+                          review=self._review(payer_plans),
+                          can_settle=self.payee is not None and self.guard.local(request),
                           settlements=sorted(self.store.settlements(), key=lambda s: s.created_at,
                                              reverse=True)[:20])
 
@@ -315,16 +319,17 @@ class Dashboard:
                 continue  # terms that are no plan this store holds: nothing to show
         return found
 
-    def _review(self, lines: Sequence[ChannelLine]) -> list[tuple[bytes, TaskProgress]]:
+    @staticmethod
+    def _review(plans: Sequence[tuple[ChannelLine, Progress]]) -> list[tuple[bytes, TaskProgress]]:
         """The client's tasks delivered and waiting for its review."""
-        return [(line.channel_id, task) for line, found in self._plans(lines) for task in found.tasks
+        return [(line.channel_id, task) for line, found in plans for task in found.tasks
                 if task.state == "delivered" and task.waiting_for == "payer"]
 
-    def _bars(self, lines: Sequence[ChannelLine]) -> list[tuple[str, str]]:
+    def _bars(self, plans: Sequence[tuple[ChannelLine, Progress]]) -> list[tuple[str, str]]:
         """A progress bar per channel opened under a plan (what is paid against what is planned),
         with the same words as a visible caption."""
         bars = []
-        for line, found in self._plans(lines):
+        for line, found in plans:
             share = f" ({found.paid_planned * 100 // found.planned_total}%)" if found.planned_total else ""
             caption = (f"{found.title}: {self.show(found.paid_planned, line.token)} paid of "
                        f"{self.show(found.planned_total, line.token)} planned{share}")
