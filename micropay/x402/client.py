@@ -166,12 +166,10 @@ class MicropayChannelScheme:
     def _channel(self, pay_to: str, token: str, terms: ChannelTerms, price: int) -> ChannelRecord:
         """An open channel to ``pay_to`` in ``token`` that meets ``terms`` and has room for
         ``price``; opened (with the caps' deposit) when there is none."""
-        escrow, now = self.payer.escrow, time.time()
+        now = time.time()
         fits = []
-        for record in self.payer.store.channels("payer"):
-            if (record.chain_id, record.escrow) != (escrow.chain_id, escrow.address) or record.closed:
-                continue
-            if record.key.payee.lower() != pay_to.lower() or record.key.token.lower() != token.lower():
+        for record in self._to(pay_to, token):
+            if record.closed:
                 continue
             if record.key.voucher_signer != self.payer.signer_address or record.window < terms.min_window:
                 continue
@@ -191,12 +189,17 @@ class MicropayChannelScheme:
         return self.payer.open_channel(pay_to, self.caps.deposit, token, self.caps.expires_in,
                                        window=timedelta(seconds=window), terms=X402_TERMS)
 
+    def _to(self, pay_to: str, token: str) -> list[ChannelRecord]:
+        """This payer's channels on its escrow to ``pay_to`` in ``token`` (for calls or not, open or not)."""
+        escrow = self.payer.escrow
+        return [r for r in self.payer.store.channels("payer")
+                if (r.chain_id, r.escrow) == (escrow.chain_id, escrow.address)
+                and r.key.payee.lower() == pay_to.lower() and r.key.token.lower() == token.lower()]
+
     def _check_spend(self, pay_to: str, token: str, more: int, *, opening: bool = False) -> None:
         """Raises :class:`SpendingCapReached` if ``more`` would take what is signed (or, when
         ``opening``, deposited) to ``pay_to`` above the cap."""
-        escrow = self.payer.escrow
-        mine = [r for r in self.payer.store.channels("payer") if (r.chain_id, r.escrow) == (escrow.chain_id,
-                escrow.address) and r.key.payee.lower() == pay_to.lower() and r.key.token.lower() == token.lower()]
+        mine = self._to(pay_to, token)
         if opening:
             spent = sum(r.deposit for r in mine if not r.closed)
         else:
