@@ -157,12 +157,12 @@ class MicropayChannelServer:
             ref = ChannelRef(self.payee.escrow.chain_id, self.payee.escrow.address, received.channel_id)
             charged, calls = tx.charged(ref)
             tip = tx.tip(ref)
-            held = tip.best.amount if tip is not None and tip.best is not None else 0
+            best = tip.best if tip is not None else None  # the payment just stored, or the one it repeats
+            held, receipts = (best.amount, best.receipt_count) if best is not None else (0, 0)
             if held < charged + price:
                 raise Underpaid(f"the voucher covers {held}, short of {charged} charged plus the price {price}")
             tx.set_charged(ref, charged + price, calls + 1)
-            after.append(ChargeState(received.channel_id, charged + price, held,
-                                     tip.best.receipt_count if tip is not None and tip.best is not None else 0))
+            after.append(ChargeState(received.channel_id, charged + price, held, receipts))
 
         try:
             text, payment = self._decoded.pop(id(payload), (None, None))
