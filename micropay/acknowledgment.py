@@ -20,9 +20,18 @@ from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
 
-from micropay._utils.crypto import keccak, recover_address, unsafe_sign_digest
+from micropay._utils.crypto import keccak, unsafe_sign_digest
 from micropay.delegation import InboxDelegation
-from micropay.documents import checked_int, decimal, escrow_digest, escrow_typed_data, fields, hex_bytes, plan_address
+from micropay.documents import (
+    checked_int,
+    decimal,
+    escrow_digest,
+    escrow_typed_data,
+    fields,
+    hex_bytes,
+    plan_address,
+    recovered_signer,
+)
 from micropay.errors import InvalidAcknowledgment, MicropayValueError
 from micropay.types import MAX_AMOUNT
 from micropay.voucher import ECDSA_SIGNATURE_SIZE, MAX_CHAIN_ID, check_signature_form
@@ -73,10 +82,7 @@ class Acknowledgment:
     @cached_property
     def signer(self) -> str:
         """The checksummed address that signed it. Raises :class:`InvalidAcknowledgment` if it recovers to no one."""
-        signer = recover_address(self.digest(), self.signature)
-        if signer is None or signer == bytes(20):
-            raise InvalidAcknowledgment("the acknowledgment's signature recovers to no signer")
-        return plan_address("0x" + signer.hex(), "signer")
+        return recovered_signer(self.digest(), self.signature, "acknowledgment")
 
     def verify(self, payee: str, *, chain_id: int, escrow: str, channel_id: bytes, now: int | None = None) -> None:
         """Raise :class:`InvalidAcknowledgment` unless this is signed for that channel by ``payee``,

@@ -17,8 +17,16 @@ from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
 
-from micropay._utils.crypto import keccak, recover_address, unsafe_sign_digest
-from micropay.documents import checked_int, escrow_digest, escrow_typed_data, fields, hex_bytes, plan_address
+from micropay._utils.crypto import keccak, unsafe_sign_digest
+from micropay.documents import (
+    checked_int,
+    escrow_digest,
+    escrow_typed_data,
+    fields,
+    hex_bytes,
+    plan_address,
+    recovered_signer,
+)
 from micropay.errors import InvalidAcknowledgment, MicropayValueError
 from micropay.voucher import ECDSA_SIGNATURE_SIZE, MAX_CHAIN_ID, check_signature_form
 
@@ -62,10 +70,7 @@ class InboxDelegation:
     @cached_property
     def signer(self) -> str:
         """Who signed it. Raises :class:`InvalidAcknowledgment` if it recovers to no one."""
-        signer = recover_address(self.digest(), self.signature)
-        if signer is None or signer == bytes(20):
-            raise InvalidAcknowledgment("the delegation's signature recovers to no signer")
-        return plan_address("0x" + signer.hex(), "signer")
+        return recovered_signer(self.digest(), self.signature, "delegation")
 
     def verify(self, payee: str, key: str, *, chain_id: int, escrow: str, now: int) -> None:
         """Raise :class:`InvalidAcknowledgment` unless ``payee`` signed this for ``key`` on that

@@ -15,7 +15,7 @@ from typing import TypeVar
 from micropay._utils import bounded, textform
 from micropay._utils.addresses import normalize
 from micropay._utils.crypto import keccak, recover_address
-from micropay.errors import InvalidPlan, InvalidVoucher, MicropayValueError
+from micropay.errors import InvalidAcknowledgment, InvalidPlan, InvalidVoucher, MicropayValueError
 from micropay.voucher import DOMAIN_NAME, DOMAIN_VERSION, EIP712_DOMAIN_FIELDS, check_signature_form, domain_separator
 
 #: Asks whether ``signature`` by ``address`` over ``digest`` is valid (EIP-1271 for a contract).
@@ -82,6 +82,15 @@ def fields(data: object, names: set[str], what: str) -> dict[str, object]:
     if not isinstance(data, dict) or set(data) != names:
         raise InvalidPlan(f"{what} JSON must have exactly the fields {', '.join(sorted(names))}")
     return data
+
+
+def recovered_signer(digest: bytes, signature: bytes, what: str) -> str:
+    """The checksummed address whose key signed ``digest``. Raises :class:`InvalidAcknowledgment`
+    if the signature recovers to no one (``what``: the document, for the message)."""
+    signer = recover_address(digest, signature)
+    if signer is None or signer == bytes(20):
+        raise InvalidAcknowledgment(f"the {what}'s signature recovers to no signer")
+    return plan_address("0x" + signer.hex(), "signer")
 
 
 def is_valid_signature(address: str, digest: bytes, signature: bytes, is_signed_by: SignatureCheck | None) -> bool:
