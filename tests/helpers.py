@@ -183,3 +183,19 @@ def count_signature_checks(monkeypatch: Any, escrow: Any) -> list[tuple[str, byt
 
     monkeypatch.setattr(escrow, "is_signed_by", is_signed_by)
     return calls
+
+
+def agree_and_open(payer: Any, payee: Any, freelancer: Any, title: str, tasks: tuple[Any, ...],
+                   **plan_fields: Any) -> tuple[Any, Any, Any]:
+    """A plan the freelancer proposes and the client accepts (the freelancer takes the acceptance),
+    and the channel the client opens under it: (plan, signed acceptance, channel record)."""
+    import time
+
+    from micropay.plan import Plan
+
+    fields = {"proposed_at": int(time.time())} | plan_fields
+    plan = Plan(title, payer.address, freelancer.address, payee.escrow.chain_id, payee.escrow.address,
+                "0x" + "00" * 20, tasks, freelancer.address, **fields)
+    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
+    payee.plans.take(accepted.encode())
+    return plan, accepted, payer.open_for_plan(accepted.hash)

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 from eth_account import Account
 
+from helpers import agree_and_open
 from micropay import Payee
 from micropay.dashboard import Dashboard
 
@@ -54,13 +55,10 @@ def test_a_pending_amendment_is_shown_with_the_command_that_accepts_it(clients, 
     import dataclasses
     import time
 
-    from micropay.plan import Plan, PlanTask
+    from micropay.plan import PlanTask
     payer = make_payer(clients[2])
-    plan = Plan("Site", payer.address, freelancer.address, lib_escrow.chain_id, lib_escrow.address,
-                "0x" + "00" * 20, (PlanTask("home", "Home page", 5 * MILLI),), freelancer.address, int(time.time()))
-    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
-    payee.plans.take(accepted.encode())
-    channel = payer.open_for_plan(accepted.hash)
+    plan, accepted, channel = agree_and_open(payer, payee, freelancer, "Site",
+                                             (PlanTask("home", "Home page", 5 * MILLI),))
     version_two = dataclasses.replace(plan, tasks=(*plan.tasks, PlanTask("about", "About", 2 * MILLI)), version=2,
                                       amends=accepted.hash, proposed_at=int(time.time()))
     amended = payee.plans.propose(version_two, freelancer)
@@ -75,15 +73,11 @@ def test_an_overdue_task_is_a_warning_on_the_overview_and_its_due_date_is_on_the
         clients, freelancer, make_payer, payee, lib_escrow):
     import time
 
-    from micropay.plan import Plan, PlanTask
+    from micropay.plan import PlanTask
     payer = make_payer(clients[0], "overdue")
     due = int(time.time()) - 86_400
-    plan = Plan("Late", payer.address, freelancer.address, lib_escrow.chain_id, lib_escrow.address,
-                "0x" + "00" * 20, (PlanTask("logo", "Logo", 5 * MILLI, due=due),), freelancer.address,
-                int(time.time()) - 2 * 86_400)
-    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
-    payee.plans.take(accepted.encode())
-    channel = payer.open_for_plan(accepted.hash)
+    _, _, channel = agree_and_open(payer, payee, freelancer, "Late", (PlanTask("logo", "Logo", 5 * MILLI, due=due),),
+                                   proposed_at=int(time.time()) - 2 * 86_400)
     payee.receive(payer.pay(channel.id, MILLI, task="advance", deliver=False))  # the freelancer holds the channel
     app = Dashboard(payee.store, payee.address, [lib_escrow], payee=payee).app
     assert "overdue: logo" in get(app, "/").text

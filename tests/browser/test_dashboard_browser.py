@@ -4,12 +4,11 @@ while the page is open appears without a reload. Screenshots go to the folder th
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from eth_account import Account
 from selenium.webdriver.support.ui import WebDriverWait
 
+from helpers import agree_and_open
 from micropay import Escrow, Payee, Payer
 from micropay.dashboard import Dashboard
 from micropay.overview import overview
@@ -113,18 +112,14 @@ def test_the_clients_page_shows_spending_against_the_deposit_and_what_is_not_del
 
 def test_a_channel_page_lists_its_plans_tasks_and_its_ledger_and_links_its_statement(
         browser, chain, tmp_path, screenshots):
-    from micropay.plan import Plan, PlanTask
+    from micropay.plan import PlanTask
 
     escrow, fund = chain
     freelancer = fund(Account.from_key(b"\x5c" * 32))
     payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
     payer = Payer(escrow, fund(Account.from_key(b"\x5d" * 32)), tmp_path / "client.db")
-    plan = Plan("Brand refresh", payer.address, freelancer.address, escrow.chain_id, escrow.address,
-                "0x" + "00" * 20, (PlanTask("logo", "Logo draft", 5 * MILLI), PlanTask("cards", "Cards", 3 * MILLI)),
-                freelancer.address, int(time.time()))
-    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
-    payee.plans.take(accepted.encode())
-    channel = payer.open_for_plan(accepted.hash)
+    _, _, channel = agree_and_open(payer, payee, freelancer, "Brand refresh", (
+        PlanTask("logo", "Logo draft", 5 * MILLI), PlanTask("cards", "Cards", 3 * MILLI)))
     payee.receive(payer.pay_task(channel.id, "logo", note="first draft"))
     served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0))
     try:
@@ -191,17 +186,13 @@ def lib_claimed(escrow, channel):
 def test_a_client_reviews_a_delivered_task_seeing_exactly_what_it_signs(browser, chain, tmp_path, screenshots):
     import httpx
 
-    from micropay.plan import Plan, PlanTask
+    from micropay.plan import PlanTask
 
     escrow, fund = chain
     freelancer = fund(Account.from_key(b"\x61" * 32))
     payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
     payer = Payer(escrow, fund(Account.from_key(b"\x62" * 32)), tmp_path / "client.db")
-    plan = Plan("Site", payer.address, freelancer.address, escrow.chain_id, escrow.address, "0x" + "00" * 20,
-                (PlanTask("home", "Home page", 5 * MILLI),), freelancer.address, int(time.time()))
-    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
-    payee.plans.take(accepted.encode())
-    channel = payer.open_for_plan(accepted.hash)
+    _, accepted, channel = agree_and_open(payer, payee, freelancer, "Site", (PlanTask("home", "Home page", 5 * MILLI),))
     delivery = payee.plans.give(freelancer, accepted.hash, "home", "delivered", deliverable=b"\x77" * 32)
     payer.plans.take_feedback(delivery.encode())
     served = Served(Dashboard(payer.store, payer.address, [escrow], refresh=0, payer=payer))
@@ -291,7 +282,7 @@ def test_a_clients_close_request_is_flagged_on_the_freelancers_page(browser, cha
 def test_a_clients_page_reads_a_delivery_from_the_inbox_by_itself_and_shows_its_own_close(
         browser, chain, tmp_path, screenshots):
     from micropay.inbox import Inbox
-    from micropay.plan import Plan, PlanTask
+    from micropay.plan import PlanTask
 
     escrow, fund = chain
     freelancer = fund(Account.from_key(b"\x67" * 32))
@@ -299,12 +290,9 @@ def test_a_clients_page_reads_a_delivery_from_the_inbox_by_itself_and_shows_its_
     inbox = Inbox(payee)
     served_inbox = Served(inbox.app)
     payer = Payer(escrow, fund(Account.from_key(b"\x68" * 32)), tmp_path / "client.db")
-    plan = Plan("Logo", payer.address, freelancer.address, escrow.chain_id, escrow.address, "0x" + "00" * 20,
-                (PlanTask("draft", "First draft", 3 * MILLI),), freelancer.address, int(time.time()),
-                inbox=served_inbox.url.rstrip("/"))
-    accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
-    payee.plans.take(accepted.encode())
-    channel = payer.open_for_plan(accepted.hash)
+    _, accepted, channel = agree_and_open(payer, payee, freelancer, "Logo",
+                                          (PlanTask("draft", "First draft", 3 * MILLI),),
+                                          inbox=served_inbox.url.rstrip("/"))
     dashboard = Dashboard(payer.store, payer.address, [escrow], refresh=0.5, payer=payer)
     dashboard.inbox_reads.every = 0.5
     served = Served(dashboard.app)
