@@ -7,8 +7,6 @@ from __future__ import annotations
 import pytest
 from inboxhelpers import Freelancer, World
 
-from micropay import Payer
-
 
 @pytest.fixture(scope="session")
 def world():
@@ -27,8 +25,4 @@ def make_client(world, tmp_path_factory):
     """A funded client with its own store, as a library Payer."""
     folder = tmp_path_factory.mktemp("clients")
 
-    def make(name: str = "client") -> Payer:
-        account = world.fund()
-        return Payer(world.escrow, account, folder / f"{name}-{account.address}.db")
-
-    return make
+    return lambda name="client": world.client(folder, name)

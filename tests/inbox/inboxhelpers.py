@@ -41,6 +41,11 @@ class World:
             {"from": w3.eth.accounts[0], "to": deployer.address, "value": 10**20}))
         return cls(node, w3, Escrow.deploy(w3, deployer))
 
+    def client(self, folder: Path, name: str = "client") -> Payer:
+        """A funded client with its own store in ``folder``, as a library Payer."""
+        account = self.fund()
+        return Payer(self.escrow, account, folder / f"{name}-{account.address}.db")
+
     def fund(self, wei: int = 10**20) -> LocalAccount:
         account = Account.create()
         self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(

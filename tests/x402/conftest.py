@@ -8,7 +8,6 @@ import pytest
 from fastapi import FastAPI, HTTPException, Request
 
 from inbox.inboxhelpers import Freelancer, World
-from micropay import Payer
 from threadserver import ThreadServer
 
 PRICE = 10**15  # 0.001 ETH per call of GET /v1/joke
@@ -87,8 +86,4 @@ def buyer(x402_world, tmp_path_factory):
     """A funded client with its own store, as a library Payer."""
     folder = tmp_path_factory.mktemp("buyers")
 
-    def make(name: str = "buyer") -> Payer:
-        account = x402_world.fund()
-        return Payer(x402_world.escrow, account, folder / f"{name}-{account.address}.db")
-
-    return make
+    return lambda name="buyer": x402_world.client(folder, name)
