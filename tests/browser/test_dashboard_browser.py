@@ -28,6 +28,14 @@ def chain(w3, accounts):
     return Escrow.deploy(w3, deployer), fund
 
 
+def parties(chain, tmp_path, freelancer_seed, client_seed):
+    """A funded freelancer (its key, and a Payee with its own store) and a funded client's Payer."""
+    escrow, fund = chain
+    freelancer = fund(Account.from_key(bytes([freelancer_seed]) * 32))
+    return (freelancer, Payee(escrow, freelancer, tmp_path / "freelancer.db"),
+            Payer(escrow, fund(Account.from_key(bytes([client_seed]) * 32)), tmp_path / "client.db"))
+
+
 class Served(ThreadServer):
     """A Dashboard (or another ASGI app) served in a thread of this process; ``url`` ends in "/"."""
 
@@ -114,10 +122,8 @@ def test_a_channel_page_lists_its_plans_tasks_and_its_ledger_and_links_its_state
         browser, chain, tmp_path, screenshots):
     from micropay.plan import PlanTask
 
-    escrow, fund = chain
-    freelancer = fund(Account.from_key(b"\x5c" * 32))
-    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
-    payer = Payer(escrow, fund(Account.from_key(b"\x5d" * 32)), tmp_path / "client.db")
+    escrow, _ = chain
+    freelancer, payee, payer = parties(chain, tmp_path, 0x5c, 0x5d)
     _, _, channel = agree_and_open(payer, payee, freelancer, "Brand refresh", (
         PlanTask("logo", "Logo draft", 5 * MILLI), PlanTask("cards", "Cards", 3 * MILLI)))
     payee.receive(payer.pay_task(channel.id, "logo", note="first draft"))
@@ -147,10 +153,8 @@ def test_a_channel_page_lists_its_plans_tasks_and_its_ledger_and_links_its_state
 def test_settle_now_shows_its_dry_run_and_without_the_csrf_token_is_refused(browser, chain, tmp_path, screenshots):
     import httpx
 
-    escrow, fund = chain
-    freelancer = fund(Account.from_key(b"\x5e" * 32))
-    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
-    payer = Payer(escrow, fund(Account.from_key(b"\x5f" * 32)), tmp_path / "client.db")
+    escrow, _ = chain
+    freelancer, payee, payer = parties(chain, tmp_path, 0x5e, 0x5f)
     channel = payer.open_channel(freelancer.address, 10**17)
     payee.receive(payer.pay(channel.id, 6 * MILLI, task="t"))
     served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0, payee=payee))
@@ -188,10 +192,8 @@ def test_a_client_reviews_a_delivered_task_seeing_exactly_what_it_signs(browser,
 
     from micropay.plan import PlanTask
 
-    escrow, fund = chain
-    freelancer = fund(Account.from_key(b"\x61" * 32))
-    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
-    payer = Payer(escrow, fund(Account.from_key(b"\x62" * 32)), tmp_path / "client.db")
+    escrow, _ = chain
+    freelancer, payee, payer = parties(chain, tmp_path, 0x61, 0x62)
     _, accepted, channel = agree_and_open(payer, payee, freelancer, "Site", (PlanTask("home", "Home page", 5 * MILLI),))
     delivery = payee.plans.give(freelancer, accepted.hash, "home", "delivered", deliverable=b"\x77" * 32)
     payer.plans.take_feedback(delivery.encode())
@@ -228,10 +230,8 @@ def test_a_client_reviews_a_delivered_task_seeing_exactly_what_it_signs(browser,
 def test_the_pages_work_from_the_keyboard_and_at_200_percent_zoom(browser, chain, tmp_path, screenshots):
     from selenium.webdriver.common.keys import Keys
 
-    escrow, fund = chain
-    freelancer = fund(Account.from_key(b"\x63" * 32))
-    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
-    payer = Payer(escrow, fund(Account.from_key(b"\x64" * 32)), tmp_path / "client.db")
+    escrow, _ = chain
+    freelancer, payee, payer = parties(chain, tmp_path, 0x63, 0x64)
     channel = payer.open_channel(freelancer.address, 10**17)
     payee.receive(payer.pay(channel.id, 2 * MILLI, task="t"))
     served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0, payee=payee))
@@ -258,10 +258,8 @@ def test_the_pages_work_from_the_keyboard_and_at_200_percent_zoom(browser, chain
 
 
 def test_a_clients_close_request_is_flagged_on_the_freelancers_page(browser, chain, tmp_path):
-    escrow, fund = chain
-    freelancer = fund(Account.from_key(b"\x65" * 32))
-    payee = Payee(escrow, freelancer, tmp_path / "freelancer.db")
-    payer = Payer(escrow, fund(Account.from_key(b"\x66" * 32)), tmp_path / "client.db")
+    escrow, _ = chain
+    freelancer, payee, payer = parties(chain, tmp_path, 0x65, 0x66)
     channel = payer.open_channel(freelancer.address, 10**17)
     payee.receive(payer.pay(channel.id, 2 * MILLI, task="t"))
     served = Served(Dashboard(payee.store, payee.address, [escrow], refresh=0.5))
