@@ -235,15 +235,21 @@ def test_a_version_three_store_opened_twice_at_once_migrates_once(tmp_path):
         db.close()
 
 
+def migrate_by_hand(path, *, up_to: int) -> None:
+    """Apply the migrations after version 3 up to ``up_to`` to a version-3 file, as that micropay did."""
+    db = sqlite3.connect(path)
+    for version in range(4, up_to + 1):
+        for step in MIGRATIONS[version]:
+            db.execute(step)
+    db.execute(f"PRAGMA user_version={up_to}")
+    db.commit()
+    db.close()
+
+
 def test_a_version_four_store_gains_an_empty_outbox_and_no_channel_has_an_inbox(tmp_path):
     path = tmp_path / "v3.db"
     ref, _key, _entries, vouchers = version_three_store(path)
-    db = sqlite3.connect(path)
-    for step in MIGRATIONS[4]:
-        db.execute(step)
-    db.execute("PRAGMA user_version=4")
-    db.commit()
-    db.close()
+    migrate_by_hand(path, up_to=4)
     store = VoucherStore(path)
     assert store.schema_version == 6
     assert store.inbox(ref) is None and store.deliveries() == []
@@ -265,13 +271,7 @@ def test_a_version_four_store_gains_an_empty_outbox_and_no_channel_has_an_inbox(
 def test_a_version_five_store_gains_an_empty_charges_table_that_keeps_uint256_totals(tmp_path):
     path = tmp_path / "v5.db"
     ref, _key, entries, _vouchers = version_three_store(path)
-    db = sqlite3.connect(path)
-    for version in (4, 5):
-        for step in MIGRATIONS[version]:
-            db.execute(step)
-    db.execute("PRAGMA user_version=5")
-    db.commit()
-    db.close()
+    migrate_by_hand(path, up_to=5)
     store = VoucherStore(path)
     assert store.schema_version == 6
     with store.transaction() as tx:
