@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 from eth_account.signers.local import LocalAccount
 from fastapi import Request
 
-from micropay._utils.asgi import Receive, Scope, Send
+from micropay._utils.asgi import Receive, Scope, Send, send_whole
 from micropay.errors import MicropayValueError, RequestRejected
 from micropay.feedback import Feedback, SignedFeedback, Status
 from micropay.inbox_client import send_document
@@ -139,19 +139,17 @@ class TokenGate:
         if given and hmac.compare_digest(given, self.token):
             root, path = str(scope.get("root_path", "")), str(scope.get("path", "/"))
             path = path if path.startswith(root) else root + path  # Starlette keeps the mount's prefix in path
-            await _answer(send, 303, b"", [(b"location", path.encode("latin-1")), (b"set-cookie", (
-                f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path={scope.get('root_path') or '/'}").encode())])
+            await _answer(send, 303, b"", [("location", path), ("set-cookie", (
+                f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path={scope.get('root_path') or '/'}"))])
             return
         held = cookies[COOKIE].value if COOKIE in cookies else ""
         if not held or not hmac.compare_digest(held, self.token):
             await _answer(send, 401, b"<!doctype html><title>login</title><p>Open the dashboard with the address "
                                      b"that micropay serve printed: it carries the login token.</p>",
-                          [(b"content-type", b"text/html; charset=utf-8")])
+                          [("content-type", "text/html; charset=utf-8")])
             return
         await self.app(scope, receive, send)
 
 
-async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"cache-control", b"no-store"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+    await send_whole(send, status, [*headers, ("cache-control", "no-store")], body)

@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send
+from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send, send_whole
 from micropay.documents import MAX_TEXT as MAX_DOCUMENT_TEXT
 from micropay.errors import (
     AmendmentRefused,
@@ -242,11 +242,8 @@ def error_answer(exc: BaseException, *, redact: tuple[str, ...] = (), **extra: o
 
 async def send_answer(send: Send, answer: Answer) -> None:
     """Send ``answer`` as a whole HTTP response."""
-    body = answer.encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in answer.headers.items()]
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_whole(send, answer.status, [("content-type", "application/json"), *answer.headers.items()],
+                     answer.encode())
 
 
 # -- the middleware ------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from x402.http.utils import decode_payment_signature_header
 from x402.interfaces import SchemeNetworkServer
 from x402.schemas import VerifiedPaymentCancelOptions
 
-from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send
+from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send, send_whole
 from micropay.channel import ETH
 from micropay.errors import MicropayValueError
 from micropay.group_commit import GroupCommit
@@ -87,11 +87,7 @@ class _Request:
 
 
 async def _answer(send: Send, status: int, headers: Mapping[str, str], body: bytes) -> None:
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
-           if k.lower() != "content-length"]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    await send_whole(send, status, headers.items(), body)
 
 
 async def _instructions(send: Send, answer: HTTPResponseInstructions) -> None:

@@ -21,7 +21,7 @@ import httpx
 from starlette.routing import Match
 from starlette.types import ASGIApp as StarletteApp
 
-from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send
+from micropay._utils.asgi import ASGIApp, Message, Receive, Scope, Send, send_whole
 from micropay.errors import MicropayValueError
 from micropay.server_log import ServerLog
 
@@ -45,9 +45,7 @@ def parse_prices(specs: Sequence[str]) -> dict[str, str]:
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await send_whole(send, status, [("content-type", "application/json")], body)
 
 
 class UpstreamProxy:
@@ -97,11 +95,9 @@ class UpstreamProxy:
         except httpx.HTTPError:
             await _answer(send, 502, b'{"error":"upstream_unavailable"}')
             return
-        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers.multi_items()
-               if k.lower() not in HOP_BY_HOP]
-        out.append((b"content-length", str(len(answer)).encode()))
-        await send({"type": "http.response.start", "status": upstream.status_code, "headers": out})
-        await send({"type": "http.response.body", "body": bytes(answer)})
+        await send_whole(send, upstream.status_code,
+                         [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in HOP_BY_HOP],
+                         bytes(answer))
 
     async def aclose(self) -> None:
         await self.http.aclose()
