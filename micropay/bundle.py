@@ -129,10 +129,10 @@ def _write(store: VoucherStore, plans: list[tuple[ChannelRecord, Voucher | None,
 def _merge(tx: StoreTransaction, record: ChannelRecord, voucher: Voucher | None, receipts: list[TaskReceipt]) -> int:
     changed = 0
     existing = tx.find_channel(record.ref)
-    if existing is None:
-        tx.add_channel(record)
+    if existing is None and tx.add_channel_if_absent(record):
         existing = record
         changed = 1
+    existing = existing or tx.channel(record.ref)
     if record.issued > existing.issued:
         tx.set_issued(record.ref, record.issued)
         changed = 1

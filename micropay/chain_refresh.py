@@ -59,6 +59,7 @@ class ChainRefresh:
         read_at = time.time()
         refreshed = 0
         with store.transaction() as tx:
+            tx.lock_channels([record.ref for record in held])  # all at once, in key order
             for record, state in zip(held, states, strict=True):
                 tip = tx.tip(record.ref)
                 if state is None or tip is None or tip.record.checked_at > read_at:

@@ -182,6 +182,7 @@ class GroupCommit:
         outcomes: list[tuple[_F, Received | BaseException]] = []
         try:
             with self.receiver.store.transaction() as tx:
+                tx.lock_channels([checked.record.ref for checked, _, _ in batch])  # at once, in key order
                 for checked, future, then in batch:
                     try:
                         with tx.savepoint():

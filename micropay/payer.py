@@ -299,13 +299,17 @@ class Payer:
                 raise TaskRefused(f"task {task_id!r} is already paid under this plan; pay it as unplanned to pay "
                                   "it again")
 
-        return self._sign(record.ref, TaskReceipt(task_id, price, deliverable, note), not_paid_yet, deliver=deliver)
+        return self._sign(record.ref, TaskReceipt(task_id, price, deliverable, note), not_paid_yet, deliver=deliver,
+                          project=history.root)
 
     def _sign(self, ref: ChannelRef, receipt: TaskReceipt, check: Callable[[StoreTransaction], None] | None = None,
-              *, deliver: bool) -> Payment:
-        """Sign the voucher that adds ``receipt``, committing it under the store's write lock
-        after ``check`` (which may refuse by raising) has seen the store as it is; then deliver."""
+              *, deliver: bool, project: bytes | None = None) -> Payment:
+        """Sign the voucher that adds ``receipt``, committing it under the channel's lock (and the
+        ``project``'s, whose channels ``check`` reads) after ``check`` (which may refuse by
+        raising) has seen the store as it is; then deliver."""
         with self.store.transaction() as tx:
+            if project is not None:
+                tx.lock(project)
             tip = tx.tip(ref)  # the ledger's last entry, not the whole ledger
             if tip is None:
                 raise self.store.unknown(ref)

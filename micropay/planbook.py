@@ -37,6 +37,7 @@ from micropay.records import ChannelRecord, StoredFeedback, StoredPlan
 
 if TYPE_CHECKING:  # the store imports its backups, which hold plans through put_plan
     from micropay.store import StoreTransaction, VoucherStore
+    from micropay.store_transaction import StoreReader
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class TermsCheck:
                 "nothing ties them to agreed tasks")
 
 
-def check_terms(store: VoucherStore, record: ChannelRecord, address: str) -> TermsCheck:
+def check_terms(store: VoucherStore | StoreReader, record: ChannelRecord, address: str) -> TermsCheck:
     """Whether ``record``'s terms are a plan ``address`` signed, for the same parties and token."""
     terms = record.terms or EMPTY_ROOT
     if terms == EMPTY_ROOT:
@@ -134,7 +135,7 @@ class PlanBook:
         """Every stored version of project ``root``. Raises :class:`UnknownPlan` if there is none."""
         versions = self.store.plans(root)
         if not versions:
-            raise UnknownPlan(f"no plan 0x{root.hex()} in {self.store.path}")
+            raise UnknownPlan(f"no plan 0x{root.hex()} in {self.store.location}")
         return PlanHistory(root, tuple(versions))
 
     def in_force(self, root: bytes) -> Plan:
@@ -149,7 +150,7 @@ class PlanBook:
         """The project root of a stored plan version. Raises :class:`UnknownPlan`."""
         stored = self.store.plan(plan_hash)
         if stored is None:
-            raise UnknownPlan(f"no plan 0x{plan_hash.hex()} in {self.store.path}")
+            raise UnknownPlan(f"no plan 0x{plan_hash.hex()} in {self.store.location}")
         return stored.root
 
     def for_channel(self, record: ChannelRecord) -> PlanHistory:
@@ -237,8 +238,11 @@ class PlanBook:
         :class:`InvalidPlan` if it is not this side's, or is in force."""
         with self.store.transaction() as tx:
             stored = tx.plan(plan_hash)
+            if stored is not None:
+                tx.lock(stored.root)
+                stored = tx.plan(plan_hash)
             if stored is None:
-                raise UnknownPlan(f"no plan 0x{plan_hash.hex()} in {self.store.path}")
+                raise UnknownPlan(f"no plan 0x{plan_hash.hex()} in {self.store.location}")
             if stored.signed.plan.proposer != self.address or stored.signed.in_force:
                 raise InvalidPlan("only your own proposal, not yet in force, can be withdrawn")
             tx.forget_plan(plan_hash)
@@ -315,6 +319,7 @@ class PlanBook:
     def _add_feedback(self, signed: SignedFeedback) -> SignedFeedback:
         f = signed.feedback
         with self.store.transaction() as tx:
+            tx.lock(f.plan)
             versions = tx.plans(f.plan)
             agreed = [v.signed.plan for v in versions if v.signed.in_force]
             if not agreed:
@@ -330,6 +335,14 @@ class PlanBook:
         return signed
 
 
+def _project(tx: StoreTransaction, plan: Plan) -> bytes:
+    """The root of the project ``plan`` belongs to, as far as ``tx``'s store knows it."""
+    if plan.version == 1:
+        return plan.hash
+    amended = tx.plan(plan.amends)
+    return plan.amends if amended is None else amended.root
+
+
 def put_plan(tx: StoreTransaction, signed: SignedPlan,
              rules: Callable[[bytes, StoredPlan | None, SignedPlan], None] | None = None) -> SignedPlan:
     """Hold a verified plan version in ``tx``'s store, merged with the signatures already held;
@@ -339,6 +352,7 @@ def put_plan(tx: StoreTransaction, signed: SignedPlan,
     :class:`UnknownPlan` for an amendment of a plan not held, :class:`AmendmentRefused` for a
     second version in force at one version number."""
     plan = signed.plan
+    tx.lock(_project(tx, plan))  # one writer per project: its versions and in-force rule span rows
     existing = tx.plan(plan.hash)
     if existing is not None and existing.signed.merged(signed) == existing.signed:
         return existing.signed  # already held, with every signature this copy carries

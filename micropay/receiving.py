@@ -186,6 +186,8 @@ class Receiver:
         paid, record, state = checked.payment, checked.record, checked.state
         voucher = paid.voucher
         tip = tx.tip(record.ref)
+        if tip is None and not tx.add_channel_if_absent(state):  # another process stored it meanwhile
+            tip = tx.tip(record.ref)
         best = tip.best if tip else None
         if best is not None and voucher.amount <= best.amount:
             return self._repeat(tx, voucher, best, record)
@@ -199,15 +201,13 @@ class Receiver:
         entries = extend_entries(last, new)
         if entries[-1].total != voucher.amount or entries[-1].root != voucher.ledger_root:
             raise LedgerMismatch("the payment's receipts do not add up to its voucher (amount or ledger root)")
-        if tip is None:
-            tx.add_channel(current)
-        elif current is not tip.record and current != tip.record:  # the chain was read again
+        if tip is not None and current is not tip.record and current != tip.record:  # the chain was read again
             tx.update_chain_state(current)
             current = tip.record.updated(current, checked_at=current.checked_at)
-        else:
-            current = tip.record
+        elif tip is not None:
+            current = tip.record  # (with no tip, ``current`` is the row added above)
         # On the channel's first payment (it may be stored already, by `sync`): are its terms our plan?
-        terms = check_terms(self.store, current, self.address) if best is None else None
+        terms = check_terms(tx, current, self.address) if best is None else None
         tx.add_receipts(record.ref, have, entries)
         best = BestVoucher(voucher.amount, voucher.ledger_root, voucher.signature, have + len(entries))
         tx.add_voucher(voucher, best.receipt_count, record.ref)
@@ -264,8 +264,7 @@ class Receiver:
                 raise NotParticipant(f"the channel pays {key.payee}, not this account ({self.address})")
             fresh = self._read(key)
             with self.store.transaction() as tx:
-                if tx.tip(ref) is None:  # another request may have stored it meanwhile
-                    tx.add_channel(fresh)
+                tx.add_channel_if_absent(fresh)  # unless another request stored it meanwhile
             record = self.store.channel(ref)
         if record.role != "payee" or record.key.payee != self.address:
             raise NotParticipant("this channel does not pay this account")

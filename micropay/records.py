@@ -1,7 +1,7 @@
 """What the voucher store holds, as frozen values, and how each maps to a SQLite row.
 
-Amounts are 32-byte big-endian blobs: lossless for uint256 and ordered correctly by SQLite's
-byte comparison.
+Amounts are 32-byte big-endian blobs (PostgreSQL: ``bytea``): lossless for uint256 and ordered
+correctly by both databases' byte comparison.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+from micropay._utils.crypto import keccak
 from micropay.channel import ChannelKey, ChannelRef, ChannelState
 from micropay.documents import read_document
 from micropay.errors import MicropayValueError, StoreError
@@ -26,6 +27,15 @@ SettlementStatus = Literal["pending", "confirmed", "failed"]
 #: A value SQLite hands back for a column.
 SqlValue = bytes | str | int | float | None
 Row = Sequence[SqlValue]
+
+
+def store_key(channel: ChannelRef, owner: str) -> bytes:
+    """The key a store keeps ``channel``'s rows under, for the account ``owner`` (checksummed; ''
+    for a store of one account): the channel's ``uid`` for '', else keccak256 of the ``uid`` and the
+    owner's 20 bytes, so one database holds the payer's and the payee's rows of a channel apart."""
+    if not owner:
+        return channel.uid
+    return keccak(channel.uid + bytes.fromhex(owner[2:]))
 
 
 def u256(value: int) -> bytes:

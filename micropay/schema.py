@@ -34,16 +34,16 @@ transaction.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 
 from micropay._utils.addresses import word
 from micropay._utils.crypto import keccak
 from micropay.channel import ChannelRef
+from micropay.store_backend import Connection
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
-Step = str | Callable[[sqlite3.Connection], None]
+Step = str | Callable[[Connection], None]
 
 # Column definitions both versions share (a migration's statements never change once released:
 # these fragments are part of both versions 1 and 2).
@@ -89,10 +89,10 @@ _V2_TABLES = (
 )
 
 
-def _rekey_channels(db: sqlite3.Connection) -> None:
+def _rekey_channels(db: Connection) -> None:
     """Copy every version-1 channel under its (chain, escrow, id) key, with its receipts and vouchers."""
     for row in db.execute("SELECT * FROM channels").fetchall():
-        uid = ChannelRef(row[1], row[2], row[0]).uid
+        uid = ChannelRef(row[1], row[2], row[0]).uid  # type: ignore[arg-type]  # a version-1 row
         db.execute("INSERT INTO channels2 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (uid, *row))
     db.execute("INSERT INTO receipts2 SELECT c.uid, r.idx, r.task_id, r.amount, r.deliverable, r.note, r.root, "
                "r.total FROM receipts r JOIN channels2 c ON c.id = r.channel_id")
@@ -100,19 +100,40 @@ def _rekey_channels(db: sqlite3.Connection) -> None:
                "v.created_at FROM vouchers v JOIN channels2 c ON c.id = v.channel_id")
 
 
-def _archive_v1_channels(db: sqlite3.Connection) -> None:
+def _archive_v1_channels(db: Connection) -> None:
     """Move every channel whose id is a version-1 escrow's (keccak of payer, payee, token and salt,
     without the signer), with its receipts and vouchers, to the ``legacy_*`` tables."""
     legacy = []
     for uid, channel_id, payer, payee, token, salt in db.execute(
             "SELECT uid, id, payer, payee, token, salt FROM channels").fetchall():
-        if keccak(word(payer) + word(payee) + word(token) + bytes(salt)) == channel_id:
+        if keccak(word(payer) + word(payee) + word(token) + bytes(salt)) == channel_id:  # type: ignore[arg-type]
             legacy.append((uid,))
     for table, column in (("channels", "uid"), ("receipts", "channel"), ("vouchers", "channel")):
         db.execute(f"CREATE TABLE legacy_{table} AS SELECT * FROM {table} WHERE 0")
         db.executemany(f"INSERT INTO legacy_{table} SELECT * FROM {table} WHERE {column} = ?", legacy)
     for table, column in (("vouchers", "channel"), ("receipts", "channel"), ("channels", "uid")):
         db.executemany(f"DELETE FROM {table} WHERE {column} = ?", legacy)
+
+
+def _rebuilt(table: str, columns: str, definition: str, indexes: Sequence[str] = ()) -> tuple[str, ...]:
+    """Steps that rebuild ``table`` with a new ``definition`` (SQLite cannot change a key in place),
+    copying ``columns`` from the old rows in their order and adding ``owner`` ``''``. Rows of other
+    tables that reference it are checked at the commit (``defer_foreign_keys``), against the new table."""
+    return (
+        f"CREATE TEMP TABLE {table}_v6 AS SELECT rowid AS seq, * FROM {table}",
+        f"DROP TABLE {table}",
+        f"CREATE TABLE {table} ({definition})",
+        f"INSERT INTO {table} ({columns}, owner) SELECT {columns}, '' FROM {table}_v6 ORDER BY seq",
+        f"DROP TABLE {table}_v6",
+        *indexes,
+    )
+
+
+#: The columns of version 7's owned tables, in order (:mod:`micropay.schema_postgres` has the same).
+V7_CHANNELS = ("uid, id, chain_id, escrow, role, payer, payee, token, salt, deposit, claimed, expiry, \"window\", "
+               "closed, checked_at, observed_at, issued, signer, terms, inbox")
+V7_PLANS = "hash, root, version, in_force, document, received_at"
+V7_FEEDBACK = "hash, root, task_id, at, document, received_at"
 
 
 MIGRATIONS: dict[int, Sequence[Step]] = {
@@ -202,5 +223,28 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
             charged BLOB NOT NULL,
             calls INTEGER NOT NULL
         ) WITHOUT ROWID""",
+    ),
+    7: (
+        "PRAGMA defer_foreign_keys=ON",
+        *_rebuilt("channels", V7_CHANNELS,
+                  f"uid BLOB PRIMARY KEY, id BLOB NOT NULL, {_CHANNEL_COLUMNS}, signer TEXT, terms BLOB, inbox TEXT, "
+                  "owner TEXT NOT NULL DEFAULT '', UNIQUE (owner, chain_id, escrow, id)",
+                  ("CREATE INDEX channels_by_id ON channels (id)",
+                   "CREATE INDEX channels_by_terms ON channels (terms)")),
+        *_rebuilt("plans", V7_PLANS,
+                  "hash BLOB NOT NULL, root BLOB NOT NULL, version INTEGER NOT NULL, "
+                  "in_force INTEGER NOT NULL CHECK (in_force IN (0, 1)), document TEXT NOT NULL, "
+                  "received_at REAL NOT NULL, owner TEXT NOT NULL DEFAULT '', PRIMARY KEY (owner, hash)",
+                  ("CREATE INDEX plans_by_root ON plans (owner, root, version)",
+                   "CREATE UNIQUE INDEX plans_in_force ON plans (owner, root, version) WHERE in_force = 1")),
+        *_rebuilt("feedback", V7_FEEDBACK,
+                  "hash BLOB NOT NULL, root BLOB NOT NULL, task_id TEXT NOT NULL, at INTEGER NOT NULL, "
+                  "document TEXT NOT NULL, received_at REAL NOT NULL, owner TEXT NOT NULL DEFAULT '', "
+                  "PRIMARY KEY (owner, hash)",
+                  ("CREATE INDEX feedback_by_root ON feedback (owner, root, at)",)),
+        *_rebuilt("cursors", "name, block",
+                  "name TEXT NOT NULL, block INTEGER NOT NULL, owner TEXT NOT NULL DEFAULT '', "
+                  "PRIMARY KEY (owner, name)"),
+        "ALTER TABLE settlements ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
     ),
 }

@@ -209,6 +209,7 @@ class Settler:
                 changed.append(record.updated(state, checked_at=now))
         if changed:
             with self.store.transaction() as tx:
+                tx.lock_channels([record.ref for record in changed])
                 for record in changed:
                     tx.update_chain_state(record)
         return held
@@ -329,6 +330,7 @@ class Settler:
         except (MicropayError, OSError):  # no past state on this node: what the store knew
             before = [None] * len(claimed)
         with self.store.transaction() as tx:
+            tx.lock_channels([ChannelRef(self.escrow.chain_id, self.escrow.address, e.channel_id) for e in claimed])
             for event, start in zip(claimed, before, strict=True):
                 record = tx.channel(ChannelRef(self.escrow.chain_id, self.escrow.address, event.channel_id))
                 gross += max(0, event.claimed - (record.claimed if start is None else start))

@@ -18,6 +18,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from micropay.channel import ChannelRef
 from micropay.escrow import Escrow
 from micropay.records import ChannelRecord, Role
 from micropay.store import VoucherStore
@@ -44,6 +45,7 @@ def sync(store: VoucherStore, escrow: Escrow, address: str, *, payee_side: bool 
     states = escrow.channels(ordered)
     added, updated, unchanged, now = [], [], 0, time.time()
     with store.transaction() as tx:
+        tx.lock_channels([ChannelRef(escrow.chain_id, escrow.address, key.id) for key in ordered])
         for key, state in zip(ordered, states, strict=True):
             if state is None:  # opened and not found at the same block: a reorg; the next sync sees it
                 continue
@@ -56,8 +58,8 @@ def sync(store: VoucherStore, escrow: Escrow, address: str, *, payee_side: bool 
             if existing is None:
                 if role == "payer":  # no ledger: treat the whole deposit as possibly signed already
                     fresh = dataclasses.replace(fresh, issued=state.claimed if adopt else state.deposit)
-                tx.add_channel(fresh)
-                added.append(fresh)
+                if tx.add_channel_if_absent(fresh):  # else another process added it since the lock
+                    added.append(fresh)
             elif (existing.deposit, existing.claimed, existing.expiry, existing.closed, existing.seen_on_chain) != \
                     (state.deposit, state.claimed, state.expiry, state.closed, True):
                 refreshed = existing.updated(state, checked_at=now)

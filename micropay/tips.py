@@ -1,7 +1,10 @@
 """Channel tips: what the receive path judges a payment against, kept in memory between commits.
 
 A tip is a channel's row, its best voucher and the ledger entry that voucher ends on. Reading it
-from SQLite on every receive costs two statements; this cache saves them. A cached tip is valid
+from SQLite on every receive costs two statements; this cache saves them. A PostgreSQL store
+cannot tell whether another process committed (its ``data_version`` is None), so there a tip is
+read again every time, under the channel's row lock inside a transaction; only what a transaction
+declares is reused, within that transaction. A cached tip is valid
 while nothing else was committed to the file: ``PRAGMA data_version`` counts commits by other
 connections (another process, a watcher), and the cache counts this connection's own. A
 transaction that wrote only to one channel declares that channel's new tip, so its own commit
@@ -28,12 +31,14 @@ class TipCache:
         """The cached tip, without asking whether it is current."""
         return self._tips.get(uid)
 
-    def get(self, uid: bytes, data_version: int, read: Callable[[], ChannelTip | None]) -> ChannelTip | None:
+    def get(self, uid: bytes, data_version: int | None, read: Callable[[], ChannelTip | None]) -> ChannelTip | None:
         """The tip of ``uid``: cached while the file is as it was (``data_version`` is SQLite's
-        count of other connections' commits), else ``read()`` from the file."""
+        count of other connections' commits; None: unknown, never cached), else ``read()``."""
         pending = self._pending.get(uid)
         if pending is not None:  # declared earlier in this transaction (a group commit's earlier payment)
             return pending
+        if data_version is None:
+            return read()
         version = (data_version, self._commits)
         if version != self._version:
             self._tips.clear()

@@ -67,6 +67,7 @@ def refresh(session: Session, records: Sequence[ChannelRecord]) -> tuple[list[Ch
                 fresh[record.ref.uid] = record.updated(state, checked_at=now)
     if fresh:
         with session.store.transaction() as tx:
+            tx.lock_channels([record.ref for record in fresh.values()])
             for record in fresh.values():
                 tx.update_chain_state(record)
     others = {r.chain_id for r in records if r.chain_id != chain}

@@ -57,7 +57,7 @@ def test_a_version_one_store_is_migrated_with_everything_kept(tmp_path):
     path = tmp_path / "old.db"
     key, entries, vouchers = version_one_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 6
+    assert store.schema_version == SCHEMA_VERSION == 7
     ref = ChannelRef(10, ESCROW, key.id)
     record = store.channel(ref)
     assert (record.key, record.deposit, record.expiry, record.role) == (key, 100, 2**31, "payee")
@@ -186,7 +186,7 @@ def test_a_version_three_store_gains_terms_and_empty_plan_tables(tmp_path):
     path = tmp_path / "v3.db"
     ref, key, entries, vouchers = version_three_store(path)
     store = VoucherStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 6
+    assert store.schema_version == SCHEMA_VERSION == 7
     (record,) = store.channels()
     assert record.ref == ref and record.key == key and record.key.voucher_signer == key.signer
     assert (record.deposit, record.expiry, record.role, record.observed_at) == (100, 2**31, "payee", 1)
@@ -251,7 +251,7 @@ def test_a_version_four_store_gains_an_empty_outbox_and_no_channel_has_an_inbox(
     ref, _key, _entries, vouchers = version_three_store(path)
     migrate_by_hand(path, up_to=4)
     store = VoucherStore(path)
-    assert store.schema_version == 6
+    assert store.schema_version == 7
     assert store.inbox(ref) is None and store.deliveries() == []
     # The outbox works on the migrated file: queue two payments, fail one attempt, hold both under one ack.
     with store.transaction() as tx:
@@ -273,7 +273,7 @@ def test_a_version_five_store_gains_an_empty_charges_table_that_keeps_uint256_to
     ref, _key, entries, _vouchers = version_three_store(path)
     migrate_by_hand(path, up_to=5)
     store = VoucherStore(path)
-    assert store.schema_version == 6
+    assert store.schema_version == 7
     with store.transaction() as tx:
         assert tx.charged(ref) == (0, 0)
         tx.set_charged(ref, 2**256 - 1, 3)
@@ -283,3 +283,47 @@ def test_a_version_five_store_gains_an_empty_charges_table_that_keeps_uint256_to
     with VoucherStore(path).transaction() as tx:
         assert tx.charged(ref) == (7, 4)
     assert store.ledger(ref) == entries
+
+
+def test_a_version_six_store_keeps_every_row_as_its_only_account_and_can_then_share_the_file(tmp_path):
+    """Version 7 rebuilds the owned tables (new keys) with every row kept under the owner ''; the
+    outbox, charges, plans, feedback, cursors and settlements survive, and a second account's
+    rows for the same channel then sit beside them."""
+    path = tmp_path / "v6.db"
+    ref, key, entries, vouchers = version_three_store(path)
+    migrate_by_hand(path, up_to=6)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("UPDATE channels SET inbox = 'https://inbox.example' WHERE uid = ?", (ref.uid,))
+    db.execute("INSERT INTO deliveries (channel, amount, state, created_at) VALUES (?, ?, 'queued', 1.0)",
+               (ref.uid, u256(12)))
+    db.execute("INSERT INTO charges VALUES (?, ?, 2)", (ref.uid, u256(2**256 - 1)))
+    db.execute("INSERT INTO plans VALUES (?, ?, 1, 1, '{}', 2.0)", (b"\x01" * 32, b"\x01" * 32))
+    db.execute("INSERT INTO feedback VALUES (?, ?, 'a', 3, '{}', 3.0)", (b"\x02" * 32, b"\x01" * 32))
+    db.execute("INSERT INTO cursors VALUES ('watch', 41)")
+    db.execute("INSERT INTO settlements VALUES (?, NULL, ?, ?, 'pending', '[]', ?, NULL, NULL, NULL, 4.0, 10)",
+               (b"\x55" * 32, ESCROW, ETH, u256(12)))
+    db.commit()
+    db.close()
+    store = VoucherStore(path)
+    assert store.schema_version == 7
+    assert store.ledger(ref) == entries and store.best_voucher(ref)[0] == vouchers[-1]
+    assert [(d.channel, d.amount, d.state) for d in store.deliveries()] == [(ref.uid, 12, "queued")]
+    assert store.inbox(ref) == "https://inbox.example" and store.charged(ref) == (2**256 - 1, 2)
+    assert store.plan_roots() == [b"\x01" * 32] and store.cursor("watch") == 41
+    assert [s.tx_hash for s in store.settlements()] == [b"\x55" * 32]
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert {row[0] for row in raw.execute("SELECT owner FROM channels UNION SELECT owner FROM plans "
+                                          "UNION SELECT owner FROM cursors UNION SELECT owner FROM settlements")} == {""}
+    raw.close()
+    # Another account's store in the same file: the same channel and cursor name, apart.
+    other = VoucherStore(path, owner=key.payer)
+    assert other.channels() == [] and other.cursor("watch") is None and other.plan_roots() == []
+    record = store.channel(ref)
+    with other.transaction() as tx:
+        tx.add_channel(replace(record, role="payer"))
+        tx.set_cursor("watch", 7)
+    assert [r.role for r in other.channels()] == ["payer"] and [r.role for r in store.channels()] == ["payee"]
+    assert (store.cursor("watch"), other.cursor("watch")) == (41, 7)
+    assert other.ledger(ref) == [] and store.ledger(ref) == entries
