@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -130,7 +131,9 @@ class Inbox:
         self.payee, self.ack_key, self.notifier = payee, key, notifier
         self.log = log if log is not None else ServerLog()
         self.limits = limits if limits is not None else InboxLimits()
-        self.guard = InboxGuard(self.limits, self.log, redact=(str(payee.store.path), str(payee.store.path.parent)))
+        store = payee.store.location
+        self.guard = InboxGuard(self.limits, self.log, redact=(store, os.path.dirname(store)) if os.path.isabs(store)
+                                else (store,))
         self.group = GroupCommit(payee.receiver)
         self.refresh = ChainRefresh(payee.receiver)
         self.verifier = RequestVerifier()

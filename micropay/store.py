@@ -140,6 +140,8 @@ class VoucherStore:
             except BaseException as exc:
                 self._tips.forget()  # tips read inside the transaction may have seen its writes
                 if isinstance(exc, database.errors):
+                    if database.damaged(exc):
+                        raise StoreError(self._damaged(exc)) from exc
                     raise StoreError(f"the voucher store {self.location} refused a write: {exc}") from exc
                 raise
         if changes is None or database.changes(db) != changes:

@@ -37,8 +37,11 @@ class TipCache:
         pending = self._pending.get(uid)
         if pending is not None:  # declared earlier in this transaction (a group commit's earlier payment)
             return pending
-        if data_version is None:
-            return read()
+        if data_version is None:  # never reused, but kept for peek()
+            tip = read()
+            if tip is not None:
+                self._tips[uid] = tip
+            return tip
         version = (data_version, self._commits)
         if version != self._version:
             self._tips.clear()
@@ -69,9 +72,11 @@ class TipCache:
     def committed(self) -> None:
         """This connection committed a change."""
         self._commits += 1
-        if self._pending and self._version is not None and self._version[1] == self._commits - 1:
-            # Only the declared channels changed: the other cached tips stay valid.
-            self._version = (self._version[0], self._commits)
+        if self._pending and (self._version is None or self._version[1] == self._commits - 1):
+            # Only the declared channels changed: the other cached tips stay valid (with no version,
+            # nothing is reused but peek() sees the latest).
+            if self._version is not None:
+                self._version = (self._version[0], self._commits)
             self._tips.update(self._pending)
         self._pending.clear()
 

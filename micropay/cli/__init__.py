@@ -35,6 +35,7 @@ from micropay.cli import (
 )
 from micropay.cli.context import Session
 from micropay.cli.errors import describe, one_line
+from micropay.cli.options import StoreLocation
 from micropay.cli.output import eth_fee
 from micropay.config import Paths
 from micropay.transactions import TxJournal, TxOptions
@@ -84,8 +85,8 @@ def _balance(session: Session | None) -> str | None:
               help="escrow address (default: the one `deploy` recorded for the node's chain)")
 @click.option("--keystore", "keystore_path", type=click.Path(path_type=Path), envvar="MICROPAY_KEYSTORE",
               help="encrypted key file (default: the only one in the data directory)")
-@click.option("--store", "store_path", type=click.Path(path_type=Path), envvar="MICROPAY_STORE",
-              help="voucher store (default: micropay.db in the data directory)")
+@click.option("--store", "store_path", type=StoreLocation(), envvar="MICROPAY_STORE",
+              help="voucher store: a file, or a postgresql:// URL (default: micropay.db in the data directory)")
 @click.option("--home", type=click.Path(path_type=Path), envvar="MICROPAY_HOME",
               help="data directory (default: the user data directory)")
 @click.option("--chain-id", type=int, help="refuse to run unless the node is on this chain")
@@ -97,7 +98,7 @@ def _balance(session: Session | None) -> str | None:
 @click.version_option(package_name="micropay")
 @click.pass_context
 def main(ctx: click.Context, rpc: str | None, escrow_address: str | None, keystore_path: Path | None,
-         store_path: Path | None, home: Path | None, chain_id: int | None, confirmations: int,
+         store_path: Path | str | None, home: Path | None, chain_id: int | None, confirmations: int,
          max_fee_gwei: float | None, debug: bool) -> None:
     """Pay a freelancer per task with instant vouchers; settle on-chain once."""
     options = TxOptions(max_fee_per_gas=None if max_fee_gwei is None else int(max_fee_gwei * 10**9),

@@ -73,7 +73,7 @@ class Session:
     rpc: str | None = None
     escrow_address: str | None = None
     keystore_path: Path | None = None
-    store_path: Path | None = None
+    store_path: Path | str | None = None  # a str is a postgresql:// URL
     chain_id: int | None = None
     debug: bool = False
     options: TxOptions = field(default_factory=TxOptions)
@@ -163,6 +163,8 @@ class Session:
         """``--store`` (whose folder must exist), or micropay.db in the data directory (created).
         Only the commands of :data:`STARTS_STORE` start a store at a path that was given."""
         self._check_store_path(must_exist=not _command_starts_store())
+        if isinstance(self.store_path, str):  # a database shared by accounts: this account's rows
+            return VoucherStore(self.store_path, owner=self.address)
         if self.store_path is None:
             self.paths.home.mkdir(parents=True, exist_ok=True)
             return VoucherStore(self.paths.store)
@@ -179,6 +181,8 @@ class Session:
         """Raises :class:`StoreError` for a ``--store`` folder that does not exist and, if
         ``must_exist``, a ``--store`` file that does not, or a ``--home`` with no store and no key
         file (mistyped paths). The default data directory's store is started by any command."""
+        if isinstance(self.store_path, str):
+            return  # a server: its database exists, or the connection says why not
         if self.store_path is not None and not self.store_path.parent.is_dir():
             raise StoreError(f"the folder {self.store_path.parent} does not exist: check the --store path "
                              "(micropay creates only its default data directory)")

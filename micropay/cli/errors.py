@@ -8,7 +8,6 @@ whatever reaches the top into the one line ``micropay`` prints.
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import TypeVar
 
 from micropay.cli.output import safe
@@ -44,8 +43,8 @@ def describe(exc: BaseException, balance: str | None) -> str:
     if isinstance(exc, TransactionError) and (match := _BASE_FEE.search(str(exc))):
         return (f"the network's base fee ({_gwei(match[1])} per gas) is at or above your --max-fee-gwei "
                 f"({_gwei(match[2])}): wait for fees to fall, or raise the cap")
-    if isinstance(exc, sqlite3.Error) or (isinstance(exc, StoreError) and _damaged(exc)):
-        text = str(exc) if isinstance(exc, StoreError) else f"the voucher store cannot be read ({exc})"
+    if isinstance(exc, StoreError) and _damaged(exc):
+        text = str(exc)
         return text if "micropay sync" in text else f"{text}: {STORE_HINT}"
     if isinstance(exc, MicropayError):
         return str(exc)
@@ -60,8 +59,7 @@ def _raw(text: str) -> bool:
 
 
 def _damaged(exc: StoreError) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, sqlite3.DatabaseError) or "corrupt" in str(exc) or "not a micropay store" in str(exc)
+    return "corrupt" in str(exc) or "not a micropay store" in str(exc)
 
 
 def one_line(text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -19,6 +20,7 @@ from micropay.cli.context import Session
 from micropay.cli.output import Units
 from micropay.errors import MicropayValueError, UnknownChannel
 from micropay.records import ChannelRecord
+from micropay.store_backend import is_postgres
 from micropay.units import parse_amount
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,8 +73,21 @@ def parse_address(text: str, what: str) -> Address:
 if TYPE_CHECKING:  # click >= 8.4 types a ParamType by the value it converts to
     _AmountParam = click.ParamType[Amount]
     _ChannelParam = click.ParamType[ChannelRecord]
+    _StoreParam = click.ParamType[Path | str]
 else:  # and click < 8.4 takes no type arguments at run time
-    _AmountParam = _ChannelParam = click.ParamType
+    _AmountParam = _ChannelParam = _StoreParam = click.ParamType
+
+
+class StoreLocation(_StoreParam):
+    """``--store``: a ``postgresql://`` URL as given, else a path."""
+
+    name = "store"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        return text if is_postgres(text) else Path(text)
 
 
 class AmountType(_AmountParam):
@@ -99,7 +114,7 @@ def find_channel(session: Session, text: str) -> ChannelRecord:
         matches = [record for record in matches if record.chain_id == session.chain_id] or matches
     if len(matches) != 1:
         if not matches:
-            raise UnknownChannel(f"no channel starting with {text} in {session.read_store.path}")
+            raise UnknownChannel(f"no channel starting with {text} in {session.read_store.location}")
         chains = sorted({record.chain_id for record in matches})
         raise UnknownChannel(f"{text} matches {len(matches)} channels: give more digits" if len(chains) == 1 else
                              f"{text} names channels on chains {', '.join(map(str, chains))}: add --chain-id N")

@@ -1,13 +1,19 @@
 """How the command reads amounts and writes text, without a chain: escaping, units, error lines."""
 
-import sqlite3
 
 import pytest
 
 from micropay.cli.errors import describe, one_line, reword
 from micropay.cli.output import safe, table
 from micropay.cli.secrets import NO_TERMINAL
-from micropay.errors import InsufficientDeposit, InsufficientFunds, MicropayValueError, TransactionError
+from micropay.errors import (
+    InsufficientDeposit,
+    InsufficientFunds,
+    MicropayValueError,
+    StoreError,
+    TransactionError,
+)
+from micropay.store import VoucherStore
 from micropay.units import format_amount, format_approx, parse_amount
 
 
@@ -76,7 +82,7 @@ def test_reword_keeps_the_class_and_its_numbers():
     assert str(new) == "top up at least 0.000000000000000002 ETH"
 
 
-def test_describe_words_what_reaches_the_top():
+def test_describe_words_what_reaches_the_top(tmp_path):
     raw = InsufficientFunds("not enough ETH for the value plus gas: {'code': -32003, 'message': 'Insufficient'}")
     assert describe(raw, "0.5 ETH") == ("the account does not hold enough ETH for this transaction and its gas "
                                         "(it holds 0.5 ETH): send it some ETH first")
@@ -85,7 +91,11 @@ def test_describe_words_what_reaches_the_top():
     fee = TransactionError("the network's base fee (35000000000 wei/gas) is at or above your cap (30000000000): wait")
     assert describe(fee, None).startswith("the network's base fee (35 gwei per gas) is at or above your "
                                           "--max-fee-gwei (30 gwei)")
-    damaged = describe(sqlite3.DatabaseError("database disk image is malformed"), None)
-    assert "malformed" in damaged and "micropay sync" in damaged and "micropay import" in damaged
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)  # a header, then garbage
+    with pytest.raises(StoreError) as raised:
+        VoucherStore(broken)
+    damaged = describe(raised.value, None)
+    assert "not a database" in damaged and "micropay sync" in damaged and "micropay import" in damaged
     assert describe(KeyError("x"), None) == "unexpected KeyError: 'x' (run with --debug for the traceback)"
     assert "MICROPAY_PASSWORD" in NO_TERMINAL
