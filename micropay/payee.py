@@ -46,7 +46,7 @@ class Payee:
                  max_gas_per_tx: int | None = None, min_window: Duration = timedelta(hours=24)) -> None:
         self.escrow = escrow
         self.account = account
-        self.store = VoucherStore.open(store)
+        self.store = VoucherStore.open(store, account=self.address)
         self.safety_margin = to_seconds(safety_margin)
         self.receiver = Receiver(escrow, self.address, self.store, safety_margin=self.safety_margin,
                                  freshness=freshness, min_window=to_seconds(min_window))

@@ -89,7 +89,7 @@ class Payer:
         self._escrow = escrow
         self.account: Sender = account
         self.signer = signer
-        self.store = VoucherStore.open(store)
+        self.store = VoucherStore.open(store, account=self.address)
         self.outbox = Outbox(self.store)  # payments on channels with an inbox, until it holds them
 
     @property

@@ -55,26 +55,39 @@ class VoucherStore:
     Raises :class:`StoreError` when it cannot be opened, is not a micropay store, or is from a
     newer micropay; :class:`MicropayValueError` for an ``owner`` that is not an address."""
 
-    def __init__(self, location: str | os.PathLike[str], *, owner: str | None = None) -> None:
+    def __init__(self, location: str | os.PathLike[str] | Database, *, owner: str | None = None) -> None:
         found = None if owner is None else normalize(owner)
         if owner is not None and found is None:
             raise MicropayValueError(f"the store's owner must be an address, got {owner!r:.60}")
         #: The account whose rows this store reads and writes ('': a store of one account).
         self.owner: str = "" if found is None else found[0]
-        self.database: Database = open_database(location)
+        #: Whether closing this store closes its database (not when it shares another store's).
+        self._owns_database = not isinstance(location, Database)
+        self.database: Database = location if isinstance(location, Database) else open_database(location)
         #: Where the store is, to print: the file's path, or the server's URL without its password.
         self.location = self.database.location
         self._tips = TipCache()
         try:
             self._migrate()
         except BaseException:
-            self.database.close()
+            if self._owns_database:
+                self.database.close()
             raise
 
+    def for_owner(self, owner: str) -> VoucherStore:
+        """``owner``'s store in this store's database, sharing its connections (a host of many
+        freelancers' inboxes opens one database, not one per freelancer). Closing it leaves this
+        store open. Raises :class:`MicropayValueError` if ``owner`` is not an address."""
+        return VoucherStore(self.database, owner=owner)
+
     @classmethod
-    def open(cls, store: VoucherStore | str | os.PathLike[str], *, owner: str | None = None) -> VoucherStore:
-        """``store`` itself if it is a store already, else the store at that location."""
-        return store if isinstance(store, VoucherStore) else cls(store, owner=owner)
+    def open(cls, store: VoucherStore | str | os.PathLike[str], *, account: str | None = None) -> VoucherStore:
+        """``store`` itself if it is a store already, else ``account``'s store at that location: on a
+        PostgreSQL server, that account's rows (a server holds many accounts'); a file is the store
+        of one account, whichever it is."""
+        if isinstance(store, VoucherStore):
+            return store
+        return cls(store, owner=account if is_postgres(store) else None)
 
     @property
     def path(self) -> Path:
@@ -110,8 +123,9 @@ class VoucherStore:
 
     def close(self) -> None:
         """Close the store (after a last checkpoint, if they run in the background); it cannot be
-        used after."""
-        self.database.close()
+        used after. A store of :meth:`for_owner` leaves the database it shares open."""
+        if self._owns_database:
+            self.database.close()
 
     def checkpoint_in_background(self, interval: float = 0.5) -> None:
         """Keep checkpoints off the commit path: see :meth:`SqliteDatabase.checkpoint_in_background`

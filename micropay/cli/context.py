@@ -164,7 +164,7 @@ class Session:
         Only the commands of :data:`STARTS_STORE` start a store at a path that was given."""
         self._check_store_path(must_exist=not _command_starts_store())
         if isinstance(self.store_path, str):  # a database shared by accounts: this account's rows
-            return VoucherStore(self.store_path, owner=self.address)
+            return VoucherStore.open(self.store_path, account=self.address)
         if self.store_path is None:
             self.paths.home.mkdir(parents=True, exist_ok=True)
             return VoucherStore(self.paths.store)

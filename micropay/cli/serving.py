@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from micropay._utils.asgi import ASGIApp
     from micropay.delegation import InboxDelegation
     from micropay.inbox import Inbox
+    from micropay.notifications import Notifier
     from micropay.x402.proxy import UpstreamProxy
 
 _DEFAULTS = InboxLimits()
@@ -101,15 +102,16 @@ def _url(host: str, port: int, path: str) -> str:
 @click.option("--price-token", metavar="ADDRESS", default=ETH, help="the token --price amounts are in (default: ETH)")
 @click.option("--explorer", metavar="URL", help="a block explorer's transaction page, with {tx} for the hash "
               "(e.g. https://etherscan.io/tx/{tx}), to link settlements on the dashboard")
-@click.option("--delegation", "delegation_file", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
-              help="run the inbox of the freelancer who delegated to this account's key (`micropay delegate`): "
-                   "acknowledgments are signed with this key; the freelancer's own key stays with them")
+@click.option("--delegation", "delegation_files", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+              multiple=True, help="run the inbox of the freelancer who delegated to this account's key (`micropay "
+              "delegate`): acknowledgments are signed with this key; the freelancer's own key stays with them. "
+              "Repeat it to host several freelancers, each at /0x<address> (a postgresql:// --store holds them all)")
 @pass_session
 def serve(session: Session, host: str, port: int, escrow_address: str | None, command: str | None,
           webhook: str | None, client_rate: float, client_burst: int, channel_rate: float, channel_burst: int,
           document_rate: float, max_body: int, read_timeout: float, max_connections: int, trusted_proxy: str | None,
           log_level: Level, upstream: str | None, prices: tuple[str, ...], price_token: str,
-          explorer: str | None, delegation_file: str | None) -> None:
+          explorer: str | None, delegation_files: tuple[str, ...]) -> None:
     """Run the freelancer's inbox: clients' payments, plans and feedback arrive over HTTP and are
     acknowledged with your signature once stored; with --paywall, also a paying reverse proxy in
     front of your API (x402, the micropay-channel scheme). Needs the key file's password."""
@@ -118,37 +120,48 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
 
         from micropay.dashboard import Dashboard
         from micropay.dashboard_actions import TokenGate
+        from micropay.hosting import host_inboxes, inbox_path
         from micropay.inbox import API_PREFIX, OPENAPI_PATH, Inbox
     except ImportError:
         raise MicropayValueError('`micropay serve` needs the server extra: pip install "micropay[server]"') from None
     from micropay.close_watch import CloseRequestWatch
-    from micropay.notifications import Notifier
     from micropay.payee import Payee
 
     limits = InboxLimits(max_body=max_body, read_timeout=read_timeout, client_rate=client_rate,
                          client_burst=client_burst, channel_rate=channel_rate, channel_burst=channel_burst,
                          document_rate=document_rate)
-    delegation = read_delegation(Path(delegation_file)) if delegation_file else None
-    if escrow_address or delegation is not None:
-        session.escrow_address = delegation.escrow if delegation is not None else escrow_address
+    delegations = [read_delegation(Path(file)) for file in delegation_files]
+    if escrow_address or delegations:
+        session.escrow_address = delegations[0].escrow if delegations else escrow_address
     escrows = session.freelancer_escrows()
     if len(escrows) > 1:
         raise MicropayValueError(f"your payments arrived on {len(escrows)} escrows: pass --escrow ADDRESS for the one "
                                  "this inbox takes payments on")
-    notifier = Notifier(command=command, webhook=webhook) if command or webhook else None
-    # Delegated: the payee is the freelancer's address; this account's key only acknowledges.
-    payee = Payee(escrows[0], session.account if delegation is None else delegation.payee, session.store)
+    notifier = _notifier(command, webhook)
     log = ServerLog(level=log_level)
     _route_library_logs(log, log_level)
-    inbox = Inbox(payee, limits=limits, notifier=notifier, log=log,
-                  delegated=None if delegation is None else (session.account, delegation))
-    # The freelancer's dashboard beside the inbox: behind a login token (printed once, below); its
-    # "settle now" acts only for a request from loopback, with the page's CSRF token.
+    if len(delegations) > 1:  # a platform: each freelancer's inbox at /0x<address>, over its rows of the store
+        if upstream:
+            raise MicropayValueError("--paywall charges for one freelancer's API: not with several --delegation")
+        hosted = host_inboxes(escrows[0], session.account, delegations, session.store, limits=limits,
+                              notifier=notifier, log=log)
+        inboxes = list(hosted.inboxes.values())
+    else:  # Delegated: the payee is the freelancer's address; this account's key only acknowledges.
+        delegation = delegations[0] if delegations else None
+        payee = Payee(escrows[0], session.account, session.store) if delegation is None else \
+            Payee(escrows[0], delegation.payee, session.store.for_owner(delegation.payee))
+        inboxes = [Inbox(payee, limits=limits, notifier=notifier, log=log,
+                         delegated=None if delegation is None else (session.account, delegation))]
+    # Each freelancer's dashboard beside its inbox: behind a login token (printed once, below); its
+    # "settle now" (own key only) acts only for a request from loopback, with the page's CSRF token.
     login = secrets.token_urlsafe(24)
-    pages = Dashboard(payee.store, payee.address, [payee.escrow], payee=payee if delegation is None else None,
-                      explorers={payee.escrow.chain_id: explorer} if explorer else None)
-    inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, login))
-    app, proxy = _paywalled(inbox, upstream, prices, price_token, log)
+    for inbox in inboxes:
+        own = inbox.payee if inbox.delegation is None else None
+        pages = Dashboard(inbox.payee.store, inbox.payee.address, [inbox.payee.escrow], payee=own,
+                          explorers={inbox.payee.escrow.chain_id: explorer} if explorer else None)
+        inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, login))
+    app, proxy = (hosted.app, None) if len(inboxes) > 1 else _paywalled(inboxes[0], upstream, prices, price_token,
+                                                                         log)
     sock = _listen(host, port)
     actual = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False,
@@ -160,7 +173,8 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     # instead of pausing every request under way for ~100 ms about once a second under load.
     gc.collect()
     gc.freeze()
-    watch = CloseRequestWatch(payee.escrow, payee.store, payee.address, notifier) if notifier else None
+    watches = [CloseRequestWatch(i.payee.escrow, i.payee.store, i.payee.address, notifier)
+               for i in inboxes] if notifier else []
     stopped: list[int] = []
 
     def record(signum: int, _frame: FrameType | None) -> None:
@@ -171,24 +185,28 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
 
     previous = {sig: signal.signal(sig, record) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if notifier is not None and watch is not None:
+        if notifier is not None:
             notifier.start()
-            watch.start()
-        click.echo(f"inbox of {payee.address} on escrow {payee.escrow.address} (chain {payee.escrow.chain_id}) "
-                   f"listening on {_url(host, actual, API_PREFIX)}/; OpenAPI schema: "
-                   f"{_url(host, actual, OPENAPI_PATH)}")
+            for watch in watches:
+                watch.start()
+        for inbox in inboxes:
+            payee, root = inbox.payee, inbox_path(inbox.payee.address) if len(inboxes) > 1 else ""
+            click.echo(f"inbox of {payee.address} on escrow {payee.escrow.address} (chain {payee.escrow.chain_id}) "
+                       f"listening on {_url(host, actual, root + API_PREFIX)}/; OpenAPI schema: "
+                       f"{_url(host, actual, root + OPENAPI_PATH)}")
+            click.echo(f"dashboard (keep this address to yourself: it logs in): "
+                       f"{_url(host, actual, root + DASHBOARD_PATH)}/?token={login}")
+            log.event("listening", host=host, port=actual, payee=payee.address, escrow=payee.escrow.address,
+                      chain=payee.escrow.chain_id, path=root or "/")
         if upstream:
             click.echo(f"paywall in front of {safe(upstream)}: " + "; ".join(prices))
-        click.echo(f"dashboard (keep this address to yourself: it logs in): "
-                   f"{_url(host, actual, DASHBOARD_PATH)}/?token={login}")
-        log.event("listening", host=host, port=actual, payee=payee.address, escrow=payee.escrow.address,
-                  chain=payee.escrow.chain_id)
         server.run(sockets=[sock])
     finally:
-        inbox.close()  # after the requests under way: every payment submitted is stored
+        for inbox in inboxes:
+            inbox.close()  # after the requests under way: every payment submitted is stored
         if proxy is not None:
             asyncio.run(proxy.aclose())
-        if watch is not None:
+        for watch in watches:
             watch.close()
         if notifier is not None:
             notifier.close()
@@ -196,6 +214,12 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.event("stopped", signal=stopped[0] if stopped else None)
+
+
+def _notifier(command: str | None, webhook: str | None) -> Notifier | None:
+    from micropay.notifications import Notifier
+
+    return Notifier(command=command, webhook=webhook) if command or webhook else None
 
 
 def read_delegation(path: Path) -> InboxDelegation:
