@@ -28,7 +28,7 @@ from micropay.errors import MicropayValueError, RequestRejected
 from micropay.feedback import Feedback, SignedFeedback, Status
 from micropay.inbox_client import send_document
 from micropay.payer import Payer
-from micropay.planbook import latest_delivery
+from micropay.plan_payments import latest_delivery
 from micropay.records import ChannelRecord
 
 #: Hosts a request may name to act: loopback only.

@@ -2,14 +2,12 @@
 
 The rule that keeps the client's money safe: the new cumulative amount, its ledger and the
 voucher are committed to the store *before* the voucher is returned, in one transaction that
-holds the store's write lock. So a cumulative amount is never signed twice (not after a crash,
-not by two threads or processes at once), and a payment can never exceed the deposit.
-
-Paying needs no node: a Payer built with ``escrow=None`` signs from what the store holds.
+holds the channel's lock (SQLite's file lock, PostgreSQL's row lock). So a cumulative amount is
+never signed twice (not after a crash, not by two threads, processes or machines at once), and a
+payment never exceeds the deposit. Paying needs no node (``escrow=None``: the store is enough).
 
 Who funds and who signs may differ: the funding account (a company wallet, a Safe) names a hot
-key (or contract) as each channel's voucher signer at open, and a Payer signs only with the key
-its channels name: never with another.
+key (or contract) as each channel's voucher signer at open, and a Payer signs only with that key.
 """
 
 from __future__ import annotations
@@ -45,7 +43,8 @@ from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
 from micropay.outbox import DeliveryResult, Outbox, latest_payment
 from micropay.payment import Payment
 from micropay.plan import SignedPlan
-from micropay.planbook import PlanBook, latest_delivery, paid_tasks, task_price
+from micropay.plan_payments import latest_delivery, task_price
+from micropay.planbook import PlanBook, paid_tasks
 from micropay.progress import Progress, progress
 from micropay.records import ChannelRecord
 from micropay.store import ChannelLike, StoreTransaction, VoucherStore
@@ -112,13 +111,11 @@ class Payer:
     # -- channels --------------------------------------------------------------------------
 
     @property
-    def _delegate(self) -> str | None:
-        """The signer a channel this payer opens names: None when the funding account signs."""
+    def _delegate(self) -> str | None:  # the signer a channel it opens names (None: the funding account)
         return None if self.signer_address == self.address else self.signer_address
 
     def _sender(self) -> Sender:
-        """The account that sends this payer's transactions. Raises :class:`NotParticipant` for a
-        contract wallet: only its owners can send for it."""
+        """This payer's sender. Raises :class:`NotParticipant` for a contract wallet (its owners send)."""
         if isinstance(self.account, str) and self.escrow.has_code(self.account):
             raise NotParticipant(f"{self.account} is a contract (a wallet such as a Safe): this process cannot send "
                                  "for it. Have its owners send the transaction (Payer.prepare_open builds an open)")
@@ -304,9 +301,8 @@ class Payer:
 
     def _sign(self, ref: ChannelRef, receipt: TaskReceipt, check: Callable[[StoreTransaction], None] | None = None,
               *, deliver: bool, project: bytes | None = None) -> Payment:
-        """Sign the voucher that adds ``receipt``, committing it under the channel's lock (and the
-        ``project``'s, whose channels ``check`` reads) after ``check`` (which may refuse by
-        raising) has seen the store as it is; then deliver."""
+        """Sign the voucher that adds ``receipt`` under the channel's lock (and the ``project``'s,
+        whose channels ``check`` reads) once ``check`` (which may refuse) saw the store; then deliver."""
         with self.store.transaction() as tx:
             if project is not None:
                 tx.lock(project)

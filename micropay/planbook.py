@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from eth_account.signers.local import LocalAccount
 
 from micropay.documents import SignatureCheck
-from micropay.errors import AmendmentRefused, InvalidPlan, PlanMismatch, PlanNotInForce, TaskRefused, UnknownPlan
+from micropay.errors import AmendmentRefused, InvalidPlan, PlanMismatch, PlanNotInForce, UnknownPlan
 from micropay.feedback import Feedback, SignedFeedback, Status, parse_feedback
 from micropay.ledger import EMPTY_ROOT
 from micropay.plan import Plan, Role, SignedPlan, parse_plan
@@ -37,7 +37,7 @@ from micropay.records import ChannelRecord, StoredFeedback, StoredPlan
 
 if TYPE_CHECKING:  # the store imports its backups, which hold plans through put_plan
     from micropay.store import StoreTransaction, VoucherStore
-    from micropay.store_transaction import StoreReader
+    from micropay.store_reader import StoreReader
 
 
 @dataclass(frozen=True)
@@ -99,12 +99,13 @@ def check_terms(store: VoucherStore | StoreReader, record: ChannelRecord, addres
     if stored is not None and stored.root == terms:
         plan = stored.signed.plan
         role = plan.role_of(address)
-        if role is not None and stored.signed.signature(role) and _matches(plan, record):
+        if role is not None and stored.signed.signature(role) and matches(plan, record):
             return TermsCheck("plan", terms, plan.title)
     return TermsCheck("unknown", terms)
 
 
-def _matches(plan: Plan, record: ChannelRecord) -> bool:
+def matches(plan: Plan, record: ChannelRecord) -> bool:
+    """Whether ``plan`` is for ``record``'s chain, escrow, parties and token."""
     key = record.key
     return (plan.chain_id, plan.escrow, plan.payer, plan.payee, plan.token) == (
         record.chain_id, record.escrow, key.payer, key.payee, key.token)
@@ -112,7 +113,7 @@ def _matches(plan: Plan, record: ChannelRecord) -> bool:
 
 def check_channel(plan: Plan, record: ChannelRecord) -> None:
     """Raises :class:`PlanMismatch` unless ``plan`` is for ``record``'s chain, escrow, parties and token."""
-    if not _matches(plan, record):
+    if not matches(plan, record):
         raise PlanMismatch(f"the plan is for {plan.payer} paying {plan.payee} in {plan.token} on chain "
                            f"{plan.chain_id} escrow {plan.escrow}: not channel 0x{record.id.hex()}")
 
@@ -380,34 +381,7 @@ def paid_tasks(tx: StoreTransaction, root: bytes, plan: Plan) -> dict[str, int]:
     ``plan``'s parties (a channel's terms are public: anyone may open one naming them)."""
     paid: dict[str, int] = {}
     for record in tx.channels(terms=root):
-        if _matches(plan, record):
+        if matches(plan, record):
             for entry in tx.ledger(record.ref):
                 paid[entry.receipt.task_id] = paid.get(entry.receipt.task_id, 0) + entry.receipt.amount
     return paid
-
-
-def latest_delivery(store: VoucherStore, root: bytes, task_id: str) -> bytes:
-    """The deliverable hash of the latest "delivered" feedback on a task (zero if none)."""
-    delivered = [s.signed.feedback for s in store.feedback(root)
-                 if s.signed.feedback.task_id == task_id and s.signed.feedback.status == "delivered"]
-    return delivered[-1].deliverable if delivered else EMPTY_ROOT
-
-
-def task_price(plan: Plan, task_id: str, *, unplanned: bool, amount: int | None) -> int:
-    """What paying ``task_id`` under ``plan`` costs: its price, or ``amount`` for a payment marked
-    ``unplanned``. Raises :class:`TaskRefused` for an unknown task or another price unless
-    ``unplanned``, and for an unplanned task without an amount."""
-    task = plan.task(task_id)
-    if task is None:
-        if not unplanned:
-            known = ", ".join(t.id for t in plan.tasks)
-            raise TaskRefused(f"the plan has no task {task_id!r} (its tasks: {known}); pay it as unplanned, with "
-                              "an amount, to pay it anyway")
-        if amount is None:
-            raise TaskRefused(f"task {task_id!r} is not in the plan: an unplanned payment needs an amount")
-        return amount
-    price = task.price if amount is None else amount
-    if price != task.price and not unplanned:
-        raise TaskRefused(f"task {task_id!r} is priced {task.price} in the plan, not {price}: pay it as unplanned "
-                          "to pay another price")
-    return price

@@ -6,8 +6,7 @@ whose unclaimed value beats their share of the fee, and estimates the transactio
 escrow's transaction pipeline, recording the signed transaction *before* it is broadcast, so a
 crash between sending and the receipt never counts a claim twice; :meth:`Settler.resolve_pending`
 finishes what a crash interrupted. Payouts come from the receipt's events and each channel's
-claimed total in the block before. :meth:`Settler.close` ends the payee's side of one channel.
-"""
+claimed total in the block before. :meth:`Settler.close` ends the payee's side of one channel."""
 
 from __future__ import annotations
 

@@ -37,8 +37,9 @@ from micropay.records import (
 )
 from micropay.schema import SCHEMA_VERSION
 from micropay.store_backend import Connection, Database, is_postgres, open_database
+from micropay.store_reader import ChannelLike, StoreReader, unknown_channel
 from micropay.store_sqlite import SqliteDatabase
-from micropay.store_transaction import ChannelLike, StoreReader, StoreTransaction, unknown_channel
+from micropay.store_transaction import StoreTransaction
 from micropay.tips import TipCache
 from micropay.voucher import Voucher
 
