@@ -1,4 +1,5 @@
-"""Fixtures: one in-process eth-tester chain per session, snapshot/revert around every test."""
+"""Fixtures: one in-process eth-tester chain per session, snapshot/revert around every test; the
+store backends (SQLite, PostgreSQL) the store tests run on, each test once per backend."""
 
 from __future__ import annotations
 
@@ -21,12 +22,84 @@ from helpers import DAY, ETH, HOUR, ZERO32, Key, sign_voucher, transact
 from micropay.artifact import load_artifact
 from micropay.packing import pack_voucher
 from micropay.voucher import Voucher
+from pgcluster import Cluster, StoreLocations, pg_bindir, throwaway_cluster
 
 # Profiles: the default budget is what CI runs; `deep` is for long local runs. CI keeps no example
 # database (a failing example is printed in full); locally it lives in .hypothesis/ (never committed).
 settings.register_profile("ci", database=None)
 settings.register_profile("deep", max_examples=2000, database=DirectoryBasedExampleDatabase(".hypothesis"))
 settings.load_profile(os.environ.get("MICROPAY_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
+
+# -- store backends ------------------------------------------------------------------------------
+# A test that asks for `store_at` (or `store_locations`, or `backend`), directly or through a fixture
+# (the API tests' `payee` and `make_payer`, say), runs once per selected backend: ids [sqlite] and
+# [postgres]. `--backends` (env MICROPAY_TEST_BACKENDS) selects them; PostgreSQL runs on one
+# throwaway cluster per session (tests/pgcluster.py), each store in a fresh schema.
+
+BACKENDS = ("sqlite", "postgres")
+_SELECTED = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends", default=os.environ.get("MICROPAY_TEST_BACKENDS") or ",".join(BACKENDS),
+        help="comma-separated store backends the store tests run on: sqlite, postgres "
+             "(default: env MICROPAY_TEST_BACKENDS, else both)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    names = [name.strip() for name in str(config.getoption("--backends")).split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        raise pytest.UsageError(f"--backends {config.getoption('--backends')!r}: "
+                                f"{'unknown ' + ', '.join(unknown) if unknown else 'none given'} "
+                                f"(choose from {', '.join(BACKENDS)}, comma-separated)")
+    config.stash[_SELECTED] = list(dict.fromkeys(names))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        names = metafunc.config.stash[_SELECTED]
+        metafunc.parametrize("backend", names, ids=names, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend this test runs on: "sqlite" or "postgres" (see ``--backends``)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for the whole session (stopped and removed at its end)."""
+    missing = None
+    try:
+        pg_bindir()
+    except RuntimeError as exc:
+        missing = str(exc)
+    if missing is not None:  # a failure, never a skip: a run that selects PostgreSQL must test it
+        pytest.fail(f"the PostgreSQL tests need a server: {missing} (or run only SQLite's: --backends sqlite)",
+                    pytrace=False)
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def store_locations(backend: str, request: pytest.FixtureRequest) -> StoreLocations:
+    """Store locations for fixtures of any scope: ``store_locations.make(folder, name)`` is
+    ``folder/name.db`` on SQLite, a URL into a fresh schema on PostgreSQL; the same (folder, name)
+    gives the same location."""
+    if backend == "postgres":
+        return StoreLocations(backend, request.getfixturevalue("pg_cluster").url)
+    return StoreLocations(backend)
+
+
+@pytest.fixture
+def store_at(store_locations: StoreLocations, tmp_path: Path) -> Callable[[str], str]:
+    """``store_at(name)``: where this test keeps the store ``name`` (a path on SQLite, a URL on
+    PostgreSQL), the same for the same name within the test."""
+    return lambda name: store_locations.make(tmp_path, name)
+
 
 HELPER_SOURCES = sorted((Path(__file__).parent / "contracts").glob("*.sol"))
 MINT = 10**30

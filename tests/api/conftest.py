@@ -43,13 +43,15 @@ def api_token(token, lib_escrow, clients, accounts):
 
 
 @pytest.fixture
-def make_payer(lib_escrow, tmp_path):
+def make_payer(lib_escrow, store_at):
+    """A Payer with a store of its own (``store_at(name)``, by default the account's address)."""
     def _make(account, name=None):
-        return Payer(lib_escrow, account, tmp_path / f"{name or account.address}.db")
+        return Payer(lib_escrow, account, store_at(name or account.address))
 
     return _make
 
 
 @pytest.fixture
-def payee(lib_escrow, freelancer, tmp_path):
-    return Payee(lib_escrow, freelancer, tmp_path / "freelancer.db")
+def payee(lib_escrow, freelancer, store_at):
+    """The freelancer's Payee; its store is ``store_at("freelancer")``."""
+    return Payee(lib_escrow, freelancer, store_at("freelancer"))

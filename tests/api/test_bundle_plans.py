@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from helpers import store_bytes
 from micropay import VoucherStore
 from micropay.bundle import bundle_digest
 from micropay.errors import InvalidPlan, StoreError
 from micropay.plan import Plan, PlanTask, SignedPlan
 from micropay.planbook import PlanBook
 from micropay.progress import progress
+from store_snapshot import store_state
 
 MILLI = 10**15
 
@@ -54,7 +54,7 @@ def resealed(bundle):
     return bundle
 
 
-def test_a_round_trip_keeps_plans_amendments_feedback_and_terms(clients, freelancer, make_payer, payee, tmp_path):
+def test_a_round_trip_keeps_plans_amendments_feedback_and_terms(clients, freelancer, make_payer, payee, store_at):
     payer = make_payer(clients[0], "round-trip-client")
     record, root = story(payer, payee, freelancer, clients[0])
     bundle = json.loads(json.dumps(payee.store.export()))  # survives a trip through a file
@@ -62,7 +62,7 @@ def test_a_round_trip_keeps_plans_amendments_feedback_and_terms(clients, freelan
     assert [p["plan"]["version"] for p in bundle["plans"]] == [1, 2, 3]
     assert len(bundle["feedback"]) == 2 and bundle["channels"][0]["terms"] == "0x" + root.hex()
 
-    restored = VoucherStore(tmp_path / "restored.db")
+    restored = VoucherStore(store_at("restored"))
     assert restored.import_(bundle, account=freelancer.address) == 1
     assert restored.plan_roots() == [root]
     assert held(restored, root) == held(payee.store, root)
@@ -80,11 +80,11 @@ def test_a_round_trip_keeps_plans_amendments_feedback_and_terms(clients, freelan
     assert held(restored, root) == before
 
 
-def test_signatures_merge_with_the_stored_ones(clients, freelancer, make_payer, payee, tmp_path):
+def test_signatures_merge_with_the_stored_ones(clients, freelancer, make_payer, payee, store_at):
     payer = make_payer(clients[0], "merge-client")
     _, root = story(payer, payee, freelancer, clients[0])
     proposal = SignedPlan(payee.store.plan(root).signed.plan, b"", payee.store.plan(root).signed.payee_signature)
-    target = VoucherStore(tmp_path / "target.db")
+    target = VoucherStore(store_at("target"))
     PlanBook(target, freelancer.address).take(proposal)  # only the freelancer's own signature
     received_at = target.plan(root).received_at
     assert not target.plan(root).signed.in_force
@@ -119,27 +119,27 @@ def _feedback_signer(bundle):
 
 
 @pytest.mark.parametrize("tamper", [_price, _note, _payer_signature, _feedback_signer])
-def test_a_tampered_document_is_refused_with_nothing_written(clients, freelancer, make_payer, payee, tmp_path,
+def test_a_tampered_document_is_refused_with_nothing_written(clients, freelancer, make_payer, payee, store_at,
                                                              tamper):
     payer = make_payer(clients[0], "tamper-client")
     story(payer, payee, freelancer, clients[0])
-    target = VoucherStore(tmp_path / "target.db")
-    before = store_bytes(target.path)
+    target = VoucherStore(store_at("target"))
+    before = store_state(target)
     bundle = payee.store.export()
     tamper(bundle)
     with pytest.raises(StoreError, match="checksum"):  # as edited: the checksum catches it
         target.import_(bundle)
     with pytest.raises(InvalidPlan, match="does not verify"):  # checksum fixed: the signature does not
         target.import_(resealed(bundle))
-    assert store_bytes(target.path) == before
+    assert store_state(target) == before
     assert target.channels() == [] and target.plan_roots() == []  # not even the valid channel
 
 
-def test_an_incomplete_bundle_is_refused_with_nothing_written(clients, freelancer, make_payer, payee, tmp_path):
+def test_an_incomplete_bundle_is_refused_with_nothing_written(clients, freelancer, make_payer, payee, store_at):
     payer = make_payer(clients[0], "incomplete-client")
     story(payer, payee, freelancer, clients[0])
-    target = VoucherStore(tmp_path / "target.db")
-    before = store_bytes(target.path)
+    target = VoucherStore(store_at("target"))
+    before = store_state(target)
     no_first = payee.store.export()
     del no_first["plans"][0]  # version 2 amends a plan it does not carry; the feedback's project is gone
     with pytest.raises(StoreError, match="feedback on plan"):
@@ -147,17 +147,17 @@ def test_an_incomplete_bundle_is_refused_with_nothing_written(clients, freelance
     no_first["feedback"] = []
     with pytest.raises(StoreError, match="neither the bundle nor the store holds"):
         target.import_(resealed(no_first))
-    assert store_bytes(target.path) == before
+    assert store_state(target) == before
 
 
-def test_with_an_account_a_plan_between_others_is_refused(clients, freelancer, make_payer, payee, tmp_path):
+def test_with_an_account_a_plan_between_others_is_refused(clients, freelancer, make_payer, payee, store_at):
     payer = make_payer(clients[0], "others-client")
     story(payer, payee, freelancer, clients[0])
     others = Plan("Not ours", clients[1].address, clients[2].address, payee.escrow.chain_id, payee.escrow.address,
                   "0x" + "00" * 20, (PlanTask("x", "X", 1),), clients[1].address, int(time.time()))
     bundle = payee.store.export()
     bundle["plans"].append(SignedPlan(others).signed_by(clients[1]).to_dict())
-    target = VoucherStore(tmp_path / "target.db")
+    target = VoucherStore(store_at("target"))
     with pytest.raises(StoreError, match="not this account's"):
         target.import_(resealed(bundle), account=freelancer.address)
     assert target.channels() == [] and target.plan_roots() == []
@@ -165,21 +165,21 @@ def test_with_an_account_a_plan_between_others_is_refused(clients, freelancer, m
     assert target.plan(others.hash).signed.plan == others
 
 
-def test_terms_that_contradict_the_stored_ones_are_refused(clients, freelancer, make_payer, payee, tmp_path):
+def test_terms_that_contradict_the_stored_ones_are_refused(clients, freelancer, make_payer, payee, store_at):
     payer = make_payer(clients[0], "terms-client")
     story(payer, payee, freelancer, clients[0])
-    target = VoucherStore(tmp_path / "target.db")
+    target = VoucherStore(store_at("target"))
     bundle = payee.store.export()
     target.import_(bundle)
     bundle["channels"][0]["terms"] = "0x" + "77" * 32
-    before = store_bytes(target.path)
+    before = store_state(target)
     with pytest.raises(StoreError, match="terms never change"):
         target.import_(resealed(bundle))
-    assert store_bytes(target.path) == before
+    assert store_state(target) == before
 
 
 def test_a_bundle_without_plans_stays_version_one_and_an_old_one_still_imports(clients, freelancer, make_payer,
-                                                                              payee, tmp_path):
+                                                                              payee, store_at):
     payer = make_payer(clients[0], "plain-client")
     channel = payer.open_channel(freelancer.address, 10**16)
     payee.receive(payer.pay(channel.id, 10, task="t0"))
@@ -192,7 +192,7 @@ def test_a_bundle_without_plans_stays_version_one_and_an_old_one_still_imports(c
     for field in ("plans", "feedback"):  # as micropay wrote it before plans existed
         del old[field]
     del old["channels"][0]["terms"]
-    restored = VoucherStore(tmp_path / "old-bundle.db")
+    restored = VoucherStore(store_at("old-bundle"))
     assert restored.import_(resealed(old)) == 1
     record = restored.channel(channel.ref)
     assert record.key == channel.key and record.terms is None  # not known: `sync` reads it from the chain

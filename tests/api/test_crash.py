@@ -59,12 +59,13 @@ class Worker:
 
 
 def test_payee_killed_50_times_never_loses_an_acknowledged_voucher(lib_escrow, clients, freelancer, make_payer,
-                                                                   payee, tmp_path):
+                                                                   payee, store_at):
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 10**16)
     payments = [payer.pay(channel.id, 1 + n % 7, task=f"task {n}") for n in range(1500)]
     payee.receive(payments[0])  # first contact reads the chain; afterwards the store's state is fresh
-    args = (str(payee.store.path), lib_escrow.address, lib_escrow.chain_id, freelancer.address)
+    location = store_at("freelancer")  # the payee's store: a path, or a PostgreSQL URL
+    args = (location, lib_escrow.address, lib_escrow.chain_id, freelancer.address)
     rng = random.Random(1234)
     acked_max, next_index, total_acks = payments[0].amount, 1, 0
     for _ in range(KILLS):
@@ -76,7 +77,7 @@ def test_payee_killed_50_times_never_loses_an_acknowledged_voucher(lib_escrow, c
         if acks:
             acked_max = max(acked_max, *acks)
             next_index = next(i for i, p in enumerate(payments) if p.amount == max(acks)) + 1
-        with VoucherStore(payee.store.path) as store:  # reopened after the crash, as a restart would
+        with VoucherStore(location) as store:  # reopened after the crash, as a restart would
             best, count = store.best_voucher(channel.id)
             assert best.amount >= acked_max, "an acknowledged voucher was lost"
             verify_ledger([e.receipt for e in store.ledger(channel.id)[:count]], best)
@@ -84,10 +85,11 @@ def test_payee_killed_50_times_never_loses_an_acknowledged_voucher(lib_escrow, c
 
 
 def test_payer_killed_50_times_never_reissues_a_cumulative_amount(lib_escrow, clients, freelancer, make_payer,
-                                                                  tmp_path):
+                                                                  store_at):
     payer = make_payer(clients[1])
     channel = payer.open_channel(freelancer.address, 10**16)
-    args = (str(payer.store.path), lib_escrow.address, lib_escrow.chain_id, channel.id,
+    location = store_at(clients[1].address)  # make_payer's store
+    args = (location, lib_escrow.address, lib_escrow.chain_id, channel.id,
             "0x" + bytes(clients[1].key).hex())
     rng = random.Random(99)
     handed_out: dict[int, str] = {}
@@ -98,7 +100,7 @@ def test_payer_killed_50_times_never_reissues_a_cumulative_amount(lib_escrow, cl
             assert amount not in handed_out, f"cumulative amount {amount} was signed twice"
             assert all(amount > earlier for earlier in handed_out), "a restart went back to a lower amount"
             handed_out[amount] = signature
-        with VoucherStore(payer.store.path) as store:
+        with VoucherStore(location) as store:
             record = store.channel(channel.id)
             assert record.issued >= max(handed_out, default=0)
             assert store.voucher_count(channel.id) == record.issued  # 1 wei per payment: 1..issued, no repeats

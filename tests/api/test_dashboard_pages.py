@@ -39,9 +39,9 @@ def test_settle_now_is_offered_only_to_a_local_unproxied_request(clients, freela
 
 
 def test_settle_now_warns_instead_of_sending_when_the_account_cannot_pay_the_gas(clients, make_payer, lib_escrow,
-                                                                                tmp_path):
+                                                                                store_at):
     broke = Account.create()  # never funded
-    payee = Payee(lib_escrow, broke, tmp_path / "broke.db")
+    payee = Payee(lib_escrow, broke, store_at("broke"))
     payer = make_payer(clients[1])
     channel = payer.open_channel(broke.address, 10**17)
     payee.receive(payer.pay(channel.id, 3 * MILLI, task="t"))

@@ -104,11 +104,11 @@ def test_not_enough_eth_is_insufficient_funds(lib_escrow, freelancer):
         lib_escrow.open(poor, freelancer.address, 10**18, expiry=lib_escrow.now() + 86400)
 
 
-def test_node_managed_accounts_work(w3, lib_escrow, accounts, tmp_path, clients, make_payer):
+def test_node_managed_accounts_work(w3, lib_escrow, accounts, store_at, clients, make_payer):
     node_payee = accounts[7]  # unlocked in the node: no private key in this process
     payer = make_payer(clients[0])
     channel = payer.open_channel(node_payee, 10**17)
-    payee = Payee(lib_escrow, node_payee, tmp_path / "node.db")
+    payee = Payee(lib_escrow, node_payee, store_at("node"))
     payee.receive(payer.pay(channel.id, 10**16, task="node work"))
     before = w3.eth.get_balance(node_payee)
     settlement = payee.settle()

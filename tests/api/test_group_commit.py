@@ -22,7 +22,7 @@ def channels(clients, freelancer, make_payer):
     return [(p, p.open_channel(freelancer.address, 10**16)) for p in payers]
 
 
-def test_a_burst_from_many_threads_is_stored_whole_in_fewer_commits_than_payments(channels, payee):
+def test_a_burst_from_many_threads_is_stored_whole_in_fewer_commits_than_payments(channels, payee, store_at):
     streams = [[payer.pay(ch.id, 100 + n, task=f"{i}-{n}") for n in range(40)]
                for i, (payer, ch) in enumerate(channels)]
     errors: list[BaseException] = []
@@ -43,7 +43,7 @@ def test_a_burst_from_many_threads_is_stored_whole_in_fewer_commits_than_payment
         assert not errors
         assert group.stored == 120
         assert group.commits <= 120
-    reopened = Payee(payee.escrow, payee.account, payee.store.path)
+    reopened = Payee(payee.escrow, payee.account, store_at("freelancer"))
     for i, (_payer, ch) in enumerate(channels):
         assert [e.receipt.task_id for e in reopened.ledger(ch.id)] == [f"{i}-{n}" for n in range(40)]
         assert reopened.store.best_voucher(ch.id)[0].amount == sum(100 + n for n in range(40))

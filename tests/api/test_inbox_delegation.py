@@ -19,11 +19,11 @@ MILLI = 10**15
 
 
 def test_a_delegated_inbox_key_acknowledges_and_the_client_verifies_it(clients, freelancer, make_payer, lib_escrow,
-                                                                       tmp_path):
+                                                                       store_at):
     platform_key = Account.create()  # the platform's key: it never holds the freelancer's
     delegation = delegate_inbox(freelancer, platform_key.address, chain_id=lib_escrow.chain_id,
                                 escrow=lib_escrow.address, until=int(time.time()) + 86_400)
-    hosted = Payee(lib_escrow, freelancer.address, tmp_path / "hosted.db")  # an address, not a key
+    hosted = Payee(lib_escrow, freelancer.address, store_at("hosted"))  # an address, not a key
     inbox = Inbox(hosted, delegated=(platform_key, delegation))
     served = ThreadServer(inbox.app)
     try:
@@ -39,9 +39,9 @@ def test_a_delegated_inbox_key_acknowledges_and_the_client_verifies_it(clients, 
         inbox.close()
 
 
-def test_an_inbox_with_no_valid_delegation_does_not_start(freelancer, lib_escrow, tmp_path):
+def test_an_inbox_with_no_valid_delegation_does_not_start(freelancer, lib_escrow, store_at):
     key, stranger = Account.create(), Account.create()
-    hosted = Payee(lib_escrow, freelancer.address, tmp_path / "h.db")
+    hosted = Payee(lib_escrow, freelancer.address, store_at("h"))
     with pytest.raises(Exception, match="key"):
         Inbox(hosted)  # neither the payee's key nor a delegation: nothing to acknowledge with
     expired = delegate_inbox(freelancer, key.address, chain_id=lib_escrow.chain_id, escrow=lib_escrow.address,

@@ -46,9 +46,9 @@ def test_concurrent_payments_never_reuse_a_cumulative_amount(clients, freelancer
     assert payer.store.voucher_count(channel.id) == 100
 
 
-def test_two_payer_objects_on_one_store_take_turns(lib_escrow, clients, freelancer, tmp_path):
-    first = Payer(lib_escrow, clients[2], tmp_path / "shared.db")
-    second = Payer(lib_escrow, clients[2], tmp_path / "shared.db")  # a second process would look the same
+def test_two_payer_objects_on_one_store_take_turns(lib_escrow, clients, freelancer, store_at):
+    first = Payer(lib_escrow, clients[2], store_at("shared"))
+    second = Payer(lib_escrow, clients[2], store_at("shared"))  # a second process would look the same
     channel = first.open_channel(freelancer.address, 10**15)
     a = first.pay(channel.id, 10, task="from the first")
     b = second.pay(channel.id, 10, task="from the second")
@@ -71,7 +71,7 @@ def test_request_close_then_reclaim_after_the_window(w3, tester, lib_escrow, cli
     assert payer.channel(channel.id).closed
 
 
-def test_payer_needs_a_local_account_and_its_own_channel(lib_escrow, clients, freelancer, make_payer, tmp_path):
+def test_payer_needs_a_local_account_and_its_own_channel(lib_escrow, clients, freelancer, make_payer):
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 1000)
     stranger = Payer(lib_escrow, Account.create(), payer.store)
@@ -79,21 +79,21 @@ def test_payer_needs_a_local_account_and_its_own_channel(lib_escrow, clients, fr
         stranger.pay(channel.id, 1, task="not mine")
 
 
-def test_a_payer_is_given_an_account_or_an_address_and_something_that_signs(lib_escrow, clients, tmp_path):
+def test_a_payer_is_given_an_account_or_an_address_and_something_that_signs(lib_escrow, clients, store_at):
     with pytest.raises(MicropayValueError, match="signer="):
-        Payer(lib_escrow, clients[0].address, tmp_path / "x.db")  # an address alone cannot sign
+        Payer(lib_escrow, clients[0].address, store_at("x"))  # an address alone cannot sign
     with pytest.raises(MicropayValueError, match="address"):
-        Payer(lib_escrow, "0x1234", tmp_path / "x.db", signer=Account.create())
+        Payer(lib_escrow, "0x1234", store_at("x"), signer=Account.create())
     with pytest.raises(MicropayValueError, match="DigestSigner"):
-        Payer(lib_escrow, clients[0], tmp_path / "x.db", signer=object())
+        Payer(lib_escrow, clients[0], store_at("x"), signer=object())
     hot = Account.create()
-    payer = Payer(None, clients[0].address.lower(), tmp_path / "x.db", signer=hot)
+    payer = Payer(None, clients[0].address.lower(), store_at("x"), signer=hot)
     assert (payer.address, payer.signer_address) == (clients[0].address, hot.address)
 
 
-def test_a_node_managed_account_funds_and_a_hot_key_pays(lib_escrow, accounts, freelancer, payee, tmp_path):
+def test_a_node_managed_account_funds_and_a_hot_key_pays(lib_escrow, accounts, freelancer, payee, store_at):
     hot = Account.create()
-    payer = Payer(lib_escrow, accounts[6], tmp_path / "node.db", signer=hot)  # the node holds the funding key
+    payer = Payer(lib_escrow, accounts[6], store_at("node"), signer=hot)  # the node holds the funding key
     channel = payer.open_channel(freelancer.address, 10**16)
     assert channel.key.payer == accounts[6] and channel.key.signer == hot.address
     assert payee.receive(payer.pay(channel.id, 5, task="t")).payer == accounts[6]

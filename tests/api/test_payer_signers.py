@@ -7,12 +7,13 @@ import json
 import pytest
 from eth_account import Account
 
-from helpers import SafeSigner, WalletSigner, store_bytes
+from helpers import SafeSigner, WalletSigner
 from helpers import count_signature_checks as counting
 from micropay import Payer, Payment, VoucherStore
 from micropay.errors import ChannelError, InvalidSignature, NotParticipant, StoreError
 from micropay.voucher import sign_voucher
 from safe import deploy_safe_stack
+from store_snapshot import store_state
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +39,10 @@ def safe_opens(payer, payee, safe, owners, deployer, deposit=10**16):
     return record
 
 
-def test_a_hot_key_pays_for_the_funding_account_end_to_end(w3, lib_escrow, clients, freelancer, payee, tmp_path,
+def test_a_hot_key_pays_for_the_funding_account_end_to_end(w3, lib_escrow, clients, freelancer, payee, store_at,
                                                            monkeypatch):
     hot = Account.create()
-    payer = Payer(lib_escrow, clients[0], tmp_path / "c.db", signer=hot)
+    payer = Payer(lib_escrow, clients[0], store_at("c"), signer=hot)
     channel = payer.open_channel(freelancer.address, 10**16)
     assert (channel.key.payer, channel.key.signer, channel.key.voucher_signer) == (clients[0].address, hot.address,
                                                                                   hot.address)
@@ -60,32 +61,32 @@ def test_a_hot_key_pays_for_the_funding_account_end_to_end(w3, lib_escrow, clien
     with pytest.raises(NotParticipant, match=f"signed by {hot.address}, not by this payer's signer"):
         Payer(lib_escrow, clients[0], payer.store).pay(channel.id, 1, task="with the wrong key")
     # Both stores' channels keep their signer through a backup.
-    for store in (payer.store, payee.store):
+    for name, store in (("c", payer.store), ("freelancer", payee.store)):
         bundle = json.loads(json.dumps(store.export()))
         assert bundle["version"] == 2 and bundle["channels"][0]["signer"] == hot.address
-        restored = VoucherStore(tmp_path / f"restored-{store.path.name}")
+        restored = VoucherStore(store_at(f"restored-{name}"))
         assert restored.import_(bundle) == 1
         assert restored.channel(channel.ref).key == channel.key
         assert restored.best_voucher(channel.ref)[0] == payments[-1].voucher
 
 
-def test_a_wrong_key_is_refused_before_anything_is_signed(lib_escrow, clients, freelancer, tmp_path):
+def test_a_wrong_key_is_refused_before_anything_is_signed(lib_escrow, clients, freelancer, store_at):
     hot = Account.create()
-    payer = Payer(lib_escrow, clients[1], tmp_path / "c.db", signer=hot)
+    payer = Payer(lib_escrow, clients[1], store_at("c"), signer=hot)
     channel = payer.open_channel(freelancer.address, 10**16)
     other = Payer(None, clients[1].address, payer.store, signer=Account.create())
-    before = store_bytes(payer.store.path)
+    before = store_state(payer.store)
     with pytest.raises(NotParticipant, match="never signs with another key"):
         other.pay(channel.id, 1, task="x")
-    assert store_bytes(payer.store.path) == before
+    assert store_state(payer.store) == before
     offline = Payer(None, clients[1].address, payer.store, signer=hot)  # the funding key stays locked away
     assert offline.pay(channel.ref, 5, task="offline").voucher.signer == hot.address
 
 
-def test_a_safe_funds_and_a_hot_key_pays(w3, lib_escrow, company_safe, owners, deployer, freelancer, payee, tmp_path,
+def test_a_safe_funds_and_a_hot_key_pays(w3, lib_escrow, company_safe, owners, deployer, freelancer, payee, store_at,
                                          monkeypatch):
     hot = Account.create()
-    payer = Payer(lib_escrow, company_safe.address, tmp_path / "hot.db", signer=hot)
+    payer = Payer(lib_escrow, company_safe.address, store_at("hot"), signer=hot)
     with pytest.raises(NotParticipant, match="is a contract"):
         payer.open_channel(freelancer.address, 10**16)
     record = safe_opens(payer, payee, company_safe, owners, deployer)
@@ -104,8 +105,8 @@ def test_a_safe_funds_and_a_hot_key_pays(w3, lib_escrow, company_safe, owners, d
 
 
 def test_a_safe_signs_its_own_vouchers_with_contract_signatures(w3, lib_escrow, company_safe, owners, deployer,
-                                                                 payee, tmp_path, monkeypatch):
-    payer = Payer(lib_escrow, company_safe.address, tmp_path / "safe.db", signer=SafeSigner(company_safe, owners[:2]))
+                                                                 payee, store_at, monkeypatch):
+    payer = Payer(lib_escrow, company_safe.address, store_at("safe"), signer=SafeSigner(company_safe, owners[:2]))
     record = safe_opens(payer, payee, company_safe, owners, deployer)
     assert record.key.signer is None and record.key.voucher_signer == company_safe.address
     payer.sync_all()
@@ -124,15 +125,15 @@ def test_a_safe_signs_its_own_vouchers_with_contract_signatures(w3, lib_escrow, 
     # A backup carries the contract signature; only the chain can check it again.
     bundle = payee.store.export()
     with pytest.raises(StoreError, match="only the chain can check"):
-        VoucherStore(tmp_path / "offline.db").import_(bundle)
-    assert VoucherStore(tmp_path / "online.db").import_(bundle, escrows=[lib_escrow]) == 1
+        VoucherStore(store_at("offline")).import_(bundle)
+    assert VoucherStore(store_at("online")).import_(bundle, escrows=[lib_escrow]) == 1
 
 
-def test_a_wallet_whose_owner_signs_is_a_delegated_signer(w3, lib_escrow, clients, freelancer, payee, tmp_path,
+def test_a_wallet_whose_owner_signs_is_a_delegated_signer(w3, lib_escrow, clients, freelancer, payee, store_at,
                                                           deploy_helper, fund, monkeypatch):
     owner = fund(Account.create())
     wallet = deploy_helper("OwnerWallet", owner.address)
-    payer = Payer(lib_escrow, clients[2], tmp_path / "c.db", signer=WalletSigner(wallet, owner))
+    payer = Payer(lib_escrow, clients[2], store_at("c"), signer=WalletSigner(wallet, owner))
     channel = payer.open_channel(freelancer.address, 10**16)
     assert channel.key.voucher_signer == wallet.address
     checks = counting(monkeypatch, lib_escrow)
@@ -143,8 +144,8 @@ def test_a_wallet_whose_owner_signs_is_a_delegated_signer(w3, lib_escrow, client
 
 
 def test_a_forged_contract_signature_is_rejected_and_the_store_is_unchanged(lib_escrow, company_safe, owners,
-                                                                            deployer, payee, tmp_path, monkeypatch):
-    payer = Payer(lib_escrow, company_safe.address, tmp_path / "safe.db", signer=SafeSigner(company_safe, owners[:2]))
+                                                                            deployer, payee, store_at, monkeypatch):
+    payer = Payer(lib_escrow, company_safe.address, store_at("safe"), signer=SafeSigner(company_safe, owners[:2]))
     record = safe_opens(payer, payee, company_safe, owners, deployer)
     payer.sync_all()
     payee.receive(payer.pay(record.id, 10**15, task="real"))
@@ -159,27 +160,27 @@ def test_a_forged_contract_signature_is_rejected_and_the_store_is_unchanged(lib_
                      amount=real.amount, ledger_root=real.voucher.ledger_root),  # a key's, not the Safe's
     ]
     checks = counting(monkeypatch, lib_escrow)
-    before = store_bytes(payee.store.path)
+    before = store_state(payee.store)
     for n, forged in enumerate(forgeries, start=1):
         for attempt in range(2):
             with pytest.raises(InvalidSignature):
                 payee.receive(Payment.of(forged, real.receipts, real.first_index))
-            assert store_bytes(payee.store.path) == before
+            assert store_state(payee.store) == before
             assert len(checks) == 2 * (n - 1) + attempt + 1  # a rejection is never cached: asked again
     assert payee.receive(real).added == 10**15
 
 
 def test_a_channel_the_store_never_recorded_is_only_paid_on_when_adopted(lib_escrow, company_safe, owners, deployer,
-                                                                         payee, tmp_path):
+                                                                         payee, store_at):
     hot = Account.create()
-    opener = Payer(lib_escrow, company_safe.address, tmp_path / "elsewhere.db", signer=hot)
+    opener = Payer(lib_escrow, company_safe.address, store_at("elsewhere"), signer=hot)
     record = safe_opens(opener, payee, company_safe, owners, deployer)
-    careful = Payer(lib_escrow, company_safe.address, tmp_path / "careful.db", signer=hot)
+    careful = Payer(lib_escrow, company_safe.address, store_at("careful"), signer=hot)
     (added,) = careful.sync_all().added
     assert added.id == record.id and added.issued == added.deposit  # may have been paid on from a lost store
     with pytest.raises(StoreError, match="could sign an amount twice"):
         careful.pay(record.id, 1, task="x")
-    trusting = Payer(lib_escrow, company_safe.address, tmp_path / "trusting.db", signer=hot)
+    trusting = Payer(lib_escrow, company_safe.address, store_at("trusting"), signer=hot)
     (adopted,) = trusting.sync_all(adopt=True).added
     assert adopted.issued == 0 and adopted.key == record.key
     assert payee.receive(trusting.pay(record.id, 7, task="after adopting")).added == 7

@@ -1,11 +1,10 @@
-"""Payee.receive: every check, and every rejection leaves the store byte-for-byte unchanged."""
+"""Payee.receive: every check, and every rejection leaves the store unchanged (byte for byte, on SQLite)."""
 
 from datetime import timedelta
 
 import pytest
 from eth_account import Account
 
-from helpers import store_bytes
 from micropay import Escrow, Payee, Payment
 from micropay.errors import (
     ChannelExpired,
@@ -24,6 +23,7 @@ from micropay.errors import (
 )
 from micropay.ledger import TaskReceipt, extend_root
 from micropay.voucher import sign_voucher
+from store_snapshot import store_state
 
 
 @pytest.fixture
@@ -35,10 +35,10 @@ def setup(clients, freelancer, make_payer, payee):
 
 
 def rejected(payee, payment, error):
-    before = store_bytes(payee.store.path)
+    before = store_state(payee.store)
     with pytest.raises(error) as info:
         payee.receive(payment)
-    assert store_bytes(payee.store.path) == before, "a rejected payment changed the store"
+    assert store_state(payee.store) == before, "a rejected payment changed the store"
     return info.value
 
 
@@ -54,11 +54,11 @@ def test_same_payment_again_is_an_idempotent_no_op(setup, payee):
     payer, channel = setup
     payment = payer.pay(channel.id, 5, task="second")
     first = payee.receive(payment)
-    before = store_bytes(payee.store.path)
+    before = store_state(payee.store)
     again = payee.receive(payment.encode())
     assert again.duplicate and (again.added, again.tasks, again.cumulative) == (first.added, first.tasks,
                                                                                   first.cumulative)
-    assert store_bytes(payee.store.path) == before
+    assert store_state(payee.store) == before
 
 
 def test_lower_voucher_is_stale(setup, payee):
@@ -142,10 +142,10 @@ def test_voucher_above_the_deposit_is_rejected(setup, payee, lib_escrow):
     assert error.shortfall == 1
 
 
-def test_channel_too_close_to_expiry_is_rejected(clients, freelancer, make_payer, lib_escrow, tmp_path):
+def test_channel_too_close_to_expiry_is_rejected(clients, freelancer, make_payer, lib_escrow, store_at):
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 10**16, expires_in=timedelta(hours=2))
-    careful = Payee(lib_escrow, freelancer, tmp_path / "careful.db", safety_margin=timedelta(hours=3))
+    careful = Payee(lib_escrow, freelancer, store_at("careful"), safety_margin=timedelta(hours=3))
     error = rejected(careful, payer.pay(channel.id, 5, task="late"), ChannelExpired)
     assert "extend" in str(error)
 
@@ -179,15 +179,15 @@ def test_after_a_rejection_the_next_payment_is_judged_on_what_is_stored(setup, p
 
 
 def test_a_channel_whose_window_is_below_the_payees_minimum_is_refused(make_payer, clients, freelancer, lib_escrow,
-                                                                       tmp_path):
+                                                                       store_at):
     payer = make_payer(clients[2])
     channel = payer.open_channel(freelancer.address, 10**16, window=timedelta(hours=2))
     payment = payer.pay(channel.id, 5, task="first")
-    cautious = Payee(lib_escrow, freelancer, tmp_path / "cautious.db")  # default minimum: 24 hours
-    before = store_bytes(cautious.store.path)
+    cautious = Payee(lib_escrow, freelancer, store_at("cautious"))  # default minimum: 24 hours
+    before = store_state(cautious.store)
     with pytest.raises(WindowTooShort, match="2h00m, shorter than this payee's minimum of 24h") as info:
         cautious.receive(payment)
     assert (info.value.window, info.value.minimum) == (7200, 86_400)
-    assert store_bytes(cautious.store.path) == before
-    relaxed = Payee(lib_escrow, freelancer, tmp_path / "relaxed.db", min_window=timedelta(hours=1))
+    assert store_state(cautious.store) == before
+    relaxed = Payee(lib_escrow, freelancer, store_at("relaxed"), min_window=timedelta(hours=1))
     assert relaxed.receive(payment).added == 5

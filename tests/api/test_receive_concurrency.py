@@ -17,9 +17,9 @@ def channel(clients, freelancer, make_payer):
 
 
 @pytest.fixture
-def second_payee(lib_escrow, freelancer, payee):
-    """Another connection to the freelancer's store file, as a second process would have."""
-    return Payee(lib_escrow, freelancer, payee.store.path)
+def second_payee(lib_escrow, freelancer, payee, store_at):
+    """Another connection to the freelancer's store, as a second process would have."""
+    return Payee(lib_escrow, freelancer, store_at("freelancer"))
 
 
 def test_receives_through_two_connections_on_one_file_continue_each_other(channel, payee, second_payee):
@@ -45,7 +45,7 @@ def test_a_close_recorded_by_another_connection_stops_receiving(channel, payee, 
         payee.receive(late)
 
 
-def test_many_clients_paying_at_once_lose_nothing(clients, freelancer, make_payer, payee):
+def test_many_clients_paying_at_once_lose_nothing(clients, freelancer, make_payer, payee, store_at):
     payers = [make_payer(c) for c in clients]
     channels = [p.open_channel(freelancer.address, 10**16) for p in payers]
     streams = [[p.pay(ch.id, 100 + n, task=f"{i}-{n}") for n in range(15)]
@@ -65,7 +65,7 @@ def test_many_clients_paying_at_once_lose_nothing(clients, freelancer, make_paye
     for thread in threads:
         thread.join(120)
     assert not errors
-    fresh = Payee(payee.escrow, payee.account, payee.store.path)
+    fresh = Payee(payee.escrow, payee.account, store_at("freelancer"))
     for i, ch in enumerate(channels):
         assert fresh.store.best_voucher(ch.id)[0].amount == sum(100 + n for n in range(15))
         assert [e.receipt.task_id for e in fresh.ledger(ch.id)] == [f"{i}-{n}" for n in range(15)]

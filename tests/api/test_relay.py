@@ -33,8 +33,8 @@ OWNER = Account.from_key(b"\x34" * 32)
 
 
 @pytest.fixture
-def broke_payee(lib_escrow, tmp_path):
-    return Payee(lib_escrow, BROKE, tmp_path / "broke.db")
+def broke_payee(lib_escrow, store_at):
+    return Payee(lib_escrow, BROKE, store_at("broke"))
 
 
 @pytest.fixture

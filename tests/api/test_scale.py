@@ -48,13 +48,13 @@ def test_unclaimed_never_reads_a_final_channel_again(lib_escrow, clients, freela
     assert read == [live.id]
 
 
-def test_a_bundle_with_ten_thousand_receipts_imports_whole(clients, make_payer, freelancer, tmp_path):
+def test_a_bundle_with_ten_thousand_receipts_imports_whole(clients, make_payer, freelancer, store_at):
     payer = make_payer(clients[1])
     channel = payer.open_channel(freelancer.address, 10**18)
     receipts = 10_000
     for n in range(receipts):
         payer.pay(channel.id, 1, task=f"t{n}")
     bundle = payer.store.export()
-    fresh = VoucherStore(tmp_path / "restored.db")
+    fresh = VoucherStore(store_at("restored"))
     assert fresh.import_(bundle) == 1
     assert len(fresh.ledger(channel.id)) == receipts

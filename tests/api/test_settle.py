@@ -13,10 +13,10 @@ def ten_paid_channels(make_payer, clients, freelancer):
     return channels, payments
 
 
-def test_a_settlement_over_the_gas_cap_is_split_and_every_part_is_confirmed(lib_escrow, freelancer, tmp_path,
+def test_a_settlement_over_the_gas_cap_is_split_and_every_part_is_confirmed(lib_escrow, freelancer, store_at,
                                                                             ten_paid_channels):
     channels, payments = ten_paid_channels
-    payee = Payee(lib_escrow, freelancer, tmp_path / "f.db", max_gas_per_tx=120_000)  # about 4 channels a claim
+    payee = Payee(lib_escrow, freelancer, store_at("f"), max_gas_per_tx=120_000)  # about 4 channels a claim
     for payment in payments:
         payee.receive(payment)
     plan = payee.plan_settlement()
@@ -33,9 +33,9 @@ def test_a_settlement_over_the_gas_cap_is_split_and_every_part_is_confirmed(lib_
     assert sum(r.fee for r in rows) == settlement.fee
 
 
-def test_without_a_cap_a_small_settlement_is_one_transaction(lib_escrow, freelancer, tmp_path, ten_paid_channels):
+def test_without_a_cap_a_small_settlement_is_one_transaction(lib_escrow, freelancer, store_at, ten_paid_channels):
     _, payments = ten_paid_channels
-    payee = Payee(lib_escrow, freelancer, tmp_path / "f.db")
+    payee = Payee(lib_escrow, freelancer, store_at("f"))
     for payment in payments:
         payee.receive(payment)
     plan = payee.plan_settlement()
@@ -43,10 +43,10 @@ def test_without_a_cap_a_small_settlement_is_one_transaction(lib_escrow, freelan
     assert len(payee.settle(plan).transactions) == 1
 
 
-def test_a_cap_below_one_claim_is_a_clear_error_and_sends_nothing(lib_escrow, freelancer, tmp_path,
+def test_a_cap_below_one_claim_is_a_clear_error_and_sends_nothing(lib_escrow, freelancer, store_at,
                                                                   ten_paid_channels):
     _, payments = ten_paid_channels
-    payee = Payee(lib_escrow, freelancer, tmp_path / "f.db", max_gas_per_tx=30_000)
+    payee = Payee(lib_escrow, freelancer, store_at("f"), max_gas_per_tx=30_000)
     payee.receive(payments[0])
     with pytest.raises(TransactionError, match="more than the cap of 30,000"):
         payee.plan_settlement()
@@ -87,7 +87,7 @@ def test_closing_an_eth_channel_ends_it_at_once(lib_escrow, clients, freelancer,
 
 
 def test_a_settlement_counts_what_it_claimed_even_when_another_process_stored_the_new_totals_first(
-        lib_escrow, freelancer, tmp_path, ten_paid_channels):
+        lib_escrow, freelancer, store_at, ten_paid_channels):
     # `micropay serve` refreshes its channels' chain state in the background (ChainRefresh): it can
     # store a settlement's new claimed totals before the settlement itself reads its receipt. The
     # gross is what the chain moved in that transaction, not the rise over what the store knew.
@@ -95,7 +95,7 @@ def test_a_settlement_counts_what_it_claimed_even_when_another_process_stored_th
 
     from micropay.channel import ETH
     _, payments = ten_paid_channels
-    payee = Payee(lib_escrow, freelancer, tmp_path / "f.db")
+    payee = Payee(lib_escrow, freelancer, store_at("f"))
     for payment in payments[:3]:
         payee.receive(payment)
     (batch,) = payee.plan_settlement().batches

@@ -1,4 +1,7 @@
-"""VoucherStore: private file, versioned schema, lossless amounts, verified export and import."""
+"""VoucherStore: private file, versioned schema, lossless amounts, verified export and import.
+
+The tests of the SQLite file itself (its mode, its schema version, a file that is not a store, a
+failed COMMIT forced through SQLite's PRAGMA) run on SQLite only; the rest on every backend."""
 
 import json
 import os
@@ -7,11 +10,11 @@ import stat
 
 import pytest
 
-from helpers import store_bytes
 from micropay import VoucherStore
 from micropay.errors import StoreError
 from micropay.records import from_u256, u256
 from micropay.schema import SCHEMA_VERSION
+from store_snapshot import store_state
 
 
 def test_new_store_is_private_and_versioned(tmp_path):
@@ -47,13 +50,13 @@ def test_amounts_are_lossless_and_ordered():
     assert sorted([u256(2**90), u256(3), u256(2**64)]) == [u256(3), u256(2**64), u256(2**90)]
 
 
-def test_export_and_import_carry_everything(clients, freelancer, make_payer, payee, tmp_path):
+def test_export_and_import_carry_everything(clients, freelancer, make_payer, payee, store_at):
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 10**16)
     for n in range(3):
         payee.receive(payer.pay(channel.id, 10 + n, task=f"t{n}"))
     bundle = json.loads(json.dumps(payee.store.export()))  # survives a trip through a file
-    restored = VoucherStore(tmp_path / "restored.db")
+    restored = VoucherStore(store_at("restored"))
     assert restored.import_(bundle) == 1
     best, count = restored.best_voucher(channel.id)
     assert (best.amount, count) == (33, 3)
@@ -67,20 +70,20 @@ def test_export_and_import_carry_everything(clients, freelancer, make_payer, pay
     lambda b: b.update(version=3),
     lambda b: b["channels"].append({"nonsense": True}),
 ])
-def test_tampered_bundle_is_rejected_and_changes_nothing(clients, freelancer, make_payer, payee, tmp_path, tamper):
+def test_tampered_bundle_is_rejected_and_changes_nothing(clients, freelancer, make_payer, payee, store_at, tamper):
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 10**16)
     payee.receive(payer.pay(channel.id, 10, task="t0"))
     bundle = payee.store.export()
-    target = VoucherStore(tmp_path / "target.db")
-    before = store_bytes(target.path)
+    target = VoucherStore(store_at("target"))
+    before = store_state(target)
     tamper(bundle)
     with pytest.raises(StoreError):
         target.import_(bundle)
-    assert store_bytes(target.path) == before
+    assert store_state(target) == before
 
 
-def test_resigned_bundle_with_a_forged_voucher_is_rejected(clients, freelancer, make_payer, payee, tmp_path):
+def test_resigned_bundle_with_a_forged_voucher_is_rejected(clients, freelancer, make_payer, payee, store_at):
     from micropay.bundle import bundle_digest
     from micropay.errors import InvalidVoucher
 
@@ -91,7 +94,7 @@ def test_resigned_bundle_with_a_forged_voucher_is_rejected(clients, freelancer, 
     bundle["channels"][0]["payer"] = clients[1].address  # claims another payer signed it
     bundle["sha256"] = bundle_digest(bundle)  # and fixes the checksum
     with pytest.raises((StoreError, InvalidVoucher)):
-        VoucherStore(tmp_path / "t.db").import_(bundle)
+        VoucherStore(store_at("t")).import_(bundle)
 
 
 def test_a_failed_commit_is_rolled_back_and_the_store_still_works(tmp_path):
@@ -110,19 +113,19 @@ def test_a_failed_commit_is_rolled_back_and_the_store_still_works(tmp_path):
 
 
 def test_import_for_an_account_refuses_a_bundle_with_someone_elses_channels(clients, freelancer, make_payer, payee,
-                                                                            tmp_path):
+                                                                            store_at):
     payer = make_payer(clients[0])
     channel = payer.open_channel(freelancer.address, 10**16)
     payee.receive(payer.pay(channel.id, 10, task="t0"))
     bundle = payee.store.export()
-    target = VoucherStore(tmp_path / "someone-else.db")
+    target = VoucherStore(store_at("someone-else"))
     with pytest.raises(StoreError, match=r"1 channel\(s\) that are not this account's"):
         target.import_(bundle, account=clients[1].address)
     assert target.channels() == []
     assert target.import_(bundle, account=freelancer.address) == 1
 
 
-def test_a_bundle_from_before_signers_is_still_read(clients, freelancer, make_payer, payee, tmp_path):
+def test_a_bundle_from_before_signers_is_still_read(clients, freelancer, make_payer, payee, store_at):
     from micropay.bundle import bundle_digest
 
     payer = make_payer(clients[0])
@@ -132,30 +135,30 @@ def test_a_bundle_from_before_signers_is_still_read(clients, freelancer, make_pa
     assert bundle["version"] == 1  # no channel has a signer: every micropay reads it
     del bundle["channels"][0]["signer"]  # as micropay wrote it before signers existed
     bundle["sha256"] = bundle_digest(bundle)
-    restored = VoucherStore(tmp_path / "old-bundle.db")
+    restored = VoucherStore(store_at("old-bundle"))
     assert restored.import_(bundle) == 1
     assert restored.channel(channel.ref).key == channel.key and channel.key.signer is None
 
 
-def test_a_hot_keys_store_imports_the_channels_it_signs(lib_escrow, clients, freelancer, tmp_path):
+def test_a_hot_keys_store_imports_the_channels_it_signs(lib_escrow, clients, freelancer, store_at):
     from eth_account import Account
 
     from micropay import Payer
 
     hot = Account.create()
-    payer = Payer(lib_escrow, clients[1], tmp_path / "c.db", signer=hot)
+    payer = Payer(lib_escrow, clients[1], store_at("c"), signer=hot)
     channel = payer.open_channel(freelancer.address, 10**16)
     payer.pay(channel.id, 10, task="t0")
     bundle = payer.store.export()
     assert bundle["version"] == 2
     for account in (clients[1].address, hot.address):  # the funding account's, or the signer's own store
-        assert VoucherStore(tmp_path / f"{account}.db").import_(bundle, account=account) == 1
+        assert VoucherStore(store_at(account)).import_(bundle, account=account) == 1
     with pytest.raises(StoreError, match="not this account's"):
-        VoucherStore(tmp_path / "other.db").import_(bundle, account=freelancer.address)
+        VoucherStore(store_at("other")).import_(bundle, account=freelancer.address)
     forged = json.loads(json.dumps(bundle))
     forged["channels"][0]["signer"] = Account.create().address  # another signer: another channel id
     from micropay.bundle import bundle_digest
 
     forged["sha256"] = bundle_digest(forged)
     with pytest.raises(StoreError, match="another channel"):
-        VoucherStore(tmp_path / "forged.db").import_(forged)
+        VoucherStore(store_at("forged")).import_(forged)

@@ -56,12 +56,12 @@ def test_an_open_whose_outcome_is_unknown_keeps_its_record(lib_escrow, freelance
     assert len(payer.store.channels()) == 1
 
 
-def test_sync_rebuilds_a_lost_store_for_both_sides(lib_escrow, clients, freelancer, make_payer, payee, tmp_path):
+def test_sync_rebuilds_a_lost_store_for_both_sides(lib_escrow, clients, freelancer, make_payer, payee, store_at):
     payer = make_payer(clients[2])
     channel = payer.open_channel(freelancer.address, 10**16, expires_in=timedelta(days=3))
     payee.receive(payer.pay(channel.id, 4, task="paid before the loss"))
     bundle = payee.store.export()
-    client_store, freelancer_store = VoucherStore(tmp_path / "c2.db"), VoucherStore(tmp_path / "f2.db")
+    client_store, freelancer_store = VoucherStore(store_at("c2")), VoucherStore(store_at("f2"))
     (as_payer,) = sync(client_store, lib_escrow, payer.address).added
     (as_payee,) = sync(freelancer_store, lib_escrow, freelancer.address).added
     assert (as_payer.role, as_payee.role) == ("payer", "payee") and as_payer.key == as_payee.key == channel.key
@@ -77,11 +77,11 @@ def test_sync_rebuilds_a_lost_store_for_both_sides(lib_escrow, clients, freelanc
     assert lib_escrow.channel(channel.key).expiry < channel.expiry
 
 
-def test_sync_rebuilds_a_channel_with_its_voucher_signer(lib_escrow, clients, freelancer, tmp_path):
+def test_sync_rebuilds_a_channel_with_its_voucher_signer(lib_escrow, clients, freelancer, store_at):
     hot = Account.create()
-    payer = Payer(lib_escrow, clients[0], tmp_path / "c.db", signer=hot)
+    payer = Payer(lib_escrow, clients[0], store_at("c"), signer=hot)
     channel = payer.open_channel(freelancer.address, 10**16)
-    (as_payer,) = sync(VoucherStore(tmp_path / "lost-client.db"), lib_escrow, clients[0].address).added
-    (as_payee,) = sync(VoucherStore(tmp_path / "lost-freelancer.db"), lib_escrow, freelancer.address).added
+    (as_payer,) = sync(VoucherStore(store_at("lost-client")), lib_escrow, clients[0].address).added
+    (as_payee,) = sync(VoucherStore(store_at("lost-freelancer")), lib_escrow, freelancer.address).added
     assert as_payer.key == as_payee.key == channel.key and as_payer.key.voucher_signer == hot.address
-    assert VoucherStore(tmp_path / "lost-client.db").channel(channel.ref).key.signer == hot.address  # as stored
+    assert VoucherStore(store_at("lost-client")).channel(channel.ref).key.signer == hot.address  # as stored

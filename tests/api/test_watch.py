@@ -37,8 +37,8 @@ def test_watcher_claims_when_expiry_nears(tester, lib_escrow, clients, freelance
     assert settlement.gross == 10**15
 
 
-def test_watcher_refuses_to_start_without_gas_money(lib_escrow, tmp_path):
-    broke = Payee(lib_escrow, Account.create(), tmp_path / "broke.db")
+def test_watcher_refuses_to_start_without_gas_money(lib_escrow, store_at):
+    broke = Payee(lib_escrow, Account.create(), store_at("broke"))
     with pytest.raises(InsufficientFunds, match="Fund it"):
         broke.watch(rounds=1)
 

@@ -16,13 +16,14 @@ def world():
 
 
 @pytest.fixture(scope="module")
-def freelancer(world, tmp_path_factory):
-    return Freelancer(world, tmp_path_factory.mktemp("freelancer"))
+def freelancer(world, tmp_path_factory, store_locations):
+    """The freelancer, with a store on the backend under test (one per module and backend)."""
+    return Freelancer(world, tmp_path_factory.mktemp("freelancer"), store_locations)
 
 
 @pytest.fixture(scope="module")
-def make_client(world, tmp_path_factory):
+def make_client(world, tmp_path_factory, store_locations):
     """A funded client with its own store, as a library Payer."""
     folder = tmp_path_factory.mktemp("clients")
 
-    return lambda name="client": world.client(folder, name)
+    return lambda name="client": world.client(folder, name, store_locations)

@@ -1,5 +1,8 @@
 """What the inbox tests share: the chain, a freelancer with a key file, a real `micropay serve`
-process on a free loopback port (``--port 0``: it says which), logs in files."""
+process on a free loopback port (``--port 0``: it says which), logs in files.
+
+Stores live where a :class:`~pgcluster.StoreLocations` puts them (the ``store_locations``
+fixture: a file on SQLite, a schema on PostgreSQL); without one, in files."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from chains import Anvil
 from micropay import Escrow, Payer, keystore
 from micropay.records import ChannelRecord
 from micropay.store import VoucherStore
+from pgcluster import StoreLocations
 
 PASSWORD = "inbox-tests"
 
@@ -41,10 +45,11 @@ class World:
             {"from": w3.eth.accounts[0], "to": deployer.address, "value": 10**20}))
         return cls(node, w3, Escrow.deploy(w3, deployer))
 
-    def client(self, folder: Path, name: str = "client") -> Payer:
-        """A funded client with its own store in ``folder``, as a library Payer."""
+    def client(self, folder: Path, name: str = "client", locations: StoreLocations | None = None) -> Payer:
+        """A funded client with its own store (in ``folder`` on SQLite), as a library Payer."""
         account = self.fund()
-        return Payer(self.escrow, account, folder / f"{name}-{account.address}.db")
+        store = f"{name}-{account.address}"
+        return Payer(self.escrow, account, locations.make(folder, store) if locations else folder / f"{store}.db")
 
     def fund(self, wei: int = 10**20) -> LocalAccount:
         account = Account.create()
@@ -54,21 +59,22 @@ class World:
 
 
 class Freelancer:
-    """A freelancer's data directory with its key file; its store is ``home/micropay.db``."""
+    """A freelancer's data directory with its key file. Its store is the data directory's own,
+    ``home/micropay.db``, unless ``locations`` puts it elsewhere (a PostgreSQL schema): then every
+    command gets ``--store``."""
 
-    def __init__(self, world: World, home: Path) -> None:
+    def __init__(self, world: World, home: Path, locations: StoreLocations | None = None) -> None:
         self.account = world.fund()
         self.home = home
         keystore.save_account(self.account, home / "keystores", PASSWORD, iterations=2**4)
         self.world = world
+        default = str(home / "micropay.db")
+        self.store_path = locations.make(home, "micropay") if locations else default
+        self.store_args = () if self.store_path == default else ("--store", self.store_path)
 
     @property
     def address(self) -> str:
         return self.account.address
-
-    @property
-    def store_path(self) -> Path:
-        return self.home / "micropay.db"
 
     def store(self) -> VoucherStore:
         return VoucherStore(self.store_path)
@@ -84,7 +90,8 @@ class Server:
         home = freelancer.home
         self.out, self.err = home / f"serve-{time.monotonic_ns()}.out", home / f"serve-{time.monotonic_ns()}.err"
         argv = [sys.executable, "-m", "micropay", "--rpc", freelancer.world.anvil.url, "--home", str(home),
-                "--confirmations", "0", "serve", "--escrow", freelancer.world.escrow.address, "--port", "0", *args]
+                *freelancer.store_args, "--confirmations", "0", "serve", "--escrow", freelancer.world.escrow.address,
+                "--port", "0", *args]
         with self.out.open("w") as out, self.err.open("w") as err:
             self.process = subprocess.Popen(argv, stdout=out, stderr=err,
                                             env={**os.environ, "MICROPAY_PASSWORD": PASSWORD})

@@ -16,8 +16,9 @@ def cli(home, *args) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120, env={**os.environ, "MICROPAY_PASSWORD": PASSWORD}, check=False)
 
 
-def test_a_platform_serves_a_freelancers_inbox_with_a_delegated_key(world, freelancer, make_client, tmp_path):
-    platform = Freelancer(world, tmp_path / "platform")
+def test_a_platform_serves_a_freelancers_inbox_with_a_delegated_key(world, freelancer, make_client, tmp_path,
+                                                                    store_locations):
+    platform = Freelancer(world, tmp_path / "platform", store_locations)
     done = cli(freelancer.home, "--rpc", world.anvil.url, "delegate", platform.address, "--days", "7",
                "--escrow", world.escrow.address, "--out", str(tmp_path / "delegation.json"))
     assert done.returncode == 0, done.stderr

@@ -28,9 +28,9 @@ MILLI = 10**15
 
 
 @pytest.fixture
-def payee(world, freelancer, tmp_path):
+def payee(world, freelancer, store_at):
     escrow = Escrow(world.w3, world.escrow.address, chain_id=world.escrow.chain_id)  # its own, to count calls
-    return Payee(escrow, freelancer.account, tmp_path / "inbox.db")
+    return Payee(escrow, freelancer.account, store_at("inbox"))
 
 
 def make_inbox(payee, **limits) -> tuple[Inbox, io.StringIO]:
@@ -147,13 +147,13 @@ def test_a_strangers_unknown_or_foreign_channel_costs_one_chain_lookup(payee, ma
     inbox.close()
 
 
-def test_an_unexpected_error_is_a_500_without_a_trace_and_is_logged(payee, make_client, monkeypatch):
+def test_an_unexpected_error_is_a_500_without_a_trace_and_is_logged(payee, make_client, monkeypatch, store_at):
     inbox, log = make_inbox(payee)
     client = make_client()
     channel = open_channel(client, payee.address)
 
     def broken(*args, **kwargs):
-        raise RuntimeError(f"bug reading {payee.store.path}")
+        raise RuntimeError(f"bug reading {store_at('inbox')}")
 
     monkeypatch.setattr(payee.receiver, "check", broken)
     answer = asyncio.run(post(inbox.app, "/v1/payments", {"payment": client.pay(channel.id, MILLI, "x").encode()}))

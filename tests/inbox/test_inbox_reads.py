@@ -21,8 +21,9 @@ MILLI = 10**15
 
 
 @pytest.fixture(scope="module")
-def events(tmp_path_factory):
-    return tmp_path_factory.mktemp("hook") / "events.jsonl"
+def events(tmp_path_factory, backend):
+    """The hook's file: one per server (the freelancer's store, so the server, is per backend)."""
+    return tmp_path_factory.mktemp(f"hook-{backend}") / "events.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,8 @@ def test_a_channel_without_a_plan_has_no_progress_to_read(server, make_client, f
     assert server.pay(client.pay(channel.id, MILLI, "x").encode()).status_code == 200
     answer, _ = read(server, client.account, channel.id)
     assert (answer.status_code, answer.json()["error"]) == (404, "unknown_plan")
-    assert str(freelancer.home) not in answer.text  # the store's path is never shown
+    assert str(freelancer.home) not in answer.text  # the store's path is never shown, nor its URL
+    assert freelancer.store_path not in answer.text
 
 
 def test_documents_that_are_not_for_this_freelancer_or_not_documents_are_refused(server, make_client, freelancer):

@@ -62,15 +62,16 @@ def chain():
     node.stop()
 
 
-def test_a_close_request_is_notified_once_with_its_deadline_through_a_node_outage(chain, tmp_path, caplog):
+def test_a_close_request_is_notified_once_with_its_deadline_through_a_node_outage(chain, tmp_path, store_at,
+                                                                                  caplog):
     caplog.set_level(logging.INFO, logger="micropay.notify")
     escrow = Escrow.deploy(chain.w3, chain.fund())
     client, freelancer_key, stranger_key = chain.fund(), chain.fund(), chain.fund()
-    payer = Payer(escrow, client, tmp_path / "client.db")
-    freelancer = Payee(escrow, freelancer_key, tmp_path / "freelancer.db")
+    payer = Payer(escrow, client, store_at("client"))
+    freelancer = Payee(escrow, freelancer_key, store_at("freelancer"))
     channel = payer.open_channel(freelancer.address, 10**16)
     freelancer.receive(payer.pay(channel.id, 3 * 10**15, "logo draft 1"))
-    stranger = Payer(escrow, stranger_key, tmp_path / "stranger.db")
+    stranger = Payer(escrow, stranger_key, store_at("stranger"))
     trap = stranger.open_channel(freelancer.address, 1)  # 1 wei to the freelancer, never paid
     stranger.request_close(trap.id)  # a close request on a channel the freelancer holds nothing for
 
@@ -125,11 +126,11 @@ def test_a_close_request_is_notified_once_with_its_deadline_through_a_node_outag
     again.close()
 
 
-def test_a_close_request_with_nothing_left_to_claim_says_so(chain, tmp_path):
+def test_a_close_request_with_nothing_left_to_claim_says_so(chain, store_at):
     escrow = Escrow.deploy(chain.w3, chain.fund())
     client, freelancer_key = chain.fund(), chain.fund()
-    payer = Payer(escrow, client, tmp_path / "client.db")
-    freelancer = Payee(escrow, freelancer_key, tmp_path / "freelancer.db")
+    payer = Payer(escrow, client, store_at("client"))
+    freelancer = Payee(escrow, freelancer_key, store_at("freelancer"))
     channel = payer.open_channel(freelancer.address, 10**16)
     freelancer.receive(payer.pay(channel.id, 10**15, "x"))
     freelancer.settle()  # everything held is claimed

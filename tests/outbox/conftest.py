@@ -38,13 +38,13 @@ def freelancer_key(fund):
 
 
 @pytest.fixture
-def payer(outbox_escrow, client_key, tmp_path):
-    return Payer(outbox_escrow, client_key, tmp_path / "client.db")
+def payer(outbox_escrow, client_key, store_at):
+    return Payer(outbox_escrow, client_key, store_at("client"))
 
 
 @pytest.fixture
-def payee(outbox_escrow, freelancer_key, tmp_path):
-    return Payee(outbox_escrow, freelancer_key, tmp_path / "freelancer.db")
+def payee(outbox_escrow, freelancer_key, store_at):
+    return Payee(outbox_escrow, freelancer_key, store_at("freelancer"))
 
 
 @pytest.fixture
@@ -88,11 +88,13 @@ def cli_node(monkeypatch, w3):
 
 
 @pytest.fixture
-def people(cli_node, w3, tmp_path):
-    """A client who deployed an escrow, and a freelancer with a Payee on it."""
+def people(cli_node, w3, tmp_path, store_locations):
+    """A client who deployed an escrow, and a freelancer with a Payee on it (their stores on the
+    backend under test)."""
     from outbox_people import Person
 
-    client, freelancer = Person(w3, tmp_path, "client"), Person(w3, tmp_path, "freelancer")
+    client = Person(w3, tmp_path, "client", locations=store_locations)
+    freelancer = Person(w3, tmp_path, "freelancer", locations=store_locations)
     escrow = client.run("deploy").stdout.strip()
     return client, freelancer, escrow
 

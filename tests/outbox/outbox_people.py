@@ -1,6 +1,8 @@
 """People typing ``micropay`` for the outbox tests: one data directory and key file each, run
 through click's CliRunner on the in-process chain (the ``cli_node`` fixture puts it in place of
-the node), as tests/cli does."""
+the node), as tests/cli does. A person's store is the data directory's own (``micropay.db``), or
+where a :class:`~pgcluster.StoreLocations` puts it (a PostgreSQL schema: then every command gets
+``--store``)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ ENV = {"MICROPAY_PASSWORD": PASSWORD, "MICROPAY_CONFIRMATIONS": "0"}
 
 
 class Person:
-    def __init__(self, w3, tmp_path, name, fund=10**19):
+    def __init__(self, w3, tmp_path, name, fund=10**19, locations=None):
         self.home = tmp_path / name
+        default = str(self.home / "micropay.db")
+        self.store_path = locations.make(self.home, "micropay") if locations else default
+        self.store_args = () if self.store_path == default else ("--store", self.store_path)
         self.runner = CliRunner()
         self.account = Account.create()
         keystore.save_account(self.account, self.home / "keystores", PASSWORD, iterations=2**4)
@@ -28,12 +33,8 @@ class Person:
             w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
                 {"from": w3.eth.accounts[0], "to": self.address, "value": fund}))
 
-    @property
-    def store_path(self):
-        return self.home / "micropay.db"
-
     def run(self, *args, ok=True, code=0):
-        result = self.runner.invoke(main, ["--home", str(self.home), *args], env=ENV)
+        result = self.runner.invoke(main, ["--home", str(self.home), *self.store_args, *args], env=ENV)
         if ok:
             assert result.exit_code == code, result.output + repr(result.exception)
         return result

@@ -21,16 +21,22 @@ PASSWORD = "outbox serve"
 
 
 class User:
-    def __init__(self, anvil, home, w3):
+    """A data directory with a key file; the store is the directory's own (``micropay.db``) or,
+    given ``locations``, where they put it (a PostgreSQL schema: every command gets ``--store``)."""
+
+    def __init__(self, anvil, home, w3, locations=None):
         account = Account.create()
         keystore.save_account(account, home / "keystores", PASSWORD, iterations=2**4)
         w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
             {"from": w3.eth.accounts[0], "to": account.address, "value": 10**19}))
         self.address, self.home, self.rpc = account.address, home, anvil.url
+        default = str(home / "micropay.db")
+        self.store_path = locations.make(home, "micropay") if locations else default
+        self.store_args = () if self.store_path == default else ("--store", self.store_path)
 
     def argv(self, *args):
-        return [sys.executable, "-m", "micropay", "--rpc", self.rpc, "--home", str(self.home), "--confirmations", "0",
-                *args]
+        return [sys.executable, "-m", "micropay", "--rpc", self.rpc, "--home", str(self.home), *self.store_args,
+                "--confirmations", "0", *args]
 
     def run(self, *args, code=0):
         result = subprocess.run(self.argv(*args), check=False, capture_output=True, text=True, timeout=120,
@@ -40,7 +46,7 @@ class User:
 
     @property
     def store(self):
-        return VoucherStore(self.home / "micropay.db")
+        return VoucherStore(self.store_path)
 
 
 class Serve:
@@ -58,9 +64,10 @@ class Serve:
         self.process.wait(timeout=60)
 
 
-def test_payments_arrive_by_themselves_and_after_an_outage_in_order(anvil_node, tmp_path):
+def test_payments_arrive_by_themselves_and_after_an_outage_in_order(anvil_node, tmp_path, store_locations):
     w3 = Web3(Web3.HTTPProvider(anvil_node.url))
-    client, freelancer = User(anvil_node, tmp_path / "client", w3), User(anvil_node, tmp_path / "freelancer", w3)
+    client = User(anvil_node, tmp_path / "client", w3, store_locations)
+    freelancer = User(anvil_node, tmp_path / "freelancer", w3, store_locations)
     escrow = client.run("deploy").stdout.strip()
     port = free_port()
     url = f"http://127.0.0.1:{port}"

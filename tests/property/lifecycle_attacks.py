@@ -9,7 +9,7 @@ import hypothesis.strategies as st
 import pytest
 from eth_utils import keccak
 from hypothesis.stateful import precondition, rule
-from lifecycle_kit import SELF, WALLET, Model, Relay, forge, pack, relay_digest, revert_name, seen, store_files
+from lifecycle_kit import SELF, WALLET, Model, Relay, forge, pack, relay_digest, revert_name, seen
 from web3.logs import DISCARD
 
 from helpers import ETH, HOUR, high_s
@@ -17,6 +17,7 @@ from micropay._utils.crypto import unsafe_sign_digest
 from micropay.errors import MicropayError
 from micropay.packing import pack_vouchers
 from micropay.voucher import sign_voucher
+from store_snapshot import store_state
 
 
 class AttackRules:
@@ -31,10 +32,10 @@ class AttackRules:
         payer = self.payer_api[m.key.payer]
         best = payer.store.best_voucher(m.key.id)[0]
         forged = forge(best, kind, self.channels, m, payer.account)
-        before = store_files(payee.store.path)
+        before = store_state(payee.store)
         with pytest.raises(MicropayError):
             payee.receive(forged)
-        assert store_files(payee.store.path) == before  # invariant 8, off chain: nothing stored
+        assert store_state(payee.store) == before  # invariant 8, off chain: nothing stored
 
     @precondition(lambda self: any(c.signed for c in self.channels))
     @rule(data=st.data(), kind=st.sampled_from(["wrong chain", "other escrow", "high s", "other channel",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
@@ -121,11 +120,6 @@ def payer_record(escrow, state) -> ChannelRecord:
 def wall() -> float:
     """The wall clock, which the payer's store checks expiry against (the chain's clock travels)."""
     return time.time()
-
-
-def store_files(path: Path) -> bytes:
-    """A store's bytes on disk: the database and its write-ahead log."""
-    return b"".join(Path(str(path) + s).read_bytes() for s in ("", "-wal") if Path(str(path) + s).exists())
 
 
 def forge(best, kind, channels, m, account):

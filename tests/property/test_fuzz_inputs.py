@@ -9,10 +9,10 @@ from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import store_bytes
 from micropay import VoucherStore, keystore
 from micropay.cli import main
 from micropay.errors import InvalidVoucher, KeystoreError, MicropayError, StoreError
+from store_snapshot import store_state
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -47,7 +47,7 @@ def test_a_mutated_real_key_file_never_escapes_the_hierarchy(tmp_path_factory, d
 
 @FUZZ
 @given(data=st.data())
-def test_a_mutated_bundle_is_refused_and_changes_nothing(tmp_path_factory, data):
+def test_a_mutated_bundle_is_refused_and_changes_nothing(tmp_path_factory, store_locations, data):
     from fuzz_bundle import BUNDLE  # a real exported bundle, built once
 
     bundle = json.loads(json.dumps(BUNDLE))
@@ -56,14 +56,14 @@ def test_a_mutated_bundle_is_refused_and_changes_nothing(tmp_path_factory, data)
     target = {"top": bundle, "channel": channel, "voucher": channel["voucher"],
               "receipt": channel["receipts"][0]}[where]
     target[data.draw(st.sampled_from(sorted(target)))] = data.draw(json_values)
-    store = VoucherStore(tmp_path_factory.mktemp("s") / "s.db")
-    before = store_bytes(store.path)
-    try:
-        store.import_(bundle)
-    except (StoreError, InvalidVoucher):
-        assert store_bytes(store.path) == before
-    except MicropayError as exc:  # any other micropay error is acceptable too, but must change nothing
-        assert store_bytes(store.path) == before, exc
+    with VoucherStore(store_locations.make(tmp_path_factory.mktemp("s"), "s")) as store:  # a new one each time
+        before = store_state(store)
+        try:
+            store.import_(bundle)
+        except (StoreError, InvalidVoucher):
+            assert store_state(store) == before
+        except MicropayError as exc:  # any other micropay error is acceptable too, but must change nothing
+            assert store_state(store) == before, exc
 
 
 words = st.text(alphabet=string.ascii_letters + string.digits + "-_.:/ 0x", max_size=20)

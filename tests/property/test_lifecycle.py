@@ -73,7 +73,7 @@ class Lifecycle(PayerRules, AttackRules, RuleBasedStateMachine):
         self.w3, self.tester, self.escrow = env["w3"], env["tester"], env["escrow"]
         self.token, self.actor, self.wallet, self.owner = env["token"], env["actor"], env["wallet"], env["owner"]
         self.snapshot = self.tester.take_snapshot()
-        self.dir = Path(tempfile.mkdtemp())
+        self.dir, self.locations = Path(tempfile.mkdtemp()), env["stores"]
         self.payers, self.hot_keys = env["payers"], env["hot_keys"]
         self.payee_keys: dict[str, LocalAccount] = {a.address: a for a in env["payee_keys"]}
         self.payees = [a.address for a in env["payee_keys"]] + [self.actor.address]  # the last rejects ETH
@@ -92,12 +92,17 @@ class Lifecycle(PayerRules, AttackRules, RuleBasedStateMachine):
 
     def teardown(self):
         if hasattr(self, "snapshot"):
+            for api in (*getattr(self, "payer_api", {}).values(), *getattr(self, "payee_api", {}).values()):
+                api.store.close()
             self.tester.revert_to_snapshot(self.snapshot)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _open_stores(self):
-        self.payer_api = {a.address: Payer(self.escrow, a, self.dir / f"payer-{a.address}.db") for a in self.payers}
-        self.payee_api = {p: Payee(self.escrow, p, self.dir / f"payee-{p}.db", safety_margin=0, freshness=0,
+        """Each party's store: a file in this example's folder, or a schema of its own (PostgreSQL)."""
+        stores = self.locations.make
+        self.payer_api = {a.address: Payer(self.escrow, a, stores(self.dir, f"payer-{a.address}"))
+                          for a in self.payers}
+        self.payee_api = {p: Payee(self.escrow, p, stores(self.dir, f"payee-{p}"), safety_margin=0, freshness=0,
                                    min_window=0)
                           for p in self.payees}
 
@@ -305,7 +310,7 @@ class Lifecycle(PayerRules, AttackRules, RuleBasedStateMachine):
 
 
 @pytest.fixture
-def lifecycle_env(w3, tester, key_of, accounts, deploy_helper, token, deployer):
+def lifecycle_env(w3, tester, key_of, accounts, deploy_helper, token, deployer, store_locations):
     escrow = Escrow.deploy(w3, accounts[0])
     actor = deploy_helper("Actor")
     transact(actor.functions.setMode(REVERT_MODE), deployer)
@@ -322,7 +327,7 @@ def lifecycle_env(w3, tester, key_of, accounts, deploy_helper, token, deployer):
         transact(token.functions.approve(escrow.address, 2**256 - 1), payer.address)
     return {"w3": w3, "tester": tester, "escrow": escrow, "token": token, "actor": actor, "payers": payers,
             "payee_keys": [Account.from_key(key_of(a)) for a in accounts[7:9]], "relayer": accounts[3],
-            "deployer": deployer, "wallet": wallet, "owner": owner,
+            "deployer": deployer, "wallet": wallet, "owner": owner, "stores": store_locations,
             "hot_keys": [Account.from_key(keccak(text=f"lifecycle hot key {i}")) for i in range(2)]}
 
 

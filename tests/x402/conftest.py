@@ -68,8 +68,9 @@ def upstream():
 
 
 @pytest.fixture(scope="module")
-def seller(x402_world, tmp_path_factory):
-    return Freelancer(x402_world, tmp_path_factory.mktemp("seller"))
+def seller(x402_world, tmp_path_factory, store_locations):
+    """The freelancer selling calls, with a store on the backend under test (one per module and backend)."""
+    return Freelancer(x402_world, tmp_path_factory.mktemp("seller"), store_locations)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,8 @@ def paywall(seller, upstream):
 
 
 @pytest.fixture(scope="module")
-def buyer(x402_world, tmp_path_factory):
+def buyer(x402_world, tmp_path_factory, store_locations):
     """A funded client with its own store, as a library Payer."""
     folder = tmp_path_factory.mktemp("buyers")
 
-    return lambda name="buyer": x402_world.client(folder, name)
+    return lambda name="buyer": x402_world.client(folder, name, store_locations)

@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,7 +51,7 @@ class World:
     token: Any  # web3 contract
     deployer: Any  # LocalAccount
     payee: Payee
-    store_path: Path
+    store_path: str  # the payee's store: a file, or a PostgreSQL URL
     url: str
     calls: list[str]
 
@@ -82,7 +81,7 @@ def serve(app: Any) -> tuple[str, uvicorn.Server, threading.Thread]:
 
 
 @pytest.fixture(scope="module")
-def world(helper_contracts, tmp_path_factory):
+def world(helper_contracts, tmp_path_factory, store_locations):
     node = Anvil()
     chain = AnvilChain(node.url)
     deployer = chain.fund()
@@ -93,7 +92,7 @@ def world(helper_contracts, tmp_path_factory):
     token = chain.w3.eth.contract(address=receipt.contract_address, abi=data["abi"])
     network = network_of(escrow.chain_id)
 
-    store_path = tmp_path_factory.mktemp("payee") / "payee.db"
+    store_path = store_locations.make(tmp_path_factory.mktemp("payee"), "payee")
     payee = Payee(escrow, chain.fund(), store_path)
     facilitator = x402Facilitator()
     settler = chain.fund()  # the exact facilitator's account: it sends transferWithAuthorization, paying gas
@@ -218,10 +217,10 @@ def test_a_replayed_exact_payment_signature_is_refused_and_moves_nothing(world):
     assert (world.balance(buyer.address), world.balance(world.payee.address)) == (buyer_before, payee_before)
 
 
-def test_a_micropay_client_pays_the_same_route_from_a_channel_in_the_token(world, tmp_path):
+def test_a_micropay_client_pays_the_same_route_from_a_channel_in_the_token(world, store_at):
     account = world.chain.fund()
     world.mint(account.address, 10 * PRICE)
-    payer = Payer(world.escrow, account, tmp_path / "payer.db")
+    payer = Payer(world.escrow, account, store_at("payer"))
     payee_before, escrow_before = world.balance(world.payee.address), world.balance(world.escrow.address)
     calls_before = len(world.calls)
 
@@ -243,7 +242,7 @@ def test_a_micropay_client_pays_the_same_route_from_a_channel_in_the_token(world
     assert world.balance(account.address) == 6 * PRICE
     assert world.balance(world.escrow.address) == escrow_before + 4 * PRICE
     assert world.balance(world.payee.address) == payee_before  # paid by voucher: settled later
-    payee_store = VoucherStore.open(world.store_path)  # what the payee holds, read from its file
+    payee_store = VoucherStore.open(world.store_path)  # what the payee holds, read apart from it
     ref = world.payee.ref(channel.id)
     best = payee_store.best_voucher(ref)
     assert best is not None and best[0].amount == 2 * PRICE

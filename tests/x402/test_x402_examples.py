@@ -31,12 +31,12 @@ def funded(w3: Web3, wei: int = 10**20):
     return account
 
 
-def environment(node: Anvil, escrow: Escrow, home: Path, account) -> dict[str, str]:
-    """The MICROPAY_* variables the examples (and the micropay command) read, for ``account``."""
+def environment(node: Anvil, escrow: Escrow, home: Path, account, store: str) -> dict[str, str]:
+    """The MICROPAY_* variables the examples (and the micropay command) read, for ``account``
+    with its store at ``store`` (a path, or a PostgreSQL URL)."""
     key_file = keystore.save_account(account, home / "keystores", PASSWORD, iterations=2**4)
     return {**os.environ, "MICROPAY_RPC": node.url, "MICROPAY_ESCROW": escrow.address,
-            "MICROPAY_KEYSTORE": str(key_file), "MICROPAY_PASSWORD": PASSWORD,
-            "MICROPAY_STORE": str(home / "micropay.db")}
+            "MICROPAY_KEYSTORE": str(key_file), "MICROPAY_PASSWORD": PASSWORD, "MICROPAY_STORE": store}
 
 
 def listening(port: int) -> bool:
@@ -53,12 +53,13 @@ def chain():
 
 
 @pytest.fixture(scope="module")
-def freelancer(chain, tmp_path_factory):
+def freelancer(chain, tmp_path_factory, store_locations):
     """examples/paid_api.py under `uvicorn examples.paid_api:app`, as its docstring says to run it."""
     node, w3, escrow = chain
     home = tmp_path_factory.mktemp("freelancer")
     account = funded(w3)
-    env = environment(node, escrow, home, account)
+    store = store_locations.make(home, "micropay")
+    env = environment(node, escrow, home, account, store)
     port = free_port()
     with (home / "uvicorn.log").open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "uvicorn", "examples.paid_api:app", "--host", "127.0.0.1",
@@ -67,7 +68,7 @@ def freelancer(chain, tmp_path_factory):
     while not listening(port):
         assert process.poll() is None and time.monotonic() < deadline, (home / "uvicorn.log").read_text()[-3000:]
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", account, home / "micropay.db"
+    yield f"http://127.0.0.1:{port}", account, store
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) in (0, -signal.SIGTERM), (home / "uvicorn.log").read_text()[-3000:]  # uvicorn re-raises it
 
@@ -80,11 +81,11 @@ def run_agent(env: dict[str, str], url: str) -> list[str]:
 
 
 def test_the_agent_example_pays_the_paid_api_example_and_the_freelancer_holds_every_wei(chain, freelancer,
-                                                                                        tmp_path):
+                                                                                        tmp_path, store_at):
     node, w3, escrow = chain
     url, seller, seller_store = freelancer
     agent = funded(w3)
-    env = environment(node, escrow, tmp_path, agent)
+    env = environment(node, escrow, tmp_path, agent, store_at("micropay"))
 
     first = run_agent(env, url)
     assert len(first) == 2
@@ -94,7 +95,7 @@ def test_the_agent_example_pays_the_paid_api_example_and_the_freelancer_holds_ev
     # Run again: the agent, a new process, pays on its stored channel, for these two calls only.
     assert run_agent(env, url)[1] == first[1]
 
-    (channel,) = VoucherStore(tmp_path / "micropay.db").channels("payer")
+    (channel,) = VoucherStore(store_at("micropay")).channels("payer")
     assert channel.key.payer == agent.address and channel.key.payee == seller.address
     store = VoucherStore(seller_store)
     (held,) = [c for c in store.channels("payee") if c.id == channel.id]

@@ -110,7 +110,7 @@ def test_one_round_trip_per_call_once_the_route_is_known(paywall, buyer):
 def test_a_client_killed_mid_run_pays_on_after_a_restart_without_paying_twice(paywall, upstream, seller, buyer,
                                                                               x402_world):
     payer = buyer("crashing")
-    key, store = payer.account.key.hex(), str(payer.store.path)
+    key, store = payer.account.key.hex(), payer.store.location  # a path, or a URL (no password here)
     argv = [sys.executable, str(Path(__file__).with_name("agent_worker.py")), x402_world.anvil.url,
             x402_world.escrow.address, key, store, paywall.url]
     before = upstream.calls.get("joke", 0)
