@@ -77,7 +77,8 @@ def test_payee_killed_50_times_never_loses_an_acknowledged_voucher(lib_escrow, c
         if acks:
             acked_max = max(acked_max, *acks)
             next_index = next(i for i, p in enumerate(payments) if p.amount == max(acks)) + 1
-        with VoucherStore(location) as store:  # reopened after the crash, as a restart would
+        # reopened after the crash, as a restart would: the freelancer's rows, which the worker's Payee writes
+        with VoucherStore.open(location, account=freelancer.address) as store:
             best, count = store.best_voucher(channel.id)
             assert best.amount >= acked_max, "an acknowledged voucher was lost"
             verify_ledger([e.receipt for e in store.ledger(channel.id)[:count]], best)
@@ -100,7 +101,7 @@ def test_payer_killed_50_times_never_reissues_a_cumulative_amount(lib_escrow, cl
             assert amount not in handed_out, f"cumulative amount {amount} was signed twice"
             assert all(amount > earlier for earlier in handed_out), "a restart went back to a lower amount"
             handed_out[amount] = signature
-        with VoucherStore(location) as store:
+        with VoucherStore.open(location, account=clients[1].address) as store:  # the worker Payer's rows
             record = store.channel(channel.id)
             assert record.issued >= max(handed_out, default=0)
             assert store.voucher_count(channel.id) == record.issued  # 1 wei per payment: 1..issued, no repeats

@@ -315,7 +315,8 @@ def test_a_version_six_store_keeps_every_row_as_its_only_account_and_can_then_sh
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
     assert {row[0] for row in raw.execute("SELECT owner FROM channels UNION SELECT owner FROM plans "
-                                          "UNION SELECT owner FROM cursors UNION SELECT owner FROM settlements")} == {""}
+                                          "UNION SELECT owner FROM cursors "
+                                          "UNION SELECT owner FROM settlements")} == {""}
     raw.close()
     # Another account's store in the same file: the same channel and cursor name, apart.
     other = VoucherStore(path, owner=key.payer)

@@ -77,7 +77,9 @@ class Freelancer:
         return self.account.address
 
     def store(self) -> VoucherStore:
-        return VoucherStore(self.store_path)
+        """The freelancer's store: its account's rows (all there are in a file; on a shared PostgreSQL
+        database, those `micropay serve` and the CLI write for this account)."""
+        return VoucherStore.open(self.store_path, account=self.address)
 
     def serve(self, *args: str) -> Server:
         return Server(self, args)

@@ -42,8 +42,13 @@ class Person:
     def json(self, *args, code=0):
         return json.loads(self.run(*args, "--json", code=code).stdout)
 
+    def store(self):
+        """This person's store as the CLI opens it: their account's rows (on PostgreSQL, a database
+        holds many accounts'; a file is one account's)."""
+        return VoucherStore.open(self.store_path, account=self.address)
+
     def inbox_of(self, channel_prefix):
-        with VoucherStore(self.store_path) as store:
+        with self.store() as store:
             (record,) = [r for r in store.channels() if r.id.hex().startswith(channel_prefix.removeprefix("0x"))]
             return store.inbox(record.ref)
 

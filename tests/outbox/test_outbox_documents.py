@@ -8,7 +8,6 @@ import json
 from outbox_people import last_error_line
 
 from micropay.plan import parse_plan
-from micropay.store import VoucherStore
 
 
 def write_plan(path, client, inbox=None):
@@ -26,12 +25,12 @@ def propose(freelancer, escrow, tmp_path, client, inbox):
 
 
 def held_by(person, plan_hash):
-    with VoucherStore(person.store_path) as store:
+    with person.store() as store:
         return store.plan(plan_hash)
 
 
 def feedback_of(person, root):
-    with VoucherStore(person.store_path) as store:
+    with person.store() as store:
         return [(f.signed.feedback.task_id, f.signed.feedback.status) for f in store.feedback(root)]
 
 

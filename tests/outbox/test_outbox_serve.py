@@ -46,7 +46,8 @@ class User:
 
     @property
     def store(self):
-        return VoucherStore(self.store_path)
+        """This user's rows, as the CLI and `micropay serve` open them (a file is one account's)."""
+        return VoucherStore.open(self.store_path, account=self.address)
 
 
 class Serve:

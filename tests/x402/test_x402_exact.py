@@ -177,7 +177,7 @@ def test_a_stock_x402_exact_client_pays_the_route_and_the_tokens_move_by_the_pri
     buyer = Account.create()  # no ETH at all: the facilitator sends the transaction
     world.mint(buyer.address, 3 * PRICE)
     payee_before, calls_before = world.balance(world.payee.address), len(world.calls)
-    channels_before = len(VoucherStore.open(world.store_path).channels())
+    channels_before = len(VoucherStore.open(world.store_path, account=world.payee.address).channels())
 
     answer, _ = pay_exactly(world, buyer)
 
@@ -194,7 +194,7 @@ def test_a_stock_x402_exact_client_pays_the_route_and_the_tokens_move_by_the_pri
     assert world.balance(world.payee.address) == payee_before + PRICE
     assert world.chain.w3.eth.get_balance(buyer.address) == 0
     # micropay's store is not involved in an exact payment
-    assert len(VoucherStore.open(world.store_path).channels()) == channels_before
+    assert len(VoucherStore.open(world.store_path, account=world.payee.address).channels()) == channels_before
 
 
 def test_a_replayed_exact_payment_signature_is_refused_and_moves_nothing(world):
@@ -242,7 +242,8 @@ def test_a_micropay_client_pays_the_same_route_from_a_channel_in_the_token(world
     assert world.balance(account.address) == 6 * PRICE
     assert world.balance(world.escrow.address) == escrow_before + 4 * PRICE
     assert world.balance(world.payee.address) == payee_before  # paid by voucher: settled later
-    payee_store = VoucherStore.open(world.store_path)  # what the payee holds, read apart from it
+    # what the payee holds, read apart from it: its account's rows
+    payee_store = VoucherStore.open(world.store_path, account=world.payee.address)
     ref = world.payee.ref(channel.id)
     best = payee_store.best_voucher(ref)
     assert best is not None and best[0].amount == 2 * PRICE

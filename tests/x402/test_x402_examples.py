@@ -95,9 +95,11 @@ def test_the_agent_example_pays_the_paid_api_example_and_the_freelancer_holds_ev
     # Run again: the agent, a new process, pays on its stored channel, for these two calls only.
     assert run_agent(env, url)[1] == first[1]
 
-    (channel,) = VoucherStore(store_at("micropay")).channels("payer")
+    # Each store read apart, as its own account's rows (a PostgreSQL database holds many accounts').
+    with VoucherStore.open(store_at("micropay"), account=agent.address) as agent_store:
+        (channel,) = agent_store.channels("payer")
     assert channel.key.payer == agent.address and channel.key.payee == seller.address
-    store = VoucherStore(seller_store)
+    store = VoucherStore.open(seller_store, account=seller.address)
     (held,) = [c for c in store.channels("payee") if c.id == channel.id]
     gross = 2 * (JOKE + SUMMARY)
     assert store.charged(held.ref) == (gross, 4)
