@@ -182,6 +182,10 @@ class GroupCommit:
         outcomes: list[tuple[_F, Received | BaseException]] = []
         try:
             with self.receiver.store.transaction() as tx:
+                # Channels met for the first time are added first, in key order (two processes adding
+                # the same new channels in other orders would wait for each other), then all are locked.
+                new = {tx.key(c.record.ref): c.state for c, _, _ in batch if c.new}
+                added = [new[key].ref for key in sorted(new) if tx.add_channel_if_absent(new[key])]
                 tx.lock_channels([checked.record.ref for checked, _, _ in batch])  # at once, in key order
                 for checked, future, then in batch:
                     try:
@@ -192,6 +196,8 @@ class GroupCommit:
                             outcomes.append((future, received))
                     except MicropayError as exc:  # this payment is refused; the others go on
                         outcomes.append((future, exc))
+                for ref in added:  # a refused first payment leaves no trace of its channel
+                    tx.forget_unpaid(ref)
         except BaseException as exc:  # noqa: BLE001 - the commit failed: no payment of the batch is held
             failure = exc if isinstance(exc, MicropayError) else StoreError(f"the store could not commit: {exc}")
             return [(future, failure) for _, future, _ in batch]

@@ -48,7 +48,6 @@ from micropay.errors import (
     NotParticipant,
     RequestRejected,
     StaleVoucher,
-    StoreError,
     UnknownChannel,
     UnknownPlan,
 )
@@ -150,7 +149,7 @@ class Inbox:
             return
         with self._lock:
             if self._closed:
-                raise StoreError("the inbox is stopping: try again in a moment")
+                raise RequestRejected("the inbox is stopping: try again in a moment", status=503, retry_after=1.0)
             if not self._started:
                 self.payee.store.checkpoint_in_background()  # no commit waits for a checkpoint
                 self.refresh.start()  # nor a payment for the chain

@@ -222,8 +222,13 @@ def error_answer(exc: BaseException, *, redact: tuple[str, ...] = (), **extra: o
         return Answer(500, {"error": "internal", "message": "the inbox failed on this request; it is logged"}, {})
     if code == "rejected" and isinstance(exc, MicropayError) and not isinstance(exc, RequestRejected):
         code, status = "internal", 500  # a micropay error no inbox route should raise: a bug
-    message = "the node or the store is unavailable: try again later" if code == "unavailable" and not isinstance(
-        exc, (StoreError, RequestRejected)) else (str(exc).strip().splitlines() or [code])[0]
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, StoreError):  # its text may name the database's server: never shown
+        message, retry_after = "the inbox's store is unavailable: try again in a moment", 1.0
+    elif code == "unavailable" and not isinstance(exc, RequestRejected):
+        message = "the node or the store is unavailable: try again later"
+    else:
+        message = (str(exc).strip().splitlines() or [code])[0]
     for secret in redact:
         message = message.replace(secret, "the inbox's store") if secret else message
     body: dict[str, object] = {"error": code, "message": message[:400]}
@@ -232,7 +237,6 @@ def error_answer(exc: BaseException, *, redact: tuple[str, ...] = (), **extra: o
         body["resendFrom"] = exc.have
     if isinstance(exc, InsufficientDeposit):
         body["shortfall"] = str(exc.shortfall)
-    retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, (int, float)) and retry_after > 0:
         body["retryAfter"] = max(0.001, math.ceil(float(retry_after) * 1000) / 1000)  # never 0: round up to ms
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))

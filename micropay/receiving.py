@@ -63,6 +63,8 @@ class CheckedPayment:
     payment: Payment
     record: ChannelRecord
     state: ChannelRecord
+    #: The channel was not stored when checked: read from the chain (its first payment here).
+    new: bool = False
 
 
 class SignatureChecks:
@@ -168,6 +170,7 @@ class Receiver:
             raise DomainMismatch(f"payment is for escrow {voucher.escrow} on chain {voucher.chain_id}, "
                                  f"this payee uses {self.escrow.address} on chain {self.escrow.chain_id}")
         record = self._channel_for(voucher, offline=offline)
+        new = record is not None and self.store.peek_tip(record.ref) is None
         # A contract signature is asked of the chain once; so is the chain state when stale.
         if record is None or not self.signatures.check(record, voucher, offline=offline):
             return None
@@ -175,8 +178,8 @@ class Receiver:
             if offline:
                 return None
             record_state = self._read(record.key)  # any chain read happens before taking the write lock
-            return CheckedPayment(paid, record, record_state)
-        return CheckedPayment(paid, record, record)
+            return CheckedPayment(paid, record, record_state, new)
+        return CheckedPayment(paid, record, record, new)
 
     def store_checked(self, tx: StoreTransaction, checked: CheckedPayment) -> Received:
         """The second half of :meth:`receive`, inside a write transaction: judge the checked

@@ -139,6 +139,17 @@ class StoreTransaction(StoreReader):
                                   "(SELECT 1 FROM vouchers WHERE channel = ?)", (self.key(channel), self.key(channel)))
         return cursor.rowcount == 1
 
+    def forget_unpaid(self, channel: ChannelRef) -> bool:
+        """Remove a channel that holds no voucher (added for a payment that was then refused).
+        Returns whether it was removed."""
+        key = self.key(channel)
+        cursor = self._db.execute("DELETE FROM channels WHERE uid = ? AND NOT EXISTS (SELECT 1 FROM vouchers "
+                                  "WHERE channel = ?) AND NOT EXISTS (SELECT 1 FROM deliveries WHERE channel = ?) "
+                                  "AND NOT EXISTS (SELECT 1 FROM charges WHERE channel = ?)", (key, key, key, key))
+        if cursor.rowcount == 1:
+            self._tips.discard(channel.uid)
+        return cursor.rowcount == 1
+
     def put_plan(self, stored: StoredPlan, *, in_force: bool) -> None:
         """Store a plan version, or replace the stored one of the same hash (with more signatures).
         A second version in force at one version number fails the transaction with :class:`StoreError`."""

@@ -80,6 +80,11 @@ class TipCache:
             self._tips.update(self._pending)
         self._pending.clear()
 
+    def discard(self, uid: bytes) -> None:
+        """The transaction under way removed ``uid``'s channel: nothing cached of it holds."""
+        self._tips.pop(uid, None)
+        self._pending.pop(uid, None)
+
     def forget(self) -> None:
         """A transaction failed: whatever was read inside it may have seen its writes."""
         self._tips.clear()
