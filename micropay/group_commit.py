@@ -111,12 +111,16 @@ class GroupCommit:
         lock back from the busy loop after each of its SQLite calls (every one releases it), so
         its commits came slowly and held few payments. The commit blocks the loop for one fsync,
         while the requests that arrive meanwhile wait in the socket buffers for the next batch.
-        ``then``: as for :meth:`submit`."""
+        On a PostgreSQL store (a round trip per statement) the writer thread stores them instead,
+        and ``then`` runs there. ``then``: as for :meth:`submit`."""
         checked = self.receiver.check(payment, offline=True)
         if checked is None:
             checked = await self._check_on_chain(payment)
         if self._closing.is_set():
             raise StoreError("the inbox is not taking payments: it is stopping")
+        if self.receiver.store.database.remote:  # the writer thread waits on the server; the loop serves on
+            self.start()
+            return await asyncio.wrap_future(self.submit(checked, then=then))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Received] = loop.create_future()
         self._ready.append((checked, future, then))

@@ -63,6 +63,9 @@ class Database(ABC):
 
     kind: str
     location: str
+    #: Whether each statement is a round trip to a server (PostgreSQL), not a call into a file's
+    #: library: an inbox then commits on a thread of its own, never on its event loop.
+    remote: bool = False
     #: The exceptions of this database's driver: what a failed statement raises.
     errors: tuple[type[BaseException], ...]
 

@@ -101,6 +101,7 @@ class PostgresDatabase(Database):
     the server cannot be reached or runs without ``fsync``."""
 
     kind = "postgres"
+    remote = True
     errors = (psycopg.Error,)
 
     def __init__(self, url: str) -> None:

@@ -36,7 +36,8 @@ class Anvil:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--host", "127.0.0.1", "--silent", "--hardfork", hardfork],
+            [binary, "--port", str(self.port), "--host", "127.0.0.1", "--silent", "--hardfork", hardfork,
+             "--balance", "1000000"],  # ETH per dev account: the suites on both stores fund many clients
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         w3 = Web3(Web3.HTTPProvider(self.url))
         deadline = time.monotonic() + 30
