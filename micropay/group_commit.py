@@ -190,7 +190,9 @@ class GroupCommit:
                 # the same new channels in other orders would wait for each other), then all are locked.
                 new = {tx.key(c.record.ref): c.state for c, _, _ in batch if c.new}
                 added = [new[key].ref for key in sorted(new) if tx.add_channel_if_absent(new[key])]
-                tx.lock_channels([checked.record.ref for checked, _, _ in batch])  # at once, in key order
+                refs = [checked.record.ref for checked, _, _ in batch]
+                tx.lock_channels(refs)  # at once, in key order
+                tx.prefetch_tips(refs)
                 for checked, future, then in batch:
                     try:
                         with tx.savepoint():

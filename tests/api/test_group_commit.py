@@ -146,7 +146,10 @@ def test_payments_ready_in_one_turn_of_the_loop_share_one_commit(channels, payee
 
     results, commits = asyncio.run(run())
     assert [r.cumulative for r in results] == [3] * len(channels)
-    assert commits == 1
+    if payee.store.database.remote:  # the writer thread batches what is queued when it wakes: the first may go alone
+        assert commits <= 2 < len(channels)
+    else:
+        assert commits == 1
 
 
 def test_checkpoints_in_the_background_copy_the_log_into_the_file(tmp_path):
@@ -170,3 +173,20 @@ def test_checkpoints_in_the_background_copy_the_log_into_the_file(tmp_path):
     assert sizes[quiet] == 0 < sizes[busy]
     quiet.close()
     busy.close()
+
+
+def test_a_batchs_tips_read_at_once_equal_each_tip_read_alone(channels, payee, make_payer, clients, freelancer):
+    """What a group commit on PostgreSQL reads for a whole batch in two statements is, channel by
+    channel, what the receive path reads one at a time: row, best voucher and last ledger entry."""
+    for n, (payer, channel) in enumerate(channels):
+        for k in range(n + 1):  # 1, 2, 3 payments: different ledgers and best vouchers
+            payee.receive(payer.pay(channel.id, 7 + k, task=f"{n}-{k}"))
+    refs = [payee.ref(channel.id) for _, channel in channels]
+    unpaid = payee.receiver.adopt(make_payer(clients[0], "unpaid").open_channel(freelancer.address, 10**15).id).ref
+    unknown = refs[0].__class__(refs[0].chain_id, refs[0].escrow, b"\x07" * 32)
+    with payee.store.transaction() as tx:
+        together = tx.read_tips([*refs, unpaid, unknown])
+        alone = {ref.uid: tx.read_tip(ref) for ref in [*refs, unpaid]}
+    assert together == alone
+    assert together[unpaid.uid].best is None and together[unpaid.uid].last is None
+    assert [together[ref.uid].last.total for ref in refs] == [7, 7 + 8, 7 + 8 + 9]
