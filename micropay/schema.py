@@ -248,3 +248,13 @@ MIGRATIONS: dict[int, Sequence[Step]] = {
         "ALTER TABLE settlements ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
     ),
 }
+
+
+def apply(db: Connection, version: int) -> None:
+    """Run the steps of the migration to ``version`` on ``db``, inside the migrating transaction
+    (the caller records the new version, each database its own way)."""
+    for step in MIGRATIONS[version]:
+        if isinstance(step, str):
+            db.execute(step)
+        else:
+            step(db)

@@ -32,9 +32,9 @@ import psycopg
 from psycopg import conninfo
 from psycopg.types.numeric import Int8Dumper
 
+from micropay import schema
 from micropay.errors import StoreError
 from micropay.records import SqlValue
-from micropay.schema import MIGRATIONS
 from micropay.schema_postgres import BASELINE, BASELINE_VERSION
 from micropay.store_backend import Connection, Database, Rows
 
@@ -197,11 +197,7 @@ class PostgresDatabase(Database):
         if version < BASELINE_VERSION:
             raise StoreError(f"{self.location} has schema {version}, older than any PostgreSQL store: it was altered")
         for number in range(version + 1, target + 1):
-            for step in MIGRATIONS[number]:
-                if isinstance(step, str):
-                    db.execute(step)
-                else:
-                    step(db)
+            schema.apply(db, number)
             db.execute("UPDATE micropay_meta SET value = ? WHERE key = 'schema_version'", (number,))
 
     def lock_channels(self, db: Connection, keys: Sequence[bytes]) -> None:

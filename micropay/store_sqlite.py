@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from micropay import schema
 from micropay.errors import StoreError
-from micropay.schema import MIGRATIONS
 from micropay.store_backend import Connection, Database
 
 
@@ -93,11 +93,7 @@ class SqliteDatabase(Database):
 
     def migrate(self, db: Connection, version: int, target: int) -> None:
         for number in range(version + 1, target + 1):
-            for step in MIGRATIONS[number]:
-                if isinstance(step, str):
-                    db.execute(step)
-                else:
-                    step(db)
+            schema.apply(db, number)
             db.execute(f"PRAGMA user_version={number}")
 
     def data_version(self, db: Connection) -> int | None:

@@ -10,11 +10,16 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from typing_extensions import Self
 from web3 import Web3
+
+from micropay import Escrow
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -125,3 +130,28 @@ class AnvilChain(TestChain):
 
     def revert(self, snapshot: Any) -> None:
         assert self._rpc("evm_revert", [snapshot]) is True
+
+
+@dataclass
+class AnvilWorld:
+    """A fresh anvil with micropay's escrow deployed, and funded accounts on demand (stop its
+    ``anvil`` when done)."""
+
+    anvil: Anvil
+    w3: Web3
+    escrow: Escrow
+
+    @classmethod
+    def start(cls) -> Self:
+        node = Anvil()
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        deployer = Account.create()
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 10**20}))
+        return cls(node, w3, Escrow.deploy(w3, deployer))
+
+    def fund(self, wei: int = 10**20) -> LocalAccount:
+        account = Account.create()
+        self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(
+            {"from": self.w3.eth.accounts[0], "to": account.address, "value": wei}))
+        return account

@@ -12,16 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
-from chains import Anvil
-from micropay import Escrow, Payer, keystore
+from chains import AnvilWorld
+from micropay import Payer, keystore
 from micropay.records import ChannelRecord
 from micropay.store import VoucherStore
 from pgcluster import StoreLocations
@@ -29,33 +25,14 @@ from pgcluster import StoreLocations
 PASSWORD = "inbox-tests"
 
 
-@dataclass
-class World:
-    anvil: Anvil
-    w3: Web3
-    escrow: Escrow
-
-    @classmethod
-    def start(cls) -> World:
-        """A fresh anvil with micropay's escrow deployed (stop its ``anvil`` when done)."""
-        node = Anvil()
-        w3 = Web3(Web3.HTTPProvider(node.url))
-        deployer = Account.create()
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
-            {"from": w3.eth.accounts[0], "to": deployer.address, "value": 10**20}))
-        return cls(node, w3, Escrow.deploy(w3, deployer))
+class World(AnvilWorld):
+    """An anvil with the escrow deployed (see :class:`chains.AnvilWorld`), and clients as library Payers."""
 
     def client(self, folder: Path, name: str = "client", locations: StoreLocations | None = None) -> Payer:
         """A funded client with its own store (in ``folder`` on SQLite), as a library Payer."""
         account = self.fund()
         store = f"{name}-{account.address}"
         return Payer(self.escrow, account, locations.make(folder, store) if locations else folder / f"{store}.db")
-
-    def fund(self, wei: int = 10**20) -> LocalAccount:
-        account = Account.create()
-        self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(
-            {"from": self.w3.eth.accounts[0], "to": account.address, "value": wei}))
-        return account
 
 
 class Freelancer:

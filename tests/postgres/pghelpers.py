@@ -12,17 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
-from chains import Anvil
-from micropay import Escrow, Payer, keystore
+from chains import AnvilWorld
+from micropay import Payer, keystore
 from micropay.ledger import EMPTY_ROOT, TaskReceipt, extend_entries
 from micropay.payment import Payment
 from micropay.records import ChannelRecord
@@ -34,26 +31,8 @@ UNLIMITED = ("--client-rate", "0", "--channel-rate", "0")
 AMOUNT = 10**12
 
 
-@dataclass
-class World:
-    anvil: Anvil
-    w3: Web3
-    escrow: Escrow
-
-    @classmethod
-    def start(cls) -> World:
-        """A fresh anvil with micropay's escrow deployed (stop its ``anvil`` when done)."""
-        node = Anvil()
-        w3 = Web3(Web3.HTTPProvider(node.url))
-        world = cls(node, w3, None)  # type: ignore[arg-type]
-        world.escrow = Escrow.deploy(w3, world.fund())
-        return world
-
-    def fund(self, wei: int = 10**20) -> LocalAccount:
-        account = Account.create()
-        self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(
-            {"from": self.w3.eth.accounts[0], "to": account.address, "value": wei}))
-        return account
+class World(AnvilWorld):
+    """An anvil with the escrow deployed (see :class:`chains.AnvilWorld`), and library Payers."""
 
     def payer(self, store: str | os.PathLike[str], account: LocalAccount | None = None) -> Payer:
         """A library Payer for ``account`` (default: a new funded one) with its store at ``store``."""
