@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
+from starlette.types import Receive, Scope, Send
 
 from micropay.delegation import InboxDelegation
 from micropay.errors import MicropayValueError
@@ -42,21 +43,36 @@ def inbox_path(payee: str) -> str:
 
 
 class HostedInboxes:
-    """Several payees' inboxes as one ASGI app (:attr:`app`), each under :func:`inbox_path`. A
-    path naming no hosted payee is a 404 with ``unknown_payee``, answered before any body is read."""
+    """Several payees' inboxes as one ASGI app (:attr:`app`), each under :func:`inbox_path`, its
+    address in any case (as checksummed, or in lower case). A path naming no hosted payee is a 404
+    with ``unknown_payee``, answered before any body is read."""
 
     def __init__(self, inboxes: Sequence[Inbox]) -> None:
         self.inboxes = {inbox.payee.address: inbox for inbox in inboxes}
         if len(self.inboxes) != len(inboxes):
             raise MicropayValueError("two of the inboxes are for the same payee")
-        self.app = Starlette(routes=[Mount(inbox_path(address), app=inbox.app)
-                                     for address, inbox in self.inboxes.items()],
-                             exception_handlers={404: self._unknown})
+        self.router = Starlette(routes=[Mount(inbox_path(address), app=inbox.app)
+                                        for address, inbox in self.inboxes.items()],
+                                exception_handlers={404: self._unknown})
+
+    @property
+    def app(self) -> HostedInboxes:
+        """The ASGI app to serve: this object."""
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route by the address in lower case. Only the path routed on changes: ``raw_path`` stays
+        as sent, so a signed read's signature still covers the path its client signed."""
+        path = scope.get("path", "")
+        if scope["type"] == "http" and isinstance(path, str) and path[:3].lower() == "/0x":
+            address, slash, rest = path[1:].partition("/")
+            scope = {**scope, "path": f"/{address.lower()}{slash}{rest}"}
+        await self.router(scope, receive, send)
 
     @staticmethod
     async def _unknown(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": "unknown_payee", "message": "no inbox is hosted at this path: an inbox's "
-                             "address is this server's address followed by /0x and the payee's address"},
+                             "address is this server's followed by / and a hosted payee's address"},
                             status_code=404)
 
     def close(self, timeout: float | None = None) -> None:

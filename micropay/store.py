@@ -103,11 +103,16 @@ class VoucherStore:
             raise StoreError(f"{self.location} has schema {version}; this micropay reads up to {SCHEMA_VERSION}")
         if version == SCHEMA_VERSION:
             return
-        with self.database.write() as db:
-            self.database.lock_migrations(db)
-            version = self.database.schema_version(db)  # another process may have migrated meanwhile
-            if version < SCHEMA_VERSION:
-                self.database.migrate(db, version, SCHEMA_VERSION)
+        try:
+            with self.database.write() as db:
+                self.database.lock_migrations(db)
+                version = self.database.schema_version(db)  # another process may have migrated meanwhile
+                if version < SCHEMA_VERSION:
+                    self.database.migrate(db, version, SCHEMA_VERSION)
+        except self.database.errors as exc:  # e.g. a search_path naming a schema that does not exist
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(f"cannot create or upgrade the store's tables in {self.location}: {reason} (on "
+                             "PostgreSQL, create the schema the URL's search_path names first)") from None
 
     @property
     def schema_version(self) -> int:

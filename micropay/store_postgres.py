@@ -105,9 +105,14 @@ class PostgresDatabase(Database):
     errors = (psycopg.Error,)
 
     def __init__(self, url: str) -> None:
-        self.location = redacted(url)
         self._url = url
-        self._password = str(conninfo.conninfo_to_dict(url).get("password") or "")
+        location = redacted(url)  # first: a malformed URL is refused without being echoed
+        # What to hide from messages: the password as parsed and, for a URL whose password holds an
+        # unescaped "@" (which a parser splits elsewhere), each part of the text before the host.
+        raw = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+        parsed = str(conninfo.conninfo_to_dict(url).get("password") or "")
+        self._secrets = sorted({part for part in (parsed, raw, *raw.split("@")) if part}, key=len, reverse=True)
+        self.location = self._scrub(location)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._writer = self._connect()
@@ -117,7 +122,12 @@ class PostgresDatabase(Database):
     def _say(self, exc: BaseException) -> str:
         """A driver error's text, never with the password in it."""
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return text.replace(self._password, "***") if self._password else text
+        return self._scrub(text)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _connect(self) -> _Connection:
         try:

@@ -144,11 +144,13 @@ def receive_rates(setup: Setup, receives: int, batches: int) -> dict[str, float]
     bare = BareCommits(setup.dir)
 
     def without_fsync() -> float:
-        payee.store._db.execute("PRAGMA synchronous=OFF")  # diagnostic only: the receive's own work
+        with payee.store.database.read() as db:  # SQLite's one connection: diagnostic only, the receive's own work
+            db.execute("PRAGMA synchronous=OFF")
         try:
             return timed(payee.receive, stream, receives)
         finally:
-            payee.store._db.execute("PRAGMA synchronous=FULL")
+            with payee.store.database.read() as db:
+                db.execute("PRAGMA synchronous=FULL")
 
     kinds: dict[str, Callable[[], float]] = {
         "bare": lambda: bare.rate(receives),

@@ -86,8 +86,16 @@ class StoreLocation(_StoreParam):
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
         if isinstance(value, Path):
             return value
-        text = str(value)
-        return text if is_postgres(text) else Path(text)
+        text = str(value).strip()
+        if is_postgres(text):
+            return text
+        # Anything else is a path, but never one that looks like a mistyped URL or a connection
+        # string: it may hold a password, which an error about a missing folder would print.
+        scheme = text.partition(":")[0]
+        if "://" in text or (":/" in text and "@" in text) or "password=" in text or "host=" in text:
+            self.fail(f"a store is a file's path or a postgresql:// URL; this looks like a URL or connection "
+                      f"string of another form ({scheme[:20]!r}…), not shown: it may hold a password", param, ctx)
+        return Path(text)
 
 
 class AmountType(_AmountParam):

@@ -97,8 +97,8 @@ def _delivery(session: Session, payer: Payer, channel: ChannelRecord, amount: in
     if record is None:
         return None
     if record.state == "held":
-        return (f"delivered: the freelancer's inbox holds it (its acknowledgment, signed by {channel.key.payee}, "
-                "verified)")
+        return (f"delivered: the freelancer's inbox holds it (its acknowledgment, signed for {channel.key.payee} "
+                "by its key or a key it delegated to, verified)")
     queued = payer.outbox.backlog(channel.ref)
     if not queued:  # delivered meanwhile (another process ran `micropay deliver`)
         return "delivered: the freelancer's inbox holds it"

@@ -21,6 +21,7 @@ import secrets
 import signal
 import socket
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -154,12 +155,12 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
                          delegated=None if delegation is None else (session.account, delegation))]
     # Each freelancer's dashboard beside its inbox: behind a login token (printed once, below); its
     # "settle now" (own key only) acts only for a request from loopback, with the page's CSRF token.
-    login = secrets.token_urlsafe(24)
+    logins = {inbox.payee.address: secrets.token_urlsafe(24) for inbox in inboxes}  # one per freelancer
     for inbox in inboxes:
         own = inbox.payee if inbox.delegation is None else None
         pages = Dashboard(inbox.payee.store, inbox.payee.address, [inbox.payee.escrow], payee=own,
                           explorers={inbox.payee.escrow.chain_id: explorer} if explorer else None)
-        inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, login))
+        inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, logins[inbox.payee.address]))
     app, proxy = (hosted.app, None) if len(inboxes) > 1 else _paywalled(inboxes[0], upstream, prices, price_token,
                                                                          log)
     sock = _listen(host, port)
@@ -195,7 +196,7 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
                        f"listening on {_url(host, actual, root + API_PREFIX)}/; OpenAPI schema: "
                        f"{_url(host, actual, root + OPENAPI_PATH)}")
             click.echo(f"dashboard (keep this address to yourself: it logs in): "
-                       f"{_url(host, actual, root + DASHBOARD_PATH)}/?token={login}")
+                       f"{_url(host, actual, root + DASHBOARD_PATH)}/?token={logins[payee.address]}")
             log.event("listening", host=host, port=actual, payee=payee.address, escrow=payee.escrow.address,
                       chain=payee.escrow.chain_id, path=root or "/")
         if upstream:
@@ -259,7 +260,8 @@ def delegate(session: Session, key: str, days: int, escrow_address: str | None, 
     text = json.dumps(signed.to_dict(), indent=2)
     if out:
         Path(out).write_text(text + "\n", encoding="utf-8")
-        click.echo(f"delegation to {signed.key} until {signed.until} written to {safe(out)}")
+        until = datetime.fromtimestamp(signed.until, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(f"delegation to {signed.key} until {until} written to {safe(out)}")
     else:
         click.echo(text)
 

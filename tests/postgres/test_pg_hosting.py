@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import psycopg
 import pytest
 from eth_account import Account
@@ -20,6 +21,7 @@ from micropay.acknowledgment import Acknowledgment
 from micropay.delegation import delegate_inbox
 from micropay.errors import InvalidAcknowledgment
 from micropay.records import store_key
+from micropay.signed_request import sign_request
 from micropay.store import VoucherStore
 
 TASKS = 3  # delivered through each client's outbox, then one more posted by hand
@@ -54,7 +56,7 @@ def test_one_server_hosts_two_freelancers_each_in_its_own_rows(pg_world, pg_stor
             for n in range(TASKS):
                 client.pay(channel.id, PRICE, task=f"task {n}")  # delivered by the outbox, which verifies the ack
             (row,) = [d for d in client.store.deliveries(channel.ref) if d.amount == PRICE * TASKS]
-            assert row.state == "held"
+            assert row.state == "held", server.err.read_text()[-3000:]
             channels.append((client, freelancer, channel))
 
         # By hand: the acknowledgment is the platform's, and verifies only as the freelancer's.
@@ -69,6 +71,13 @@ def test_one_server_hosts_two_freelancers_each_in_its_own_rows(pg_world, pg_stor
         with pytest.raises(InvalidAcknowledgment):  # the delegation is not the other freelancer's
             ack.verify(freelancers[1].address, chain_id=escrow.chain_id, escrow=escrow.address,
                        channel_id=channel.id)
+
+        # The address as clients copy it, checksummed: the same inbox (the payment is held already).
+        again = server.post(f"{server.base}/{freelancer.address}/v1/payments", {"payment": payment.encode()})
+        assert again.status_code == 200 and again.json()["duplicate"] is True, again.text
+        signed = f"/{freelancer.address}/v1/channels/0x{channel.id.hex()}/progress"  # signed as sent, mixed case
+        read = httpx.get(f"{server.base}{signed}", headers=sign_request(client.account, "GET", signed))
+        assert (read.status_code, read.json()["error"]) == (404, "unknown_plan"), read.text  # signature accepted
 
         # The other freelancer's inbox does not take a payment to the first.
         wrong = server.post(f"{server.inboxes[freelancers[1].address]}/v1/payments", {"payment": payment.encode()})
