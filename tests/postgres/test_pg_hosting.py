@@ -79,6 +79,15 @@ def test_one_server_hosts_two_freelancers_each_in_its_own_rows(pg_world, pg_stor
         read = httpx.get(f"{server.base}{signed}", headers=sign_request(client.account, "GET", signed))
         assert (read.status_code, read.json()["error"]) == (404, "unknown_plan"), read.text  # signature accepted
 
+        # Each freelancer's dashboard has its own login: one's link does not open the other's page.
+        logins = {line.split("/dashboard/?token=")[0].rsplit("/", 1)[-1]: line.split("?token=")[1].strip()
+                  for line in server.out.read_text().splitlines() if "/dashboard/?token=" in line}
+        first, second = (f"0x{f.address[2:].lower()}" for f in freelancers)
+        assert set(logins) == {first, second} and logins[first] != logins[second]
+        own = httpx.get(f"{server.base}/{first}/dashboard/?token={logins[first]}", follow_redirects=True)
+        other = httpx.get(f"{server.base}/{second}/dashboard/?token={logins[first]}", follow_redirects=True)
+        assert own.status_code == 200 and other.status_code == 401
+
         # The other freelancer's inbox does not take a payment to the first.
         wrong = server.post(f"{server.inboxes[freelancers[1].address]}/v1/payments", {"payment": payment.encode()})
         assert (wrong.status_code, wrong.json()["error"]) == (403, "not_participant")
