@@ -20,8 +20,8 @@ def test_pay_with_an_inbox_says_the_freelancer_holds_it(people, freelancer_inbox
     assert result.stdout.startswith("mpp1")  # the payment text is still printed
     paid, delivered = result.stderr.strip().splitlines()
     assert "Send the line above" not in paid
-    assert delivered == (f"delivered: the freelancer's inbox holds it (its acknowledgment, signed by "
-                         f"{freelancer.address}, verified)")
+    assert delivered == (f"delivered: the freelancer's inbox holds it (its acknowledgment, signed for "
+                         f"{freelancer.address} by its key or a key it delegated to, verified)")
     assert client.inbox_of(channel) == freelancer_inbox.url  # kept for the next payments
     second = client.run("pay", channel, "0.002 ETH", "palette")
     assert second.stderr.strip().splitlines()[-1].startswith("delivered: ")
