@@ -388,6 +388,8 @@ class Bench:
 def run_postgres(store: str, server_counts: Sequence[int], levels: Sequence[int], seconds: float,
                  profile: Path | None) -> dict[str, Any]:
     import bench_pg
+    from micropay.store_postgres import redacted
+    from pgcluster import throwaway_cluster, with_search_path
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -395,14 +397,14 @@ def run_postgres(store: str, server_counts: Sequence[int], levels: Sequence[int]
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-inbox-")))
         if store == "postgres":
-            cluster = stack.enter_context(bench_pg.throwaway_cluster())
+            cluster = stack.enter_context(throwaway_cluster(in_memory=False))  # on the disk: its flushes count
             server_url, where = cluster.url, "a throwaway cluster (initdb + pg_ctl, on this machine)"
         else:
-            server_url, where = store, bench_pg.redacted(store)
+            server_url, where = store, redacted(store)
         facts = bench_pg.server_facts(server_url)
         postmaster = facts["postmaster"] if isinstance(facts["postmaster"], int) else None
         schema = stack.enter_context(bench_pg.fresh_schema(server_url))
-        url = bench_pg.in_schema(server_url, schema)
+        url = with_search_path(server_url, schema)
         say(f"store: {where}, schema {schema}; setting up the chain and {max(levels)} channels")
         bench = Bench(directory, levels, seconds, profile)
         stack.callback(bench.chain.stop)

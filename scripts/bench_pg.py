@@ -1,5 +1,6 @@
-"""What scripts/bench_inbox.py needs from PostgreSQL and from /proc: a throwaway cluster, a fresh
-schema per run, the bare commit rate, and the CPU seconds processes use.
+"""What scripts/bench_inbox.py needs from PostgreSQL and from /proc: a fresh schema per run, the
+bare commit rate, and the CPU seconds processes use (its throwaway cluster is
+:func:`pgcluster.throwaway_cluster`).
 
 psycopg is imported only by the functions that talk to a server, so the SQLite benchmark runs
 without it.
@@ -8,94 +9,16 @@ without it.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import pwd
 import secrets
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from bench_anvil import free_port, percentile
+from bench_anvil import percentile
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def pg_bindir() -> str:
-    """The newest /usr/lib/postgresql/N/bin holding initdb (Debian's layout), else PATH's."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if found:
-        return os.path.dirname(found[-1])
-    initdb = shutil.which("initdb")
-    if initdb is None:
-        raise RuntimeError("no initdb: apt-get install -y postgresql")
-    return os.path.dirname(initdb)
-
-
-@dataclass
-class Cluster:
-    url: str
-    data: Path
-    version: str
-
-    @property
-    def postmaster(self) -> int:
-        return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
-
-
-@contextlib.contextmanager
-def throwaway_cluster() -> Iterator[Cluster]:
-    """initdb + pg_ctl start in a new temporary folder (as the `postgres` user when run as root:
-    initdb refuses root), fsync on, synchronous_commit on; yield it; stop it and remove it."""
-    bindir = pg_bindir()
-    run_as: dict[str, Any] = {}
-    folder = tempfile.mkdtemp(prefix="bench-inbox-pg-")
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(folder, user.pw_uid, user.pw_gid)
-        run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    data, port = Path(folder) / "data", free_port()
-    env = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
-    try:
-        subprocess.run([f"{bindir}/initdb", "-D", str(data), "-U", "micropay", "-A", "trust", "-E", "UTF8",
-                        "--locale=C", "--no-sync", "--no-instructions"],
-                       check=True, capture_output=True, env=env, cwd=folder, **run_as)
-        options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on "
-                   "-c max_connections=200 -c shared_buffers=128MB")
-        subprocess.run([f"{bindir}/pg_ctl", "-D", str(data), "-l", os.path.join(folder, "log"), "-w", "-t", "60",
-                        "-o", options, "start"], check=True, capture_output=True, env=env, cwd=folder, **run_as)
-        version = subprocess.run([f"{bindir}/postgres", "--version"], capture_output=True, text=True,
-                                 check=False).stdout.strip()
-        yield Cluster(f"postgresql://micropay@127.0.0.1:{port}/postgres", data, version)
-    finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run([f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True, env=env, cwd=folder, check=False, **run_as)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def in_schema(url: str, schema: str) -> str:
-    """``url`` with its search_path set to ``schema`` (in libpq's ``options``, kept with any others)."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query["options"] = f"{query.get('options', '')} -csearch_path={schema}".strip()
-    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
-
-
-def redacted(url: str) -> str:
-    """``url`` without a password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 @contextlib.contextmanager

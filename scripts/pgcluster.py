@@ -1,5 +1,6 @@
-"""A throwaway PostgreSQL cluster for tests: initdb + pg_ctl in a new temporary folder, a free
-loopback port, trust authentication for the role ``micropay``; removed when done.
+"""A throwaway PostgreSQL cluster for the tests and scripts/bench_inbox.py: initdb + pg_ctl in a
+new temporary folder, a free loopback port, trust authentication for the role ``micropay``;
+removed when done. (In scripts/, which both the tests and the benchmarks import from.)
 
 Works as root (initdb and postgres refuse root: they run as the ``postgres`` user, through
 subprocess's user=/group=) and as an ordinary user (they run as that user). The socket goes in the
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 ROLE = "micropay"
 DATABASE = "postgres"
@@ -100,19 +102,22 @@ def _env() -> dict[str, str]:
     return {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
 
 
-#: Where clusters live when it exists: memory, so the suite's many commits cost no disk flush (fsync
-#: stays on, and a crash of the server alone, what the crash tests make, loses nothing either way).
+#: Where clusters live, if ``in_memory`` and it exists: memory, so the suite's many commits cost no
+#: disk flush (fsync stays on, and a crash of the server alone, what the crash tests make, loses
+#: nothing either way).
 SHM = "/dev/shm"
 
 
 @contextlib.contextmanager
-def throwaway_cluster(fsync: bool = True) -> Iterator[Cluster]:
+def throwaway_cluster(fsync: bool = True, *, in_memory: bool = True) -> Iterator[Cluster]:
     """Create and start a cluster in a new temporary folder; yield it; stop it (``-m immediate``: its
     data is thrown away) and remove the folder. ``fsync=False`` is faster and survives no power cut
-    (a crash of the server alone loses nothing either way)."""
+    (a crash of the server alone loses nothing either way). ``in_memory=False``: on the disk, whose
+    flushes a benchmark measures."""
     bindir = pg_bindir()
     uid = gid = None
-    folder = tempfile.mkdtemp(prefix="micropay-pg-", dir=SHM if os.access(SHM, os.W_OK) else None)  # mode 0700
+    shm = SHM if in_memory and os.access(SHM, os.W_OK) else None
+    folder = tempfile.mkdtemp(prefix="micropay-pg-", dir=shm)  # mode 0700
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
         uid, gid = pw.pw_uid, pw.pw_gid
@@ -139,8 +144,12 @@ def throwaway_cluster(fsync: bool = True) -> Iterator[Cluster]:
 
 
 def with_search_path(url: str, schema: str) -> str:
-    """``url`` with its connections' search_path set to ``schema`` (a libpq ``options`` parameter)."""
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    """``url`` with its connections' search_path set to ``schema`` (in libpq's ``options``
+    parameter, kept with any others it holds)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query["options"] = f"{query.get('options', '')} -csearch_path={schema}".strip()
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 def new_schema(base_url: str) -> str:
