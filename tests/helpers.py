@@ -199,3 +199,20 @@ def agree_and_open(payer: Any, payee: Any, freelancer: Any, title: str, tasks: t
     accepted = payer.plans.accept(payee.plans.propose(plan, freelancer).encode(), payer.account)
     payee.plans.take(accepted.encode())
     return plan, accepted, payer.open_for_plan(accepted.hash)
+
+
+def signed_payments(payer: Any, channel: Any, count: int, amount: int = 10**12, prefix: str = "t") -> list[str]:
+    """The channel's next ``count`` payments (tasks ``t0``, ``t1``…), signed ahead, one receipt each:
+    payment ``n`` is for the cumulative ``amount * (n + 1)``."""
+    from micropay.ledger import EMPTY_ROOT, TaskReceipt, extend_entries
+    from micropay.payment import Payment
+    from micropay.voucher import sign_voucher as sign
+
+    texts, last = [], None
+    for n in range(count):
+        (entry,) = extend_entries(last, [TaskReceipt(f"{prefix}{n}", amount, EMPTY_ROOT, "")])
+        voucher = sign(payer.account, chain_id=channel.chain_id, escrow=channel.escrow, channel_id=channel.id,
+                       amount=entry.total, ledger_root=entry.root)
+        texts.append(Payment.of(voucher, (entry.receipt,), n).encode())
+        last = entry
+    return texts

@@ -6,21 +6,15 @@ fixture: a file on SQLite, a schema on PostgreSQL); without one, in files."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 from chains import AnvilWorld
 from micropay import Payer, keystore
 from micropay.records import ChannelRecord
 from micropay.store import VoucherStore
 from pgcluster import StoreLocations
+from serve_process import ServeProcess
 
 PASSWORD = "inbox-tests"
 
@@ -62,44 +56,14 @@ class Freelancer:
         return Server(self, args)
 
 
-class Server:
-    """`micropay serve` on a free port (``--port 0``: it says which), logs in files."""
+class Server(ServeProcess):
+    """The freelancer's `micropay serve` (see :class:`serve_process.ServeProcess`)."""
 
     def __init__(self, freelancer: Freelancer, args: tuple[str, ...]) -> None:
-        home = freelancer.home
-        self.out, self.err = home / f"serve-{time.monotonic_ns()}.out", home / f"serve-{time.monotonic_ns()}.err"
-        argv = [sys.executable, "-m", "micropay", "--rpc", freelancer.world.anvil.url, "--home", str(home),
+        argv = [sys.executable, "-m", "micropay", "--rpc", freelancer.world.anvil.url, "--home", str(freelancer.home),
                 *freelancer.store_args, "--confirmations", "0", "serve", "--escrow", freelancer.world.escrow.address,
                 "--port", "0", *args]
-        with self.out.open("w") as out, self.err.open("w") as err:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=err,
-                                            env={**os.environ, "MICROPAY_PASSWORD": PASSWORD})
-        deadline = time.monotonic() + 60
-        while not self.out.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"micropay serve did not start: {self.err.read_text()[-2000:]}")
-            time.sleep(0.02)
-        self.line = self.out.read_text().splitlines()[0]
-        self.url = self.line.split(" listening on ")[1].split("/v1/;")[0]
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-
-    def post(self, path: str, body: object = None, *, content: bytes | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        if content is None:
-            content = json.dumps(body).encode()
-        return self.client.post(path, content=content, headers={"Content-Type": "application/json", **(headers or {})})
-
-    def pay(self, text: str) -> httpx.Response:
-        return self.post("/v1/payments", {"payment": text})
-
-    def log(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.err.read_text().splitlines() if line.startswith("{")]
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        self.client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        super().__init__(argv, freelancer.home, PASSWORD)
 
 
 def open_channel(payer: Payer, payee: str, deposit: int = 10**18) -> ChannelRecord:

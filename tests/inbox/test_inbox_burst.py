@@ -12,10 +12,9 @@ import httpx
 import pytest
 from inboxhelpers import open_channel
 
+from helpers import signed_payments
 from micropay.acknowledgment import Acknowledgment
-from micropay.ledger import EMPTY_ROOT, LedgerEntry, TaskReceipt, extend_entries
-from micropay.payment import Payment
-from micropay.voucher import sign_voucher
+from micropay.ledger import LedgerEntry
 
 UNLIMITED = ("--client-rate", "0", "--channel-rate", "0")
 
@@ -29,18 +28,6 @@ class Stream:
     acked: list[tuple[int, Acknowledgment]] = field(default_factory=list)  # (payment index, ack)
     answers: list[int] = field(default_factory=list)
     broken: BaseException | None = None
-
-
-def signed_payments(payer, channel, count: int, amount: int = 10**12) -> list[str]:
-    """The channel's next ``count`` payments, signed ahead (one receipt each)."""
-    texts, last = [], None
-    for n in range(count):
-        (entry,) = extend_entries(last, [TaskReceipt(f"t{n}", amount, EMPTY_ROOT, "")])
-        voucher = sign_voucher(payer.account, chain_id=channel.chain_id, escrow=channel.escrow,
-                               channel_id=channel.id, amount=entry.total, ledger_root=entry.root)
-        texts.append(Payment.of(voucher, (entry.receipt,), n).encode())
-        last = entry
-    return texts
 
 
 def post_all(url: str, stream: Stream, acked_total: list[int], lock: threading.Lock) -> None:

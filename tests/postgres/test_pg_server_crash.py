@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from pghelpers import AMOUNT, Served, home_with_key, signed_payments
+from pghelpers import AMOUNT, Served, home_with_key
 
+from helpers import signed_payments
 from micropay.acknowledgment import Acknowledgment
 from micropay.store import VoucherStore
 from pgcluster import new_schema, throwaway_cluster

@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg
-from pghelpers import AMOUNT, Served, home_with_key, signed_payments
+from pghelpers import AMOUNT, Served, home_with_key
 
+from helpers import signed_payments
 from micropay import Payee
 from micropay.acknowledgment import Acknowledgment
 from micropay.group_commit import GroupCommit
