@@ -23,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 from micropay._utils.crypto import keccak, unsafe_sign_digest
 from micropay.delegation import InboxDelegation
 from micropay.documents import (
+    check_key_signature,
     checked_int,
     decimal,
     escrow_digest,
@@ -34,7 +35,7 @@ from micropay.documents import (
 )
 from micropay.errors import InvalidAcknowledgment, MicropayValueError
 from micropay.types import MAX_AMOUNT
-from micropay.voucher import ECDSA_SIGNATURE_SIZE, MAX_CHAIN_ID, check_signature_form
+from micropay.voucher import ECDSA_SIGNATURE_SIZE, MAX_CHAIN_ID
 
 ACKNOWLEDGMENT_TYPE = "Acknowledgment(bytes32 channelId,uint256 cumulativeAmount,bytes32 ledgerRoot)"
 ACKNOWLEDGMENT_TYPEHASH = keccak(ACKNOWLEDGMENT_TYPE.encode())
@@ -67,9 +68,7 @@ class Acknowledgment:
             for value, what in ((self.channel_id, "channel id"), (self.ledger_root, "ledger root")):
                 if not isinstance(value, bytes) or len(value) != 32:
                     raise InvalidAcknowledgment(f"an acknowledgment's {what} is 32 bytes")
-            if not isinstance(self.signature, bytes) or len(self.signature) != ECDSA_SIGNATURE_SIZE:
-                raise InvalidAcknowledgment("an acknowledgment's signature is 65 bytes (r, s, v)")
-            check_signature_form(self.signature)
+            check_key_signature(self.signature, "an acknowledgment")
         except InvalidAcknowledgment:
             raise
         except MicropayValueError as exc:

@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 
 from micropay._utils.crypto import keccak, unsafe_sign_digest
 from micropay.documents import (
+    check_key_signature,
     checked_int,
     escrow_digest,
     escrow_typed_data,
@@ -28,7 +29,7 @@ from micropay.documents import (
     recovered_signer,
 )
 from micropay.errors import InvalidAcknowledgment, MicropayValueError
-from micropay.voucher import ECDSA_SIGNATURE_SIZE, MAX_CHAIN_ID, check_signature_form
+from micropay.voucher import ECDSA_SIGNATURE_SIZE, MAX_CHAIN_ID
 
 DELEGATION_TYPE = "InboxDelegation(address payee,address key,uint64 until)"
 DELEGATION_TYPEHASH = keccak(DELEGATION_TYPE.encode())
@@ -55,9 +56,7 @@ class InboxDelegation:
             checked_int(self.until, "until", 0, 2**64 - 1)
             for name in ("escrow", "payee", "key"):
                 object.__setattr__(self, name, plan_address(getattr(self, name), name))
-            if not isinstance(self.signature, bytes) or len(self.signature) != ECDSA_SIGNATURE_SIZE:
-                raise InvalidAcknowledgment("a delegation's signature is 65 bytes (r, s, v)")
-            check_signature_form(self.signature)
+            check_key_signature(self.signature, "a delegation")
         except InvalidAcknowledgment:
             raise
         except MicropayValueError as exc:

@@ -16,7 +16,14 @@ from micropay._utils import bounded, textform
 from micropay._utils.addresses import normalize
 from micropay._utils.crypto import keccak, recover_address
 from micropay.errors import InvalidAcknowledgment, InvalidPlan, InvalidVoucher, MicropayValueError
-from micropay.voucher import DOMAIN_NAME, DOMAIN_VERSION, EIP712_DOMAIN_FIELDS, check_signature_form, domain_separator
+from micropay.voucher import (
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    ECDSA_SIGNATURE_SIZE,
+    EIP712_DOMAIN_FIELDS,
+    check_signature_form,
+    domain_separator,
+)
 
 #: Asks whether ``signature`` by ``address`` over ``digest`` is valid (EIP-1271 for a contract).
 SignatureCheck = Callable[[str, bytes, bytes], bool]
@@ -91,6 +98,14 @@ def recovered_signer(digest: bytes, signature: bytes, what: str) -> str:
     if signer is None or signer == bytes(20):
         raise InvalidAcknowledgment(f"the {what}'s signature recovers to no signer")
     return plan_address("0x" + signer.hex(), "signer")
+
+
+def check_key_signature(signature: object, what: str) -> None:
+    """Raises :class:`InvalidAcknowledgment` unless ``signature`` is a key's: 65 bytes (``what``: the
+    document, with its article, for the message); then what :func:`check_signature_form` raises."""
+    if not isinstance(signature, bytes) or len(signature) != ECDSA_SIGNATURE_SIZE:
+        raise InvalidAcknowledgment(f"{what}'s signature is 65 bytes (r, s, v)")
+    check_signature_form(signature)
 
 
 def is_valid_signature(address: str, digest: bytes, signature: bytes, is_signed_by: SignatureCheck | None) -> bool:
