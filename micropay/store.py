@@ -36,7 +36,7 @@ from micropay.records import (
     StoredPlan,
 )
 from micropay.schema import SCHEMA_VERSION
-from micropay.store_backend import Connection, Database, is_postgres, open_database
+from micropay.store_backend import Connection, Database, damaged, is_postgres, open_database
 from micropay.store_reader import ChannelLike, StoreReader, unknown_channel
 from micropay.store_sqlite import SqliteDatabase
 from micropay.store_transaction import StoreTransaction
@@ -121,11 +121,7 @@ class VoucherStore:
             with self.database.read() as db:
                 return self.database.schema_version(db)
         except self.database.errors as exc:
-            raise StoreError(self._damaged(exc)) from exc
-
-    def _damaged(self, exc: BaseException) -> str:
-        return (f"the voucher store {self.location} is damaged or not a micropay store ({exc}): restore it from an "
-                "export (`micropay import`), or rebuild its channels from the chain (`micropay sync`)")
+            raise StoreError(damaged(self.location, exc)) from exc
 
     def close(self) -> None:
         """Close the store (after a last checkpoint, if they run in the background); it cannot be
@@ -161,7 +157,7 @@ class VoucherStore:
                 self._tips.forget()  # tips read inside the transaction may have seen its writes
                 if isinstance(exc, database.errors):
                     if database.damaged(exc):
-                        raise StoreError(self._damaged(exc)) from exc
+                        raise StoreError(damaged(self.location, exc)) from exc
                     raise StoreError(f"the voucher store {self.location} refused a write: {exc}") from exc
                 raise
         if changes is None or database.changes(db) != changes:

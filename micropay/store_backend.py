@@ -122,6 +122,12 @@ class Database(ABC):
         """Close every connection; the database cannot be used after."""
 
 
+def damaged(location: str, exc: BaseException) -> str:
+    """What to tell someone whose store at ``location`` cannot be read."""
+    return (f"the voucher store {location} is damaged or not a micropay store ({exc}): restore it from an export "
+            "(`micropay import`), or rebuild its channels from the chain (`micropay sync`)")
+
+
 def is_postgres(location: str | os.PathLike[str]) -> bool:
     """Whether ``location`` names a PostgreSQL server (a ``postgresql://`` URL) rather than a file."""
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)

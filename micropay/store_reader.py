@@ -32,7 +32,7 @@ from micropay.records import (
     store_key,
     u256,
 )
-from micropay.store_backend import Connection, Database
+from micropay.store_backend import Connection, Database, damaged
 from micropay.tips import TipCache
 from micropay.voucher import Voucher
 
@@ -272,9 +272,3 @@ def unknown_channel(path: str, channel: ChannelLike) -> UnknownChannel:
     """The error for a channel the store at ``path`` does not hold."""
     what = channel if isinstance(channel, ChannelRef) else f"channel 0x{channel.hex()}"
     return UnknownChannel(f"{what} is not in {path}")
-
-
-def damaged(path: str, exc: BaseException) -> str:
-    """What to tell someone whose store file cannot be read."""
-    return (f"the voucher store {path} is damaged or not a micropay store ({exc}): restore it from an export "
-            "(`micropay import`), or rebuild its channels from the chain (`micropay sync`)")

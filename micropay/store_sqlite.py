@@ -18,13 +18,7 @@ from pathlib import Path
 
 from micropay import schema
 from micropay.errors import StoreError
-from micropay.store_backend import Connection, Database
-
-
-def damaged_message(location: str, exc: BaseException) -> str:
-    """What to tell someone whose store cannot be read."""
-    return (f"the voucher store {location} is damaged or not a micropay store ({exc}): restore it from an export "
-            "(`micropay import`), or rebuild its channels from the chain (`micropay sync`)")
+from micropay.store_backend import Connection, Database, damaged
 
 
 class SqliteDatabase(Database):
@@ -58,7 +52,7 @@ class SqliteDatabase(Database):
             db.execute("PRAGMA busy_timeout=30000")
             return db
         except sqlite3.DatabaseError as exc:
-            raise StoreError(damaged_message(self.location, exc)) from exc
+            raise StoreError(damaged(self.location, exc)) from exc
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the voucher store {self.path}: {exc}") from exc
 

@@ -141,6 +141,7 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
     notifier = _notifier(command, webhook)
     log = ServerLog(level=log_level)
     _route_library_logs(log, log_level)
+    hosted = None
     if len(delegations) > 1:  # a platform: each freelancer's inbox at /0x<address>, over its rows of the store
         if upstream:
             raise MicropayValueError("--paywall charges for one freelancer's API: not with several --delegation")
@@ -161,8 +162,8 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
         pages = Dashboard(inbox.payee.store, inbox.payee.address, [inbox.payee.escrow], payee=own,
                           explorers={inbox.payee.escrow.chain_id: explorer} if explorer else None)
         inbox.app.mount(DASHBOARD_PATH, TokenGate(pages.app, logins[inbox.payee.address]))
-    app, proxy = (hosted.app, None) if len(inboxes) > 1 else _paywalled(inboxes[0], upstream, prices, price_token,
-                                                                         log)
+    app, proxy = (hosted.app, None) if hosted is not None else _paywalled(inboxes[0], upstream, prices, price_token,
+                                                                           log)
     sock = _listen(host, port)
     actual = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False,
@@ -191,7 +192,7 @@ def serve(session: Session, host: str, port: int, escrow_address: str | None, co
             for watch in watches:
                 watch.start()
         for inbox in inboxes:
-            payee, root = inbox.payee, inbox_path(inbox.payee.address) if len(inboxes) > 1 else ""
+            payee, root = inbox.payee, inbox_path(inbox.payee.address) if hosted is not None else ""
             click.echo(f"inbox of {payee.address} on escrow {payee.escrow.address} (chain {payee.escrow.chain_id}) "
                        f"listening on {_url(host, actual, root + API_PREFIX)}/; OpenAPI schema: "
                        f"{_url(host, actual, root + OPENAPI_PATH)}")
